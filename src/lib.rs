@@ -1,0 +1,12 @@
+//! scansync: a resumable, idempotent sync of DynamoDB scan records into PostgreSQL.
+//!
+//! The pipeline reads pages from a [`source`], cleans them in [`parse`], lands them through a
+//! [`write`]r, and moves the [`checkpoint`] last; [`run`] ties the stages together. See
+//! `ARCHITECTURE.md` for the map.
+
+pub mod attr;
+pub mod error;
+pub mod parse;
+pub mod time;
+
+pub use error::{Error, Kind, Result};
