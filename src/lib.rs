@@ -10,3 +10,15 @@ pub mod parse;
 pub mod time;
 
 pub use error::{Error, Kind, Result};
+pub mod db;
+pub mod schema;
+pub mod write;
+pub mod aws;
+pub mod checkpoint;
+pub mod ledger;
+pub mod lock;
+pub mod pipeline;
+pub mod retry;
+pub mod run;
+pub mod source;
+pub mod window;

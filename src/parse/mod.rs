@@ -18,7 +18,7 @@ pub mod tags;
 pub mod text;
 
 use crate::attr::{write_item_dynamodb_json, Attr, Item};
-use crate::time::Timestamp;
+use crate::time::{Day, Timestamp};
 use json::{attr_to_json, jsonb_text, parse_json_text, strip_nul, Parsed};
 use number::{id_text, normalize_decimal};
 use serde_json::{Map, Value};
@@ -250,13 +250,35 @@ pub struct ParsedPage {
     pub drift: Drift,
     /// Raw records read.
     pub read: u64,
-    /// Records at or before the window's lower bound (already synced by an earlier run).
-    pub skipped_old: u64,
+    /// Records outside the run's window (already synced by an earlier run, or outside a
+    /// backfill's days).
+    pub skipped: u64,
 }
 
-/// Parses one page. `after`: keep only records with `updatedAt` strictly later (the exact
-/// incremental filter); `None` keeps every record (backfill, demo).
-pub fn parse_page(partition: &str, raw: Vec<RawRecord>, after: Option<Timestamp>) -> ParsedPage {
+/// Which parsed records a run keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Filter {
+    /// Keep only records with `updatedAt` strictly after this instant (the exact incremental
+    /// filter); `None` keeps every record.
+    pub after: Option<Timestamp>,
+    /// Keep only records whose partition day lies in this inclusive range (backfill of an
+    /// export, which is not indexed by day).
+    pub days: Option<(Day, Day)>,
+}
+
+impl Filter {
+    fn keeps(&self, r: &Record) -> bool {
+        let after_ok = self.after.is_none_or(|l| r.updated_at > l);
+        let day_ok = self.days.is_none_or(|(from, to)| {
+            let d = Day::parse(&r.partition).unwrap_or_else(|| r.updated_at.day());
+            from <= d && d <= to
+        });
+        after_ok && day_ok
+    }
+}
+
+/// Parses one page and keeps the records `filter` lets through.
+pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> ParsedPage {
     let mut page = ParsedPage {
         partition: partition.to_owned(),
         read: raw.len() as u64,
@@ -272,7 +294,7 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, after: Option<Timestamp>
             }),
             RawRecord::Item(item) => {
                 match parse_item(&item, partition, &mut page.repairs, &mut page.drift) {
-                    Ok(rec) if after.is_some_and(|l| rec.updated_at <= l) => page.skipped_old += 1,
+                    Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
                     Ok(rec) => page.records.push(rec),
                     Err(reason) => page.rejects.push(reject_item(&item, reason, partition)),
                 }
@@ -543,7 +565,7 @@ pub fn parse_item(
 
     let deleted = item.get("deleted").is_some_and(|a| cx.flag_attr("deleted", a));
 
-    let mut field = |cx: &mut Ctx, names: &[&'static str], meta_names: &[&str]| {
+    let field = |cx: &mut Ctx, names: &[&'static str], meta_names: &[&str]| {
         match get(item, names) {
             Some((n, a)) => cx.text_attr(n, a),
             None => meta_get(meta_ref, meta_names, cx.repairs).and_then(|a| cx.text_attr(names[0], &a)),

@@ -195,14 +195,14 @@ fn tombstones_are_read_from_the_deleted_flag() {
 }
 
 #[test]
-fn records_at_or_before_the_window_are_skipped_and_counted() {
+fn records_at_or_before_the_window_bound_are_skipped_and_counted() {
     let at = Timestamp::parse("2026-11-26T10:00:00Z").unwrap();
     let raw = vec![
         RawRecord::Item(item(&base())),
         RawRecord::Item(item(&with(&[("updatedAt", s("2026-11-26T10:00:00.500Z")), ("scanId", s("scan-2"))]))),
     ];
-    let page = parse_page("2026-11-26", raw, Some(at));
-    assert_eq!(page.skipped_old, 1);
+    let page = parse_page("2026-11-26", raw, &Filter { after: Some(at), days: None });
+    assert_eq!(page.skipped, 1);
     assert_eq!(page.records.len(), 1);
     assert_eq!(page.records[0].scan_id, "scan-2");
 }
@@ -210,7 +210,7 @@ fn records_at_or_before_the_window_are_skipped_and_counted() {
 #[test]
 fn rejects_keep_the_raw_record_and_scan_id() {
     let no_id: Vec<_> = base().into_iter().filter(|(k, _)| *k != "contentId").collect();
-    let page = parse_page("2026-11-26", vec![RawRecord::Item(item(&no_id))], None);
+    let page = parse_page("2026-11-26", vec![RawRecord::Item(item(&no_id))], &Filter::default());
     let rj = &page.rejects[0];
     assert_eq!(rj.reason, RejectReason::MissingContentId);
     assert_eq!(rj.scan_id.as_deref(), Some("scan-1"));

@@ -1,0 +1,119 @@
+//! The run ledger (`sync_runs`) and the drift ledger (`schema_drift`).
+
+use crate::error::Result;
+use crate::pipeline::Summary;
+use crate::schema::quoted_schema;
+use crate::time::Timestamp;
+use crate::window::Plan;
+use tokio_postgres::Client;
+
+/// What kind of run a ledger row describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// An incremental run.
+    Sync,
+    /// A backfill over a range of day partitions.
+    Backfill,
+    /// A run of `scansync demo`.
+    Demo,
+}
+
+impl RunKind {
+    /// Returns the name stored in `sync_runs.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Sync => "sync",
+            RunKind::Backfill => "backfill",
+            RunKind::Demo => "demo",
+        }
+    }
+}
+
+/// Inserts a `running` row and returns its id.
+pub async fn start(client: &Client, schema: &str, kind: RunKind, started: Timestamp) -> Result<i64> {
+    let sql = format!(
+        "insert into {}.sync_runs (kind, status, started_at) values ($1, 'running', to_timestamp($2::float8 / 1000000)) returning id",
+        quoted_schema(schema)?
+    );
+    let row = client.query_one(&sql, &[&kind.as_str(), &(started.0 as f64)]).await?;
+    Ok(row.get(0))
+}
+
+/// Completes a run's row with its outcome and counts.
+pub async fn finish(
+    client: &Client,
+    schema: &str,
+    id: i64,
+    plan: Option<&Plan>,
+    summary: &Summary,
+    error: Option<&str>,
+) -> Result<()> {
+    let sql = format!(
+        "update {}.sync_runs set
+            status = $2, finished_at = now(),
+            window_after = to_timestamp($3::float8 / 1000000),
+            first_partition = $4::text::date, last_partition = $5::text::date,
+            pages = $6, records_read = $7, records_skipped = $8,
+            rows_creators = $9, rows_communities = $10, rows_tags = $11, rows_content = $12,
+            rows_content_tags = $13, quarantined = $14, rejects = $15::text::jsonb,
+            repairs = $16::text::jsonb, drift = $17, page_retries = $18, error = $19
+         where id = $1",
+        quoted_schema(schema)?
+    );
+    let status = if error.is_some() { "failed" } else { "succeeded" };
+    let w = &summary.written;
+    let i = |n: u64| n as i64;
+    let after = plan.map(|p| p.after.0 as f64);
+    let first = plan.and_then(|p| p.days.first()).map(|d| d.to_string());
+    let last = plan.and_then(|p| p.days.last()).map(|d| d.to_string());
+    client
+        .execute(
+            &sql,
+            &[
+                &id,
+                &status,
+                &after,
+                &first,
+                &last,
+                &i(summary.pages),
+                &i(summary.read),
+                &i(summary.skipped),
+                &i(w.creators),
+                &i(w.communities),
+                &i(w.tags),
+                &i(w.content),
+                &i(w.content_tags),
+                &i(w.quarantined),
+                &summary.rejects_json(),
+                &summary.repairs_json(),
+                &i(summary.drift.len() as u64),
+                &i(summary.retries),
+                &error,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Adds a run's drift observations to `schema_drift` (one statement per run: drift is
+/// recorded once per attribute per run, never per record).
+pub async fn record_drift(client: &Client, schema: &str, summary: &Summary) -> Result<()> {
+    if summary.drift.is_empty() {
+        return Ok(());
+    }
+    let (mut attrs, mut types, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+    for ((a, t), n) in &summary.drift {
+        attrs.push(a.clone());
+        types.push(t.to_string());
+        counts.push(*n as i64);
+    }
+    let sql = format!(
+        "insert into {}.schema_drift as d (attribute, observed_type, first_seen, last_seen, count)
+         select a, t, now(), now(), n from unnest($1::text[], $2::text[], $3::int8[]) as x(a, t, n)
+         on conflict (attribute, observed_type) do update
+         set last_seen = now(), count = d.count + excluded.count",
+        quoted_schema(schema)?
+    );
+    client.execute(&sql, &[&attrs, &types, &counts]).await?;
+    Ok(())
+}

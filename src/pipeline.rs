@@ -1,0 +1,248 @@
+//! The pipeline: fetch → parse → write, wired back to front with bounded queues.
+//!
+//! ```text
+//! fetchers (one per unit, ≤ --fetchers at once)
+//!    └─ raw pages ─[bounded]─▶ parse dispatcher ─▶ rayon: decode, parse, fold, encode
+//!                                                     └─ prepared ─[bounded]─▶ writers (--writers)
+//! ```
+//! A slow stage pushes back on the one before it, so memory is bounded by the queue sizes,
+//! not by the window. The first fatal error closes the queues: fetchers and parsers stop at
+//! their next send, and [`execute`] returns the error with the counts of what committed.
+
+use crate::error::{Error, Result};
+use crate::parse::{parse_page, Drift, Filter, Repairs};
+use crate::retry::{backoff, PAGE_ATTEMPTS};
+use crate::source::{RawPage, Source};
+use crate::write::{PageWriter, Sink, WriteStats};
+use futures_util::{stream, TryStreamExt};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{info, warn, Instrument};
+
+/// How one run is executed.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Units fetched in parallel.
+    pub fetchers: usize,
+    /// Page writers (each its own connection and transaction).
+    pub writers: usize,
+    /// The units to fetch (day partitions, export files).
+    pub units: Vec<String>,
+    /// The coarse `updatedAt` pre-filter handed to the source.
+    pub coarse_after: Option<String>,
+    /// The exact filter applied after parsing.
+    pub filter: Filter,
+}
+
+/// What a run did. Counts cover committed pages only.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    /// Pages committed.
+    pub pages: u64,
+    /// Raw records read in committed pages.
+    pub read: u64,
+    /// Records outside the window.
+    pub skipped: u64,
+    /// Rejected records by reason code.
+    pub rejects: BTreeMap<&'static str, u64>,
+    /// Repairs by rule.
+    pub repairs: Repairs,
+    /// Drift observed: (attribute, type) → records.
+    pub drift: BTreeMap<(String, &'static str), u64>,
+    /// Rows written per table.
+    pub written: WriteStats,
+    /// Page transactions retried.
+    pub retries: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Returns the reject counts as a JSON object text.
+    pub fn rejects_json(&self) -> String {
+        let m: serde_json::Map<String, serde_json::Value> =
+            self.rejects.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect();
+        serde_json::Value::Object(m).to_string()
+    }
+
+    /// Returns the repair counts as a JSON object text.
+    pub fn repairs_json(&self) -> String {
+        let m: serde_json::Map<String, serde_json::Value> =
+            self.repairs.fired().map(|(r, n)| (r.name().to_string(), n.into())).collect();
+        serde_json::Value::Object(m).to_string()
+    }
+
+    /// Returns the number of records rejected.
+    pub fn rejected(&self) -> u64 {
+        self.rejects.values().sum()
+    }
+
+    /// Returns records read per second of wall time.
+    pub fn records_per_sec(&self) -> f64 {
+        self.read as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The counts a page carries from the parse stage to its commit.
+struct PageInfo {
+    unit: String,
+    read: u64,
+    skipped: u64,
+    rejects: Vec<&'static str>,
+    repairs: Repairs,
+    drift: Drift,
+}
+
+/// Runs the pipeline to the end. Returns the summary of what committed, and the first
+/// fatal error if any (then some pages may have committed, which is safe: they are
+/// idempotent, and the caller does not move the checkpoint).
+pub async fn execute<S: Source, K: Sink>(source: Arc<S>, sink: Arc<K>, cfg: PipelineConfig) -> (Summary, Result<()>) {
+    let started = Instant::now();
+    let fetchers = cfg.fetchers.max(1);
+    let writers = cfg.writers.max(1);
+    let (raw_tx, raw_rx) = async_channel::bounded::<RawPage>(fetchers * 2);
+    let (prep_tx, prep_rx) = async_channel::bounded::<(PageInfo, K::Prepared)>(writers * 2);
+    let summary = Arc::new(Mutex::new(Summary::default()));
+
+    // Fetch: one task driving up to `fetchers` units at once.
+    let fetch = {
+        let source = source.clone();
+        let coarse = cfg.coarse_after.clone();
+        let units = cfg.units.clone();
+        tokio::spawn(async move {
+            let res = stream::iter(units.into_iter().map(Ok))
+                .try_for_each_concurrent(fetchers, |unit| {
+                    let (source, tx, coarse) = (source.clone(), raw_tx.clone(), coarse.clone());
+                    async move {
+                        let span = tracing::info_span!("fetch", unit = %unit);
+                        source.fetch(unit, coarse, tx).instrument(span).await
+                    }
+                })
+                .await;
+            drop(raw_tx);
+            res
+        })
+    };
+
+    // Parse: a dispatcher hands each page to rayon; at most `in_flight` pages are being
+    // parsed or waiting to be queued, which bounds memory.
+    let parse = {
+        let sink = sink.clone();
+        let filter = cfg.filter;
+        let prep_tx = prep_tx.clone();
+        let raw_rx = raw_rx.clone();
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(rayon::current_num_threads() + 1));
+        tokio::spawn(async move {
+            while let Ok(page) = raw_rx.recv().await {
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+                if prep_tx.is_closed() {
+                    break;
+                }
+                let (sink, tx) = (sink.clone(), prep_tx.clone());
+                rayon::spawn(move || {
+                    let parsed = parse_page(&page.unit, page.payload.into_raw(), &filter);
+                    let prepared = sink.prepare(&parsed);
+                    let info = PageInfo {
+                        unit: page.unit,
+                        read: parsed.read,
+                        skipped: parsed.skipped,
+                        rejects: parsed.rejects.iter().map(|r| r.reason.code()).collect(),
+                        repairs: parsed.repairs,
+                        drift: parsed.drift,
+                    };
+                    // Blocks this rayon thread while the writers are behind: back-pressure.
+                    let _ = tx.send_blocking((info, prepared));
+                    drop(permit);
+                });
+            }
+            // Wait for the pages still on rayon before closing the queue behind them.
+            let _ = in_flight.acquire_many(rayon::current_num_threads() as u32 + 1).await;
+            drop(raw_rx);
+        })
+    };
+    drop(prep_tx);
+
+    // Write: `writers` tasks, each with its own connection.
+    let mut handles = Vec::with_capacity(writers);
+    for n in 0..writers {
+        let (sink, rx, summary) = (sink.clone(), prep_rx.clone(), summary.clone());
+        let raw_rx = raw_rx.clone();
+        handles.push(tokio::spawn(async move {
+            let res = write_loop(&*sink, &rx, &summary, n).await;
+            if res.is_err() {
+                // Stop everything upstream: parsers and fetchers see closed queues.
+                rx.close();
+                raw_rx.close();
+            }
+            res
+        }));
+    }
+    drop(raw_rx);
+    drop(prep_rx);
+
+    let mut first_err: Option<Error> = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(Error::internal(format!("writer task stopped: {e}")));
+            }
+        }
+    }
+    let _ = parse.await;
+    match fetch.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            first_err.get_or_insert(e);
+        }
+        Err(e) => {
+            first_err.get_or_insert(Error::internal(format!("fetch task stopped: {e}")));
+        }
+    }
+    let mut s = summary.lock().expect("summary poisoned").clone();
+    s.elapsed = started.elapsed();
+    (s, first_err.map_or(Ok(()), Err))
+}
+
+async fn write_loop<K: Sink>(
+    sink: &K,
+    rx: &async_channel::Receiver<(PageInfo, K::Prepared)>,
+    summary: &Mutex<Summary>,
+    writer: usize,
+) -> Result<()> {
+    let mut w = sink.writer().await?;
+    while let Ok((info, page)) = rx.recv().await {
+        let mut attempt = 0;
+        let stats = loop {
+            attempt += 1;
+            match w.write(&page).await {
+                Ok(s) => break s,
+                Err(e) if e.is_retryable() && attempt < PAGE_ATTEMPTS => {
+                    let wait = backoff(attempt);
+                    warn!(unit = %info.unit, writer, attempt, error = %e, wait_ms = wait.as_millis() as u64, "page failed, retrying");
+                    summary.lock().expect("summary poisoned").retries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e.context(format!("writing a page of {}", info.unit))),
+            }
+        };
+        info!(unit = %info.unit, writer, read = info.read, content = stats.content, rejected = info.rejects.len(), "page committed");
+        let mut s = summary.lock().expect("summary poisoned");
+        s.pages += 1;
+        s.read += info.read;
+        s.skipped += info.skipped;
+        for r in info.rejects {
+            *s.rejects.entry(r).or_default() += 1;
+        }
+        s.repairs.merge(&info.repairs);
+        for (k, n) in info.drift {
+            *s.drift.entry(k).or_default() += n;
+        }
+        s.written.merge(&stats);
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Folding a batch of records before it meets PostgreSQL.
+//!
+//! `INSERT … ON CONFLICT` must never meet the same key twice in one statement, and the
+//! merge rules are easiest to keep when each key arrives once. [`Batch::fold`] keeps, per
+//! content key, the newest live record and the newest tombstone (only if it is newer than
+//! that live record); per creator and community key, the newest description. "Newest" is
+//! always the [`Version`] order: instant first, then scan id.
+
+use crate::parse::{Community, Creator, Record};
+use crate::time::Timestamp;
+use std::collections::HashMap;
+
+/// The order in which versions of one row win: newer instant, then greater scan id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    /// `updatedAt` as an instant.
+    pub at: Timestamp,
+    /// The scan id, for ties.
+    pub scan_id: String,
+}
+
+impl Version {
+    /// Returns the version of a record.
+    pub fn of(r: &Record) -> Self {
+        Version {
+            at: r.updated_at,
+            scan_id: r.scan_id.clone(),
+        }
+    }
+}
+
+/// One content key's folded state within a batch.
+#[derive(Debug, Clone)]
+pub struct ContentFold {
+    /// The newest live (non-deleted) record.
+    pub live: Option<Record>,
+    /// The newest tombstone, kept only when newer than `live`.
+    pub tomb: Option<Version>,
+}
+
+/// A batch of pages folded into one entry per row key, sorted by key so concurrent
+/// writers lock rows in the same order (fewer deadlocks).
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Per (platform, creator external id): the newest description, with its version.
+    pub creators: Vec<((String, String), Version, Creator)>,
+    /// Per (platform, community external id): the newest description, with its version.
+    pub communities: Vec<((String, String), Version, Community)>,
+    /// Per (platform, content external id).
+    pub content: Vec<((String, String), ContentFold)>,
+}
+
+impl Batch {
+    /// Folds records (in any order) into one entry per key.
+    pub fn fold<'a>(records: impl IntoIterator<Item = &'a Record>) -> Self {
+        let mut content: HashMap<(String, String), ContentFold> = HashMap::new();
+        let mut creators: HashMap<(String, String), (Version, Creator)> = HashMap::new();
+        let mut communities: HashMap<(String, String), (Version, Community)> = HashMap::new();
+        for r in records {
+            let v = Version::of(r);
+            let key = (r.platform.clone(), r.external_id.clone());
+            let entry = content.entry(key).or_insert(ContentFold {
+                live: None,
+                tomb: None,
+            });
+            if r.deleted {
+                if entry.tomb.as_ref().is_none_or(|t| *t < v) {
+                    entry.tomb = Some(v);
+                }
+                continue;
+            }
+            // Creators and communities follow live records only: a tombstone's other values
+            // are not an observation of anything.
+            if let Some(c) = &r.creator {
+                let k = (r.platform.clone(), c.external_id.clone());
+                if creators.get(&k).is_none_or(|(old, _)| *old < v) {
+                    creators.insert(k, (v.clone(), c.clone()));
+                }
+            }
+            if let Some(c) = &r.community {
+                let k = (r.platform.clone(), c.external_id.clone());
+                if communities.get(&k).is_none_or(|(old, _)| *old < v) {
+                    communities.insert(k, (v.clone(), c.clone()));
+                }
+            }
+            if entry.live.as_ref().is_none_or(|l| Version::of(l) < v) {
+                entry.live = Some(r.clone());
+            }
+        }
+        let mut content: Vec<_> = content
+            .into_iter()
+            .map(|(k, mut f)| {
+                if let (Some(t), Some(l)) = (&f.tomb, &f.live) {
+                    if *t < Version::of(l) {
+                        f.tomb = None;
+                    }
+                }
+                (k, f)
+            })
+            .collect();
+        content.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut creators: Vec<_> = creators.into_iter().map(|(k, (v, c))| (k, v, c)).collect();
+        creators.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut communities: Vec<_> = communities.into_iter().map(|(k, (v, c))| (k, v, c)).collect();
+        communities.sort_by(|a, b| a.0.cmp(&b.0));
+        Batch {
+            creators,
+            communities,
+            content,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, at: &str, scan: &str, deleted: bool, caption: &str) -> Record {
+        Record {
+            scan_id: scan.into(),
+            partition: String::new(),
+            updated_at: Timestamp::parse(at).unwrap(),
+            platform: "x".into(),
+            external_id: id.into(),
+            deleted,
+            url: None,
+            caption: Some(caption.into()),
+            creator: None,
+            community: None,
+            tags: vec![],
+            stats: Default::default(),
+            posted_at: None,
+            metadata: None,
+            extra: None,
+        }
+    }
+
+    #[test]
+    fn duplicates_in_a_batch_fold_to_the_newest_whatever_the_order() {
+        let a = rec("1", "2026-01-01T00:00:00Z", "a", false, "old");
+        let b = rec("1", "2026-01-01T00:00:00.5Z", "a", false, "new");
+        let c = rec("1", "2026-01-01T00:00:00.5Z", "b", false, "newest-by-scan-id");
+        for order in [[&a, &b, &c], [&c, &b, &a], [&b, &c, &a]] {
+            let batch = Batch::fold(order);
+            assert_eq!(batch.content.len(), 1);
+            let live = batch.content[0].1.live.as_ref().unwrap();
+            assert_eq!(live.caption.as_deref(), Some("newest-by-scan-id"));
+        }
+    }
+
+    #[test]
+    fn a_tombstone_older_than_the_live_record_is_dropped() {
+        let t = rec("1", "2026-01-01T00:00:00Z", "t", true, "");
+        let l = rec("1", "2026-01-01T00:00:01Z", "l", false, "live");
+        let batch = Batch::fold([&t, &l]);
+        assert!(batch.content[0].1.tomb.is_none());
+        let batch = Batch::fold([&rec("1", "2026-01-01T00:00:02Z", "t", true, ""), &l]);
+        assert!(batch.content[0].1.tomb.is_some());
+        assert!(batch.content[0].1.live.is_some());
+    }
+}

@@ -1,0 +1,70 @@
+//! Where records land: the [`Sink`] boundary, its PostgreSQL implementation and an
+//! in-memory twin that keeps the same merge rules for unit tests.
+//!
+//! Guarantee expected of every sink: writing a page is **atomic** (all of it or none) and
+//! **idempotent and monotonic** (DESIGN §4): the same records written twice, in any order,
+//! with any interleaving of pages, leave the same state. The pipeline relies on that to
+//! retry pages and to re-process windows after a failure.
+
+pub mod batch;
+pub mod copy;
+pub mod memory;
+pub mod postgres;
+pub mod sql;
+
+use crate::error::Result;
+use crate::parse::ParsedPage;
+use std::future::Future;
+
+/// Rows changed by one page (or a whole run), per table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Creator rows inserted or updated.
+    pub creators: u64,
+    /// Community rows inserted or updated.
+    pub communities: u64,
+    /// Tag rows inserted.
+    pub tags: u64,
+    /// Content rows inserted or updated (live values or tombstones).
+    pub content: u64,
+    /// Tag edges added plus removed.
+    pub content_tags: u64,
+    /// Quarantine rows added (a record seen again adds none).
+    pub quarantined: u64,
+}
+
+impl WriteStats {
+    /// Adds another page's counts.
+    pub fn merge(&mut self, o: &WriteStats) {
+        self.creators += o.creators;
+        self.communities += o.communities;
+        self.tags += o.tags;
+        self.content += o.content;
+        self.content_tags += o.content_tags;
+        self.quarantined += o.quarantined;
+    }
+}
+
+/// A destination for parsed pages.
+pub trait Sink: Send + Sync + 'static {
+    /// A page made ready for writing (folded, encoded): built on the rayon pool.
+    type Prepared: Send + 'static;
+    /// One writer; the pipeline runs several at once, each on its own connection.
+    type Writer: PageWriter<Prepared = Self::Prepared>;
+
+    /// Prepares a page for writing. CPU only: runs on the rayon pool, never on tokio.
+    fn prepare(&self, page: &ParsedPage) -> Self::Prepared;
+
+    /// Opens one writer.
+    fn writer(&self) -> impl Future<Output = Result<Self::Writer>> + Send;
+}
+
+/// Writes prepared pages, one transaction each.
+pub trait PageWriter: Send + 'static {
+    /// What [`Sink::prepare`] produced.
+    type Prepared: Send + 'static;
+
+    /// Writes one page atomically. A retryable error leaves nothing written and the writer
+    /// usable (it reconnects if it must), so the same page can simply be written again.
+    fn write(&mut self, page: &Self::Prepared) -> impl Future<Output = Result<WriteStats>> + Send;
+}

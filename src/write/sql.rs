@@ -1,0 +1,180 @@
+//! The merge statements, one constant per step, each with the invariant it keeps.
+//!
+//! They run inside one page transaction after the staging tables are filled by COPY, in
+//! this order: creators, communities, tags → content (live) → content (tombstones).
+//! Stale rows are filtered out *before* each upsert: a guarded `ON CONFLICT … WHERE` that
+//! skips a row still locks it and writes WAL, so a replay would cost as much as a load.
+
+/// Staging tables, created once per writer connection; emptied at every commit.
+pub const CREATE_STAGING: &str = "
+create temp table if not exists stage_creators (
+    platform text, external_id text, handle text, display_name text, follower_count numeric,
+    source_updated_at timestamptz, source_scan_id text, deleted boolean
+) on commit delete rows;
+create temp table if not exists stage_communities (
+    platform text, external_id text, name text,
+    source_updated_at timestamptz, source_scan_id text
+) on commit delete rows;
+create temp table if not exists stage_content (
+    platform text, external_id text,
+    live_at timestamptz, live_scan text,
+    url text, caption text, creator_external_id text, community_external_id text,
+    view_count numeric, like_count numeric, comment_count numeric, share_count numeric,
+    posted_at timestamptz, metadata jsonb, extra jsonb, tags text[],
+    tomb_at timestamptz, tomb_scan text
+) on commit delete rows;
+";
+
+/// COPY targets, column order matching the writer's encoding.
+pub const COPY_CREATORS: &str = "copy stage_creators (platform, external_id, handle, display_name, follower_count, source_updated_at, source_scan_id, deleted) from stdin";
+/// COPY into the community staging table.
+pub const COPY_COMMUNITIES: &str = "copy stage_communities (platform, external_id, name, source_updated_at, source_scan_id) from stdin";
+/// COPY into the content staging table.
+pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, live_at, live_scan, url, caption, creator_external_id, community_external_id, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, tags, tomb_at, tomb_scan) from stdin";
+
+/// A creator only takes a newer version (instant, then scan id).
+pub const MERGE_CREATORS: &str = "
+insert into creators as c (platform, external_id, handle, display_name, follower_count,
+                           source_updated_at, source_scan_id, deleted_at)
+select s.platform, s.external_id, s.handle, s.display_name, s.follower_count,
+       s.source_updated_at, s.source_scan_id,
+       case when s.deleted then s.source_updated_at end
+from stage_creators s
+left join creators e on e.platform = s.platform and e.external_id = s.external_id
+where e.id is null
+   or (e.source_updated_at, e.source_scan_id) < (s.source_updated_at, s.source_scan_id)
+order by s.platform, s.external_id
+on conflict (platform, external_id) do update set
+    handle = excluded.handle,
+    display_name = excluded.display_name,
+    follower_count = excluded.follower_count,
+    source_updated_at = excluded.source_updated_at,
+    source_scan_id = excluded.source_scan_id,
+    deleted_at = excluded.deleted_at
+where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
+";
+
+/// A community only takes a newer version.
+pub const MERGE_COMMUNITIES: &str = "
+insert into communities as c (platform, external_id, name, source_updated_at, source_scan_id)
+select s.platform, s.external_id, s.name, s.source_updated_at, s.source_scan_id
+from stage_communities s
+left join communities e on e.platform = s.platform and e.external_id = s.external_id
+where e.id is null
+   or (e.source_updated_at, e.source_scan_id) < (s.source_updated_at, s.source_scan_id)
+order by s.platform, s.external_id
+on conflict (platform, external_id) do update set
+    name = excluded.name,
+    source_updated_at = excluded.source_updated_at,
+    source_scan_id = excluded.source_scan_id
+where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
+";
+
+/// Every tag name of the page exists afterwards; names already there are filtered first
+/// so `ON CONFLICT DO NOTHING` does not burn identity values.
+pub const MERGE_TAGS: &str = "
+insert into tags (name)
+select distinct t.name
+from stage_content s cross join lateral unnest(s.tags) as t(name)
+where s.live_at is not null
+  and not exists (select 1 from tags e where e.name = t.name)
+order by 1
+on conflict (name) do nothing
+";
+
+/// Live values: a content row takes the page's record only if it is a newer live version.
+/// A tombstone on the row survives only while it is newer than the new live version.
+/// Tag edges follow the winning record: for every row that changed, edges outside its tag
+/// set are removed and missing ones added. Returns (content rows, edges added, removed).
+pub const MERGE_CONTENT_LIVE: &str = "
+with incoming as (
+    select s.*, cr.id as creator_id, cm.id as community_id
+    from stage_content s
+    left join content e on e.platform = s.platform and e.external_id = s.external_id
+    left join creators cr on cr.platform = s.platform and cr.external_id = s.creator_external_id
+    left join communities cm on cm.platform = s.platform and cm.external_id = s.community_external_id
+    where s.live_at is not null
+      and (e.id is null or e.source_updated_at is null
+           or (e.source_updated_at, e.source_scan_id) < (s.live_at, s.live_scan))
+), up as (
+    insert into content as c (platform, external_id, url, caption, creator_id, community_id,
+        view_count, like_count, comment_count, share_count, posted_at,
+        source_updated_at, source_scan_id, metadata, extra, synced_at)
+    select platform, external_id, url, caption, creator_id, community_id,
+        view_count, like_count, comment_count, share_count, posted_at,
+        live_at, live_scan, metadata, extra, now()
+    from incoming
+    order by platform, external_id
+    on conflict (platform, external_id) do update set
+        url = excluded.url,
+        caption = excluded.caption,
+        creator_id = excluded.creator_id,
+        community_id = excluded.community_id,
+        view_count = excluded.view_count,
+        like_count = excluded.like_count,
+        comment_count = excluded.comment_count,
+        share_count = excluded.share_count,
+        posted_at = excluded.posted_at,
+        source_updated_at = excluded.source_updated_at,
+        source_scan_id = excluded.source_scan_id,
+        metadata = excluded.metadata,
+        extra = excluded.extra,
+        synced_at = excluded.synced_at,
+        deleted_at = case when (c.deleted_at, c.deleted_scan_id)
+                               > (excluded.source_updated_at, excluded.source_scan_id)
+                          then c.deleted_at end,
+        deleted_scan_id = case when (c.deleted_at, c.deleted_scan_id)
+                                    > (excluded.source_updated_at, excluded.source_scan_id)
+                               then c.deleted_scan_id end
+    where c.source_updated_at is null
+       or (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
+    returning c.id, c.platform, c.external_id
+), wanted as (
+    select up.id as content_id, t.id as tag_id
+    from up
+    join stage_content s on s.platform = up.platform and s.external_id = up.external_id
+    cross join lateral unnest(s.tags) as n(name)
+    join tags t on t.name = n.name
+), removed as (
+    delete from content_tags ct
+    using up
+    where ct.content_id = up.id
+      and not exists (select 1 from wanted w where w.content_id = ct.content_id and w.tag_id = ct.tag_id)
+    returning 1
+), added as (
+    insert into content_tags (content_id, tag_id)
+    select content_id, tag_id from wanted
+    order by content_id, tag_id
+    on conflict do nothing
+    returning 1
+)
+select (select count(*) from up), (select count(*) from added), (select count(*) from removed)
+";
+
+/// Tombstones: `deleted_at` is set when the tombstone is newer than the newest live version
+/// and than any tombstone already recorded; other columns keep their last live values.
+pub const MERGE_CONTENT_TOMBSTONES: &str = "
+insert into content as c (platform, external_id, deleted_at, deleted_scan_id, synced_at)
+select s.platform, s.external_id, s.tomb_at, s.tomb_scan, now()
+from stage_content s
+left join content e on e.platform = s.platform and e.external_id = s.external_id
+where s.tomb_at is not null
+  and (e.id is null or (
+        (s.tomb_at, s.tomb_scan) > (coalesce(e.source_updated_at, '-infinity'), coalesce(e.source_scan_id, ''))
+        and (e.deleted_at is null or (s.tomb_at, s.tomb_scan) > (e.deleted_at, e.deleted_scan_id))))
+order by s.platform, s.external_id
+on conflict (platform, external_id) do update set
+    deleted_at = excluded.deleted_at,
+    deleted_scan_id = excluded.deleted_scan_id,
+    synced_at = excluded.synced_at
+where (excluded.deleted_at, excluded.deleted_scan_id)
+        > (coalesce(c.source_updated_at, '-infinity'), coalesce(c.source_scan_id, ''))
+  and (c.deleted_at is null or (excluded.deleted_at, excluded.deleted_scan_id) > (c.deleted_at, c.deleted_scan_id))
+";
+
+/// Quarantine: one row per (reason, raw record); seen again, nothing is added.
+pub const INSERT_QUARANTINE: &str = "
+insert into quarantine (reason, scan_id, partition, raw, run_id)
+select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[])
+on conflict (reason, md5(raw)) do nothing
+";
