@@ -22,3 +22,7 @@ pub mod retry;
 pub mod run;
 pub mod source;
 pub mod window;
+pub mod cli;
+pub mod command;
+pub mod demo;
+pub mod health;

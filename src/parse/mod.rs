@@ -307,14 +307,15 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> Pars
 fn reject_item(item: &Item, reason: RejectReason, partition: &str) -> Reject {
     let mut raw = String::new();
     write_item_dynamodb_json(item, &mut raw);
-    let scan_id = match item.get("scanId") {
+    let text_of = |name: &str| match item.get(name) {
         Some(Attr::S(s)) | Some(Attr::N(s)) => clean_text(s).0,
         _ => None,
     };
     Reject {
         reason,
-        scan_id,
-        partition: partition.to_owned(),
+        scan_id: text_of("scanId"),
+        // The record's own partition when it has one; else where it was read from.
+        partition: text_of("datePartition").unwrap_or_else(|| partition.to_owned()),
         raw,
     }
 }

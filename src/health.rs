@@ -1,0 +1,187 @@
+//! `scansync health`: is the store fresh, and did the last run succeed?
+//!
+//! Exit status for probes and alarms: 0 healthy, 1 stale (last success older than
+//! `--max-age`) or never ran, 2 the last finished run failed. "Failed" wins over "stale":
+//! an operator should see the error first.
+
+use crate::checkpoint::CheckpointStore;
+use crate::error::Result;
+use crate::schema::quoted_schema;
+use crate::time::Timestamp;
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// A recent successful run, and the last run succeeded.
+    Healthy,
+    /// No successful run yet.
+    NeverRan,
+    /// The last success is older than the threshold.
+    Stale,
+    /// The last finished run failed.
+    Failed,
+}
+
+impl Status {
+    /// Returns the exit status for this verdict.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Healthy => 0,
+            Status::NeverRan | Status::Stale => 1,
+            Status::Failed => 2,
+        }
+    }
+
+    /// Returns the verdict's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Healthy => "healthy",
+            Status::NeverRan => "never_ran",
+            Status::Stale => "stale",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// Everything `health` found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The verdict.
+    pub status: Status,
+    /// The threshold.
+    pub max_age: Duration,
+    /// When the last successful run finished.
+    pub last_success: Option<Timestamp>,
+    /// The last finished run: (status, started, finished, error).
+    pub last_run: Option<(String, Timestamp, Timestamp, Option<String>)>,
+    /// A run in progress, if any (started at).
+    pub running_since: Option<Timestamp>,
+    /// The checkpoint, or the error reading it.
+    pub checkpoint: std::result::Result<Option<Timestamp>, String>,
+    /// When the report was made.
+    pub now: Timestamp,
+}
+
+impl Report {
+    /// Returns the minutes since the last success.
+    pub fn minutes_since_success(&self) -> Option<f64> {
+        self.last_success.map(|t| (self.now.0 - t.0) as f64 / 60e6)
+    }
+
+    /// Renders the report as JSON.
+    pub fn to_json(&self) -> String {
+        use serde_json::json;
+        let iso = |t: Option<Timestamp>| t.map(|t| t.to_iso());
+        let last_run = self.last_run.as_ref().map(|(s, a, b, e)| {
+            json!({"status": s, "started_at": a.to_iso(), "finished_at": b.to_iso(), "error": e})
+        });
+        let (cp, cp_err) = match &self.checkpoint {
+            Ok(c) => (iso(*c), None),
+            Err(e) => (None, Some(e.clone())),
+        };
+        json!({
+            "status": self.status.as_str(),
+            "exit_code": self.status.exit_code(),
+            "max_age_minutes": self.max_age.as_secs_f64() / 60.0,
+            "minutes_since_last_success": self.minutes_since_success(),
+            "last_success_at": iso(self.last_success),
+            "last_run": last_run,
+            "running_since": iso(self.running_since),
+            "checkpoint": cp,
+            "checkpoint_error": cp_err,
+        })
+        .to_string()
+    }
+
+    /// Renders the report for people.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{}", self.status.as_str());
+        match self.minutes_since_success() {
+            Some(m) => out.push_str(&format!(
+                ": last successful run {m:.1} min ago (threshold {:.0} min)",
+                self.max_age.as_secs_f64() / 60.0
+            )),
+            None => out.push_str(": no successful run recorded"),
+        }
+        if let Some((s, started, _, e)) = &self.last_run {
+            out.push_str(&format!("\n  last run: {s}, started {started}"));
+            if let Some(e) = e {
+                out.push_str(&format!("\n  error: {e}"));
+            }
+        }
+        if let Some(r) = self.running_since {
+            out.push_str(&format!("\n  a run is in progress since {r}"));
+        }
+        match &self.checkpoint {
+            Ok(Some(c)) => out.push_str(&format!("\n  checkpoint: {c}")),
+            Ok(None) => out.push_str("\n  checkpoint: none yet"),
+            Err(e) => out.push_str(&format!("\n  checkpoint: unreadable ({e})")),
+        }
+        out
+    }
+}
+
+/// Builds the report from the run ledger and the checkpoint store.
+pub async fn check<C: CheckpointStore>(client: &Client, schema: &str, store: Option<&C>, max_age: Duration) -> Result<Report> {
+    let q = quoted_schema(schema)?;
+    let now = Timestamp::now();
+    let exists: bool = client
+        .query_one("select to_regclass($1) is not null", &[&format!("{q}.sync_runs")])
+        .await?
+        .get(0);
+    let mut report = Report {
+        status: Status::NeverRan,
+        max_age,
+        last_success: None,
+        last_run: None,
+        running_since: None,
+        checkpoint: Ok(None),
+        now,
+    };
+    if !exists {
+        return Ok(report);
+    }
+    let micros = |col: &str| format!("(extract(epoch from {col}) * 1000000)::int8");
+    let kinds = "kind in ('sync', 'demo')";
+    let last = client
+        .query_opt(
+            &format!(
+                "select status, {}, {}, error from {q}.sync_runs
+                 where {kinds} and status <> 'running' order by started_at desc, id desc limit 1",
+                micros("started_at"),
+                micros("finished_at")
+            ),
+            &[],
+        )
+        .await?;
+    report.last_run = last.map(|r| (r.get(0), Timestamp(r.get(1)), Timestamp(r.get(2)), r.get(3)));
+    report.last_success = client
+        .query_one(
+            &format!("select {} from {q}.sync_runs where {kinds} and status = 'succeeded'", micros("max(finished_at)")),
+            &[],
+        )
+        .await?
+        .get::<_, Option<i64>>(0)
+        .map(Timestamp);
+    report.running_since = client
+        .query_one(
+            &format!("select {} from {q}.sync_runs where {kinds} and status = 'running'", micros("max(started_at)")),
+            &[],
+        )
+        .await?
+        .get::<_, Option<i64>>(0)
+        .map(Timestamp);
+    if let Some(store) = store {
+        report.checkpoint = store.read().await.map_err(|e| e.to_string());
+    }
+    let max_age_micros = max_age.as_micros().min(i64::MAX as u128) as i64;
+    report.status = match (&report.last_run, report.last_success) {
+        (Some((s, ..)), _) if s == "failed" => Status::Failed,
+        (_, None) => Status::NeverRan,
+        (_, Some(t)) if now.0 - t.0 > max_age_micros => Status::Stale,
+        _ => Status::Healthy,
+    };
+    Ok(report)
+}
