@@ -32,10 +32,10 @@ impl RunKind {
 /// Inserts a `running` row and returns its id.
 pub async fn start(client: &Client, schema: &str, kind: RunKind, started: Timestamp) -> Result<i64> {
     let sql = format!(
-        "insert into {}.sync_runs (kind, status, started_at) values ($1, 'running', to_timestamp($2::float8 / 1000000)) returning id",
+        "insert into {}.sync_runs (kind, status, started_at) values ($1, 'running', $2::text::timestamptz) returning id",
         quoted_schema(schema)?
     );
-    let row = client.query_one(&sql, &[&kind.as_str(), &(started.0 as f64)]).await?;
+    let row = client.query_one(&sql, &[&kind.as_str(), &started.to_pg()]).await?;
     Ok(row.get(0))
 }
 
@@ -51,7 +51,7 @@ pub async fn finish(
     let sql = format!(
         "update {}.sync_runs set
             status = $2, finished_at = now(),
-            window_after = to_timestamp($3::float8 / 1000000),
+            window_after = $3::text::timestamptz,
             first_partition = $4::text::date, last_partition = $5::text::date,
             pages = $6, records_read = $7, records_skipped = $8,
             rows_creators = $9, rows_communities = $10, rows_tags = $11, rows_content = $12,
@@ -63,7 +63,7 @@ pub async fn finish(
     let status = if error.is_some() { "failed" } else { "succeeded" };
     let w = &summary.written;
     let i = |n: u64| n as i64;
-    let after = plan.map(|p| p.after.0 as f64);
+    let after = plan.map(|p| p.after.to_pg());
     let first = plan.and_then(|p| p.days.first()).map(|d| d.to_string());
     let last = plan.and_then(|p| p.days.last()).map(|d| d.to_string());
     client

@@ -43,13 +43,12 @@ impl CheckpointStore for PgCheckpoint {
         // greatest(): a checkpoint never moves backwards, whatever the order of writers.
         let sql = format!(
             "insert into {t} as c (name, value, updated_at)
-             values ($1, to_timestamp($2::float8 / 1000000), now())
+             values ($1, $2::text::timestamptz, now())
              on conflict (name) do update
              set value = greatest(c.value, excluded.value), updated_at = now()",
             t = self.table
         );
-        // float8 of epoch micros is exact below 2^53 (until the year 2255).
-        self.client.execute(&sql, &[&self.name, &(at.0 as f64)]).await?;
+        self.client.execute(&sql, &[&self.name, &at.to_pg()]).await?;
         Ok(())
     }
 }

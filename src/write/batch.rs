@@ -48,6 +48,10 @@ pub struct Batch {
     pub communities: Vec<((String, String), Version, Community)>,
     /// Per (platform, content external id).
     pub content: Vec<((String, String), ContentFold)>,
+    /// Every tag of every live record of the batch, winners or not, sorted. The tag
+    /// dictionary is the set of tags ever seen: keeping only the winners' tags would make
+    /// it depend on how records were split into pages.
+    pub tags: Vec<String>,
 }
 
 impl Batch {
@@ -56,6 +60,7 @@ impl Batch {
         let mut content: HashMap<(String, String), ContentFold> = HashMap::new();
         let mut creators: HashMap<(String, String), (Version, Creator)> = HashMap::new();
         let mut communities: HashMap<(String, String), (Version, Community)> = HashMap::new();
+        let mut tags: Vec<String> = Vec::new();
         for r in records {
             let v = Version::of(r);
             let key = (r.platform.clone(), r.external_id.clone());
@@ -69,8 +74,9 @@ impl Batch {
                 }
                 continue;
             }
-            // Creators and communities follow live records only: a tombstone's other values
-            // are not an observation of anything.
+            // Creators, communities and tags follow live records only: a tombstone's other
+            // values are not an observation of anything.
+            tags.extend(r.tags.iter().cloned());
             if let Some(c) = &r.creator {
                 let k = (r.platform.clone(), c.external_id.clone());
                 if creators.get(&k).is_none_or(|(old, _)| *old < v) {
@@ -103,10 +109,13 @@ impl Batch {
         creators.sort_by(|a, b| a.0.cmp(&b.0));
         let mut communities: Vec<_> = communities.into_iter().map(|(k, (v, c))| (k, v, c)).collect();
         communities.sort_by(|a, b| a.0.cmp(&b.0));
+        tags.sort_unstable();
+        tags.dedup();
         Batch {
             creators,
             communities,
             content,
+            tags,
         }
     }
 }
@@ -146,6 +155,17 @@ mod tests {
             let live = batch.content[0].1.live.as_ref().unwrap();
             assert_eq!(live.caption.as_deref(), Some("newest-by-scan-id"));
         }
+    }
+
+    #[test]
+    fn every_live_records_tags_are_kept_not_only_the_winners() {
+        let mut old = rec("1", "2026-01-01T00:00:00Z", "a", false, "old");
+        old.tags = vec!["gone".into(), "kept".into()];
+        let mut new = rec("1", "2026-01-01T00:00:01Z", "b", false, "new");
+        new.tags = vec!["kept".into()];
+        let mut dead = rec("2", "2026-01-01T00:00:01Z", "c", true, "");
+        dead.tags = vec!["tombstone".into()];
+        assert_eq!(Batch::fold([&new, &old, &dead]).tags, ["gone", "kept"]);
     }
 
     #[test]

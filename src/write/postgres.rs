@@ -2,7 +2,7 @@
 //! per page.
 //!
 //! Why this is fast: each page costs a handful of round trips whatever its size (three
-//! COPYs, five statements, one commit), every row is folded and encoded on the rayon pool
+//! COPYs, at most seven statements, one commit), every row is folded and encoded on the rayon pool
 //! before the transaction opens, and stale versions are filtered before the upserts so a
 //! replay writes (almost) nothing.
 
@@ -53,6 +53,7 @@ pub struct PgPage {
     creators: Option<Bytes>,
     communities: Option<Bytes>,
     content: Option<Bytes>,
+    tags: Vec<String>,
     q_reason: Vec<String>,
     q_scan: Vec<Option<String>>,
     q_partition: Vec<String>,
@@ -131,6 +132,7 @@ impl Sink for PgSink {
             creators,
             communities,
             content,
+            tags: batch.tags,
             ..PgPage::default()
         };
         for r in &page.rejects {
@@ -205,13 +207,18 @@ impl PageWriter for PgWriter {
         if page.communities.is_some() {
             stats.communities = tx.execute(sql::MERGE_COMMUNITIES, &[]).await?;
         }
+        if !page.tags.is_empty() {
+            stats.tags = tx.execute(sql::MERGE_TAGS, &[&page.tags]).await?;
+        }
         if page.content.is_some() {
-            stats.tags = tx.execute(sql::MERGE_TAGS, &[]).await?;
-            let row = tx.query_one(sql::MERGE_CONTENT_LIVE, &[]).await?;
-            let (live, added, removed): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            let live = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
+            if live > 0 {
+                let removed = tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
+                let added = tx.execute(sql::INSERT_EDGES, &[]).await?;
+                stats.content_tags = removed + added;
+            }
             let tombs = tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
-            stats.content = live as u64 + tombs;
-            stats.content_tags = (added + removed) as u64;
+            stats.content = live + tombs;
         }
         if !page.q_raw.is_empty() {
             let runs: Vec<Option<i64>> = vec![run_id; page.q_raw.len()];

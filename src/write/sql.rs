@@ -23,6 +23,9 @@ create temp table if not exists stage_content (
     posted_at timestamptz, metadata jsonb, extra jsonb, tags text[],
     tomb_at timestamptz, tomb_scan text
 ) on commit delete rows;
+create temp table if not exists stage_winners (
+    content_id bigint, platform text, external_id text
+) on commit delete rows;
 ";
 
 /// COPY targets, column order matching the writer's encoding.
@@ -70,22 +73,20 @@ on conflict (platform, external_id) do update set
 where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
 ";
 
-/// Every tag name of the page exists afterwards; names already there are filtered first
-/// so `ON CONFLICT DO NOTHING` does not burn identity values.
+/// Every tag of the page's live records exists afterwards ($1: sorted names). Names
+/// already there are filtered first so `ON CONFLICT DO NOTHING` does not burn identities.
 pub const MERGE_TAGS: &str = "
 insert into tags (name)
-select distinct t.name
-from stage_content s cross join lateral unnest(s.tags) as t(name)
-where s.live_at is not null
-  and not exists (select 1 from tags e where e.name = t.name)
+select n.name
+from unnest($1::text[]) as n(name)
+where not exists (select 1 from tags e where e.name = n.name)
 order by 1
 on conflict (name) do nothing
 ";
 
 /// Live values: a content row takes the page's record only if it is a newer live version.
 /// A tombstone on the row survives only while it is newer than the new live version.
-/// Tag edges follow the winning record: for every row that changed, edges outside its tag
-/// set are removed and missing ones added. Returns (content rows, edges added, removed).
+/// The rows that changed are noted in `stage_winners` for the tag edge statements.
 pub const MERGE_CONTENT_LIVE: &str = "
 with incoming as (
     select s.*, cr.id as creator_id, cm.id as community_id
@@ -129,26 +130,40 @@ with incoming as (
     where c.source_updated_at is null
        or (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
     returning c.id, c.platform, c.external_id
-), wanted as (
-    select up.id as content_id, t.id as tag_id
-    from up
-    join stage_content s on s.platform = up.platform and s.external_id = up.external_id
-    cross join lateral unnest(s.tags) as n(name)
-    join tags t on t.name = n.name
-), removed as (
-    delete from content_tags ct
-    using up
-    where ct.content_id = up.id
-      and not exists (select 1 from wanted w where w.content_id = ct.content_id and w.tag_id = ct.tag_id)
-    returning 1
-), added as (
-    insert into content_tags (content_id, tag_id)
-    select content_id, tag_id from wanted
-    order by content_id, tag_id
-    on conflict do nothing
-    returning 1
 )
-select (select count(*) from up), (select count(*) from added), (select count(*) from removed)
+insert into stage_winners (content_id, platform, external_id)
+select id, platform, external_id from up
+";
+
+/// Tag edges follow the winning record: edges of changed rows outside the new tag set go.
+///
+/// This must be a statement of its own, after the upsert: in READ COMMITTED each statement
+/// takes a new snapshot, so it sees edges another writer committed while this transaction
+/// waited for the content row's lock. (As a CTE of the upsert it would miss them and leave
+/// stale edges behind.) The row lock taken by the upsert keeps other writers off these
+/// rows' edges until commit.
+pub const DELETE_STALE_EDGES: &str = "
+delete from content_tags ct
+using stage_winners w
+where ct.content_id = w.content_id
+  and not exists (
+      select 1
+      from stage_content s
+      cross join lateral unnest(s.tags) as n(name)
+      join tags t on t.name = n.name
+      where s.platform = w.platform and s.external_id = w.external_id and t.id = ct.tag_id)
+";
+
+/// Adds the edges of changed rows that are missing.
+pub const INSERT_EDGES: &str = "
+insert into content_tags (content_id, tag_id)
+select w.content_id, t.id
+from stage_winners w
+join stage_content s on s.platform = w.platform and s.external_id = w.external_id
+cross join lateral unnest(s.tags) as n(name)
+join tags t on t.name = n.name
+order by 1, 2
+on conflict do nothing
 ";
 
 /// Tombstones: `deleted_at` is set when the tombstone is newer than the newest live version

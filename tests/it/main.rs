@@ -1,0 +1,10 @@
+//! Integration tests against real servers: PostgreSQL, dynalite (DynamoDB API) and moto
+//! (SSM API), driving the real `scansync` binary. Run them with `scripts/test`.
+
+mod demo;
+mod export;
+mod health;
+mod merge_rules;
+mod ssm;
+mod support;
+mod sync;

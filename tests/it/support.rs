@@ -1,0 +1,312 @@
+//! The integration harness: a fresh PostgreSQL database per test, a fresh DynamoDB table
+//! per test on dynalite, moto for SSM, and the real `scansync` binary.
+//!
+//! `scripts/test` starts the servers and exports their addresses; running `cargo test`
+//! without it fails here with a message saying so.
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ProvisionedThroughput, PutRequest, ScalarAttributeType, WriteRequest,
+};
+use scansync::attr::{Attr, Item};
+use scansync::time::Timestamp;
+use std::process::Output;
+use tokio_postgres::{Client, NoTls};
+
+/// The GSI name the tests create (the CLI default).
+pub const INDEX: &str = "datePartition-updatedAt-index";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test, which starts dynalite and moto")
+    })
+}
+
+/// Returns a short unique suffix for names.
+pub fn unique() -> String {
+    format!("{}_{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// A fresh database, dropped when the value is dropped.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    /// Creates an empty database.
+    pub async fn new() -> Self {
+        let admin_url = env("SCANSYNC_TEST_DATABASE_URL");
+        let name = format!("scansync_test_{}", unique());
+        let admin = connect(&admin_url).await;
+        admin.batch_execute(&format!("create database {name}")).await.expect("create database");
+        let base = admin_url.rsplit_once('/').expect("database url has a path").0;
+        TestDb {
+            url: format!("{base}/{name}"),
+            name,
+            admin_url,
+        }
+    }
+
+    /// Opens a connection to the database.
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: clean up on a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let admin = connect(&admin_url).await;
+                let _ = admin.batch_execute(&format!("drop database if exists {name} with (force)")).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// Connects to PostgreSQL.
+pub async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect to postgres");
+    tokio::spawn(conn);
+    client
+}
+
+fn sdk_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build()
+}
+
+/// A DynamoDB table on dynalite with the date-partition GSI.
+pub struct Table {
+    /// The table name.
+    pub name: String,
+    /// A client for loading items.
+    pub client: aws_sdk_dynamodb::Client,
+}
+
+impl Table {
+    /// Creates a fresh table.
+    pub async fn new() -> Self {
+        let client = aws_sdk_dynamodb::Client::from_conf(sdk_config(&env("SCANSYNC_TEST_DYNAMODB_URL")));
+        let name = format!("scans_{}", unique());
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+        let throughput = ProvisionedThroughput::builder()
+            .read_capacity_units(1000)
+            .write_capacity_units(1000)
+            .build()
+            .unwrap();
+        client
+            .create_table()
+            .table_name(&name)
+            .attribute_definitions(attr("scanId"))
+            .attribute_definitions(attr("datePartition"))
+            .attribute_definitions(attr("updatedAt"))
+            .key_schema(key("scanId", KeyType::Hash))
+            .provisioned_throughput(throughput.clone())
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(INDEX)
+                    .key_schema(key("datePartition", KeyType::Hash))
+                    .key_schema(key("updatedAt", KeyType::Range))
+                    .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                    .provisioned_throughput(throughput)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("create table");
+        // dynalite creates tables asynchronously.
+        for _ in 0..100 {
+            let d = client.describe_table().table_name(&name).send().await.unwrap();
+            let status = d.table.and_then(|t| t.table_status).map(|s| s.as_str().to_owned());
+            if status.as_deref() == Some("ACTIVE") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Table { name, client }
+    }
+
+    /// Writes items with BatchWriteItem, retrying unprocessed items.
+    pub async fn put(&self, items: &[Item]) {
+        for chunk in items.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|i| {
+                    let item = i.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                        .build()
+                })
+                .collect();
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.name, requests)
+                    .send()
+                    .await
+                    .expect("batch write");
+                requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.name)).unwrap_or_default();
+            }
+        }
+    }
+}
+
+/// Runs the real binary with the test servers' environment; returns its output.
+pub async fn scansync(db: &TestDb, args: &[&str]) -> Output {
+    scansync_env(db, args, &[]).await
+}
+
+/// Runs the binary with extra environment variables.
+pub async fn scansync_env(db: &TestDb, args: &[&str], extra: &[(&str, String)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scansync"));
+    cmd.args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", env("SCANSYNC_TEST_DYNAMODB_URL"))
+        .env("AWS_ENDPOINT_URL_SSM", env("SCANSYNC_TEST_SSM_URL"))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("SCANSYNC_SCHEMA");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("run scansync"))
+        .await
+        .unwrap()
+}
+
+/// Asserts the exit status, printing the output when it differs.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit status\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A scan record in the shape upstream writes.
+pub fn record(content: &str, scan: &str, updated_at: &str, caption: &str) -> Item {
+    let partition = Timestamp::parse(updated_at).unwrap().day().to_string();
+    [
+        ("scanId", Attr::S(scan.into())),
+        ("datePartition", Attr::S(partition)),
+        ("updatedAt", Attr::S(updated_at.into())),
+        ("platform", Attr::S("tiktok".into())),
+        ("contentId", Attr::S(content.into())),
+        ("caption", Attr::S(caption.into())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Sets attributes on an item.
+pub fn with(mut item: Item, attrs: &[(&str, Attr)]) -> Item {
+    for (k, v) in attrs {
+        item.insert((*k).to_owned(), v.clone());
+    }
+    item
+}
+
+/// An instant `hours` before now, as an ISO string with milliseconds.
+pub fn hours_ago(hours: f64) -> String {
+    Timestamp::now().add_micros(-(hours * 3600e6) as i64).to_iso()
+}
+
+/// Every row of every canonical table, all columns, as text: two dumps are equal only if
+/// nothing at all changed (ids and synced_at included).
+pub async fn dump_exact(c: &Client, schema: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in ["creators", "communities", "tags", "content", "content_tags", "quarantine"] {
+        let order = if t == "content_tags" { "content_id, tag_id" } else { "id" };
+        let rows = c
+            .query(&format!("select t::text from {schema}.{t} t order by {order}"), &[])
+            .await
+            .unwrap();
+        out.extend(rows.iter().map(|r| format!("{t}: {}", r.get::<_, String>(0))));
+    }
+    out
+}
+
+/// The canonical state by natural keys (no surrogate ids, no synced_at): equal for two
+/// databases that received the same records in different orders.
+pub async fn dump_logical(c: &Client, schema: &str) -> Vec<String> {
+    let queries = [
+        "select 'creator', platform, external_id, handle, display_name, follower_count::text, source_updated_at::text, source_scan_id, deleted_at::text from {s}.creators order by 2, 3",
+        "select 'community', platform, external_id, name, source_updated_at::text, source_scan_id from {s}.communities order by 2, 3",
+        "select 'tag', name from {s}.tags order by 2",
+        "select 'content', c.platform, c.external_id, c.url, c.caption, cr.external_id, cm.external_id,
+                c.view_count::text, c.like_count::text, c.comment_count::text, c.share_count::text,
+                c.posted_at::text, c.source_updated_at::text, c.source_scan_id, c.metadata::text, c.extra::text,
+                c.deleted_at::text, c.deleted_scan_id
+         from {s}.content c left join {s}.creators cr on cr.id = c.creator_id
+         left join {s}.communities cm on cm.id = c.community_id order by 2, 3",
+        "select 'edge', c.platform, c.external_id, t.name from {s}.content_tags ct
+         join {s}.content c on c.id = ct.content_id join {s}.tags t on t.id = ct.tag_id order by 2, 3, 4",
+    ];
+    let mut out = Vec::new();
+    for q in queries {
+        let q = q.replace("{s}", schema);
+        let rows = c.query(&format!("select row(x.*)::text from ({q}) x"), &[]).await.unwrap();
+        let mut block: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        block.sort();
+        out.extend(block);
+    }
+    out
+}
+
+/// Writes a DynamoDB export: one gzip JSON-lines data file per entry of `files`, and the
+/// manifest listing them. Returns the directory.
+pub fn write_export<L: AsRef<[u8]>>(files: &[Vec<L>]) -> std::path::PathBuf {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("scansync-test-export-{}", unique()));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let mut manifest = String::new();
+    for (n, lines) in files.iter().enumerate() {
+        let key = format!("data/file-{n:02}.json.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for l in lines {
+            gz.write_all(l.as_ref()).unwrap();
+            gz.write_all(b"\n").unwrap();
+        }
+        std::fs::write(dir.join(&key), gz.finish().unwrap()).unwrap();
+        manifest.push_str(&format!("{{\"itemCount\":{},\"dataFileS3Key\":\"{key}\"}}\n", lines.len()));
+    }
+    std::fs::write(dir.join("manifest-files.json"), manifest).unwrap();
+    dir
+}
+
+/// Renders an item as an export line.
+pub fn export_line(item: &Item) -> String {
+    let mut s = String::from("{\"Item\":");
+    scansync::attr::write_item_dynamodb_json(item, &mut s);
+    s.push('}');
+    s
+}
