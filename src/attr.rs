@@ -60,11 +60,7 @@ impl Attr {
         }
         let (tag, inner) = obj.iter().next()?;
         let strings = |inner: &Value| -> Option<Vec<String>> {
-            inner
-                .as_array()?
-                .iter()
-                .map(|x| x.as_str().map(str::to_owned))
-                .collect()
+            inner.as_array()?.iter().map(|x| x.as_str().map(str::to_owned)).collect()
         };
         Some(match (tag.as_str(), inner) {
             ("S", Value::String(s)) => Attr::S(s.clone()),
@@ -75,12 +71,9 @@ impl Attr {
             ("BOOL", Value::Bool(b)) => Attr::Bool(*b),
             ("NULL", _) => Attr::Null,
             ("M", m @ Value::Object(_)) => Attr::M(item_from_dynamodb_json(m)?),
-            ("L", Value::Array(items)) => Attr::L(
-                items
-                    .iter()
-                    .map(Attr::from_dynamodb_json)
-                    .collect::<Option<_>>()?,
-            ),
+            ("L", Value::Array(items)) => {
+                Attr::L(items.iter().map(Attr::from_dynamodb_json).collect::<Option<_>>()?)
+            }
             ("SS", v) => Attr::Ss(strings(v)?),
             ("NS", v) => Attr::Ns(strings(v)?),
             ("BS", v) => Attr::Bs(strings(v)?),
@@ -157,10 +150,7 @@ impl Attr {
 
 /// Converts a DynamoDB JSON map (`{"name": {"S": "…"}, …}`) into an [`Item`].
 pub fn item_from_dynamodb_json(v: &serde_json::Value) -> Option<Item> {
-    v.as_object()?
-        .iter()
-        .map(|(k, v)| Some((k.clone(), Attr::from_dynamodb_json(v)?)))
-        .collect()
+    v.as_object()?.iter().map(|(k, v)| Some((k.clone(), Attr::from_dynamodb_json(v)?))).collect()
 }
 
 /// Writes an item as a DynamoDB JSON map, keys sorted so equal items give equal text.

@@ -63,9 +63,15 @@ pub enum AnyCheckpoint {
 
 impl AnyCheckpoint {
     /// Builds the store the flags describe.
-    pub async fn from_args(a: &CheckpointArgs, client: Arc<tokio_postgres::Client>, schema: &str) -> Result<Self> {
+    pub async fn from_args(
+        a: &CheckpointArgs,
+        client: Arc<tokio_postgres::Client>,
+        schema: &str,
+    ) -> Result<Self> {
         match a.checkpoint {
-            CheckpointKind::Postgres => Ok(AnyCheckpoint::Pg(PgCheckpoint::new(client, schema, INCREMENTAL)?)),
+            CheckpointKind::Postgres => {
+                Ok(AnyCheckpoint::Pg(PgCheckpoint::new(client, schema, INCREMENTAL)?))
+            }
             CheckpointKind::Ssm => {
                 let name = a.ssm_parameter.as_deref().ok_or_else(|| {
                     Error::config("--checkpoint ssm needs --ssm-parameter NAME (or SCANSYNC_SSM_PARAMETER)")
@@ -123,10 +129,7 @@ pub struct RunRequest<'a> {
 
 /// Converts tuning flags.
 pub fn tuning(t: &TuningArgs) -> Tuning {
-    Tuning {
-        fetchers: usize::from(t.fetchers),
-        writers: usize::from(t.writers),
-    }
+    Tuning { fetchers: usize::from(t.fetchers), writers: usize::from(t.writers) }
 }
 
 /// Runs one sync/backfill/demo run under the lock, recorded in the ledger. Returns the
@@ -141,12 +144,17 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     let run_id = ledger::start(&admin, req.schema, req.kind, started).await?;
     let sink = Arc::new(PgSink::new(req.url, req.schema, Some(run_id))?);
     let outcome = match (req.source, &req.scope) {
-        (AnySource::Dynamo(s), scope) => dispatch(Arc::new(s), sink, scope, &admin, req.schema, started, req.tuning).await,
-        (AnySource::Export(s), scope) => dispatch(Arc::new(s), sink, scope, &admin, req.schema, started, req.tuning).await,
+        (AnySource::Dynamo(s), scope) => {
+            dispatch(Arc::new(s), sink, scope, &admin, req.schema, started, req.tuning).await
+        }
+        (AnySource::Export(s), scope) => {
+            dispatch(Arc::new(s), sink, scope, &admin, req.schema, started, req.tuning).await
+        }
     };
     let error = outcome.result.as_ref().err().map(|e| e.to_string());
     ledger::record_drift(&admin, req.schema, &outcome.summary).await?;
-    ledger::finish(&admin, req.schema, run_id, outcome.plan.as_ref(), &outcome.summary, error.as_deref()).await?;
+    ledger::finish(&admin, req.schema, run_id, outcome.plan.as_ref(), &outcome.summary, error.as_deref())
+        .await?;
     Ok(outcome)
 }
 
@@ -163,13 +171,7 @@ async fn dispatch<S: Source>(
         Scope::Incremental { window, checkpoint } => {
             let store = match AnyCheckpoint::from_args(checkpoint, admin.clone(), schema).await {
                 Ok(s) => s,
-                Err(e) => {
-                    return Outcome {
-                        plan: None,
-                        summary: Summary::default(),
-                        result: Err(e),
-                    }
-                }
+                Err(e) => return Outcome { plan: None, summary: Summary::default(), result: Err(e) },
             };
             run::incremental(source, sink, &store, started, window, tuning).await
         }

@@ -32,10 +32,8 @@ pub async fn connect(url: &str) -> Result<Client> {
 pub fn redact(url: &str) -> String {
     if let Some(rest) = url.split_once("://") {
         let (scheme, rest) = rest;
-        let (auth_end, _) = rest
-            .char_indices()
-            .find(|(_, c)| *c == '/' || *c == '?')
-            .unwrap_or((rest.len(), ' '));
+        let (auth_end, _) =
+            rest.char_indices().find(|(_, c)| *c == '/' || *c == '?').unwrap_or((rest.len(), ' '));
         let (authority, tail) = rest.split_at(auth_end);
         let authority = match authority.rsplit_once('@') {
             Some((userinfo, host)) => match userinfo.split_once(':') {
@@ -87,6 +85,9 @@ mod tests {
             assert!(!r.contains("s3cret"), "{r}");
             assert!(r.contains("db"), "{r}");
         }
-        assert_eq!(redact("postgres://postgres@127.0.0.1:5432/postgres"), "postgres://postgres@127.0.0.1:5432/postgres");
+        assert_eq!(
+            redact("postgres://postgres@127.0.0.1:5432/postgres"),
+            "postgres://postgres@127.0.0.1:5432/postgres"
+        );
     }
 }

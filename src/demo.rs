@@ -59,7 +59,8 @@ pub async fn demo(url: &str, base_schema: &str) -> Result<u8> {
             command::print_summary(label, o);
             if n == 1 && o.result.is_ok() {
                 let w = &o.summary.written;
-                let changed = w.creators + w.communities + w.tags + w.content + w.content_tags + w.quarantined;
+                let changed =
+                    w.creators + w.communities + w.tags + w.content + w.content_tags + w.quarantined;
                 println!("  -> {changed} rows changed: applying the same records twice is a no-op");
             }
         }
@@ -87,7 +88,8 @@ pub async fn demo(url: &str, base_schema: &str) -> Result<u8> {
         "tables in {schema}: content {} ({} tombstoned), creators {}, communities {}, tags {}, content_tags {}, quarantine {}, schema_drift {}",
         c(0), c(1), c(2), c(3), c(4), c(5), c(6), c(7)
     );
-    let report = health::check::<MemoryCheckpoint>(&admin, &schema, None, Duration::from_secs(3 * 3600)).await?;
+    let report =
+        health::check::<MemoryCheckpoint>(&admin, &schema, None, Duration::from_secs(3 * 3600)).await?;
     println!("health: {}", report.to_text());
     println!("\nlook around: psql {} -c 'select platform, external_id, caption, view_count from {schema}.content limit 5'", db::redact(url));
     Ok(status.max(report.status.exit_code()))

@@ -41,10 +41,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Creates an error of `kind` with a lowercase message.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into() }
     }
 
     /// Creates a configuration error: the message should say what to change.
@@ -69,10 +66,7 @@ impl Error {
 
     /// Prefixes the message with what was being done, keeping the kind.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Self {
-            kind: self.kind,
-            message: format!("{what}: {}", self.message),
-        }
+        Self { kind: self.kind, message: format!("{what}: {}", self.message) }
     }
 
     /// Tells whether the operation that failed may simply be tried again.
@@ -100,7 +94,16 @@ impl Error {
                 }
                 m
             }
-            None => format!("postgres: {err}"),
+            None => {
+                // The driver's Display omits the cause ("error connecting to server"): add it.
+                let mut m = format!("postgres: {err}");
+                let mut source = std::error::Error::source(&err);
+                while let Some(s) = source {
+                    m.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                m
+            }
         };
         Self::new(kind, message)
     }

@@ -97,7 +97,7 @@ impl Report {
 
     /// Renders the report for people.
     pub fn to_text(&self) -> String {
-        let mut out = format!("{}", self.status.as_str());
+        let mut out = self.status.as_str().to_string();
         match self.minutes_since_success() {
             Some(m) => out.push_str(&format!(
                 ": last successful run {m:.1} min ago (threshold {:.0} min)",
@@ -124,13 +124,16 @@ impl Report {
 }
 
 /// Builds the report from the run ledger and the checkpoint store.
-pub async fn check<C: CheckpointStore>(client: &Client, schema: &str, store: Option<&C>, max_age: Duration) -> Result<Report> {
+pub async fn check<C: CheckpointStore>(
+    client: &Client,
+    schema: &str,
+    store: Option<&C>,
+    max_age: Duration,
+) -> Result<Report> {
     let q = quoted_schema(schema)?;
     let now = Timestamp::now();
-    let exists: bool = client
-        .query_one("select to_regclass($1) is not null", &[&format!("{q}.sync_runs")])
-        .await?
-        .get(0);
+    let exists: bool =
+        client.query_one("select to_regclass($1) is not null", &[&format!("{q}.sync_runs")]).await?.get(0);
     let mut report = Report {
         status: Status::NeverRan,
         max_age,
@@ -159,7 +162,10 @@ pub async fn check<C: CheckpointStore>(client: &Client, schema: &str, store: Opt
     report.last_run = last.map(|r| (r.get(0), Timestamp(r.get(1)), Timestamp(r.get(2)), r.get(3)));
     report.last_success = client
         .query_one(
-            &format!("select {} from {q}.sync_runs where {kinds} and status = 'succeeded'", micros("max(finished_at)")),
+            &format!(
+                "select {} from {q}.sync_runs where {kinds} and status = 'succeeded'",
+                micros("max(finished_at)")
+            ),
             &[],
         )
         .await?
@@ -167,7 +173,10 @@ pub async fn check<C: CheckpointStore>(client: &Client, schema: &str, store: Opt
         .map(Timestamp);
     report.running_since = client
         .query_one(
-            &format!("select {} from {q}.sync_runs where {kinds} and status = 'running'", micros("max(started_at)")),
+            &format!(
+                "select {} from {q}.sync_runs where {kinds} and status = 'running'",
+                micros("max(started_at)")
+            ),
             &[],
         )
         .await?

@@ -78,10 +78,7 @@ async fn dispatch(cli: Cli) -> u8 {
                 url,
                 schema: schema_name,
                 kind: RunKind::Sync,
-                scope: Scope::Incremental {
-                    window,
-                    checkpoint: &args.checkpoint,
-                },
+                scope: Scope::Incremental { window, checkpoint: &args.checkpoint },
                 source,
                 tuning: command::tuning(&args.tuning),
             };
@@ -136,7 +133,10 @@ async fn dispatch(cli: Cli) -> u8 {
                 Err(e) => {
                     // Unable to tell: report it as a failure so an alarm fires.
                     if args.json {
-                        println!("{}", serde_json::json!({"status": "error", "exit_code": 2, "error": e.to_string()}));
+                        println!(
+                            "{}",
+                            serde_json::json!({"status": "error", "exit_code": 2, "error": e.to_string()})
+                        );
                     } else {
                         eprintln!("scansync: health check failed: {e}");
                     }

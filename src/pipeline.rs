@@ -97,7 +97,11 @@ struct PageInfo {
 /// Runs the pipeline to the end. Returns the summary of what committed, and the first
 /// fatal error if any (then some pages may have committed, which is safe: they are
 /// idempotent, and the caller does not move the checkpoint).
-pub async fn execute<S: Source, K: Sink>(source: Arc<S>, sink: Arc<K>, cfg: PipelineConfig) -> (Summary, Result<()>) {
+pub async fn execute<S: Source, K: Sink>(
+    source: Arc<S>,
+    sink: Arc<K>,
+    cfg: PipelineConfig,
+) -> (Summary, Result<()>) {
     let started = Instant::now();
     let fetchers = cfg.fetchers.max(1);
     let writers = cfg.writers.max(1);

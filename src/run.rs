@@ -48,13 +48,7 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
 ) -> Outcome {
     let checkpoint = match read_checkpoint(store).await {
         Ok(c) => c,
-        Err(e) => {
-            return Outcome {
-                plan: None,
-                summary: Summary::default(),
-                result: Err(e),
-            }
-        }
+        Err(e) => return Outcome { plan: None, summary: Summary::default(), result: Err(e) },
     };
     let plan = plan(checkpoint, started, window);
     info!(
@@ -66,53 +60,39 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
     );
     let units = match source.units(&plan.days).await {
         Ok(u) => u,
-        Err(e) => {
-            return Outcome {
-                plan: Some(plan),
-                summary: Summary::default(),
-                result: Err(e),
-            }
-        }
+        Err(e) => return Outcome { plan: Some(plan), summary: Summary::default(), result: Err(e) },
     };
     let cfg = PipelineConfig {
         fetchers: tuning.fetchers,
         writers: tuning.writers,
         units,
         coarse_after: Some(plan.coarse.clone()),
-        filter: Filter {
-            after: Some(plan.after),
-            days: None,
-        },
+        filter: Filter { after: Some(plan.after), days: None },
     };
     let (summary, result) = execute(source, sink, cfg).await;
     let result = match result {
         Ok(()) => write_checkpoint(store, started).await,
         Err(e) => Err(e),
     };
-    Outcome {
-        plan: Some(plan),
-        summary,
-        result,
-    }
+    Outcome { plan: Some(plan), summary, result }
 }
 
 /// Runs the pipeline over whole day partitions (`days`: inclusive range; `None`: every
 /// record the source has), without the `updatedAt` filter and without touching any
 /// checkpoint.
-pub async fn full<S: Source, K: Sink>(source: Arc<S>, sink: Arc<K>, days: Option<(Day, Day)>, tuning: Tuning) -> Outcome {
+pub async fn full<S: Source, K: Sink>(
+    source: Arc<S>,
+    sink: Arc<K>,
+    days: Option<(Day, Day)>,
+    tuning: Tuning,
+) -> Outcome {
     let day_list: Vec<Day> = match days {
         Some((from, to)) => (from.0..=to.0).map(Day).collect(),
         None => Vec::new(),
     };
     let units = match source.units(&day_list).await {
         Ok(u) => u,
-        Err(e) => {
-            return Outcome {
-                plan: None,
-                summary: Summary::default(),
-                result: Err(e),
-            }
-        }
+        Err(e) => return Outcome { plan: None, summary: Summary::default(), result: Err(e) },
     };
     let cfg = PipelineConfig {
         fetchers: tuning.fetchers,
@@ -122,11 +102,7 @@ pub async fn full<S: Source, K: Sink>(source: Arc<S>, sink: Arc<K>, days: Option
         filter: Filter { after: None, days },
     };
     let (summary, result) = execute(source, sink, cfg).await;
-    Outcome {
-        plan: None,
-        summary,
-        result,
-    }
+    Outcome { plan: None, summary, result }
 }
 
 async fn read_checkpoint<C: CheckpointStore>(store: &C) -> Result<Option<Timestamp>> {
@@ -135,7 +111,9 @@ async fn read_checkpoint<C: CheckpointStore>(store: &C) -> Result<Option<Timesta
         attempt += 1;
         match store.read().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_retryable() && attempt < CHECKPOINT_ATTEMPTS => tokio::time::sleep(backoff(attempt)).await,
+            Err(e) if e.is_retryable() && attempt < CHECKPOINT_ATTEMPTS => {
+                tokio::time::sleep(backoff(attempt)).await
+            }
             Err(e) => return Err(e.context("reading the checkpoint")),
         }
     }

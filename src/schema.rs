@@ -46,12 +46,8 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<usize> {
              applied_at timestamptz not null default now());"
     ))
     .await?;
-    let applied: Vec<i32> = tx
-        .query("select version from schema_migrations", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let applied: Vec<i32> =
+        tx.query("select version from schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
     let mut n = 0;
     for (version, sql) in MIGRATIONS {
         if applied.contains(version) {
@@ -60,8 +56,7 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<usize> {
         tx.batch_execute(sql)
             .await
             .map_err(|e| Error::from(e).context(format!("migration {version} failed")))?;
-        tx.execute("insert into schema_migrations (version) values ($1)", &[version])
-            .await?;
+        tx.execute("insert into schema_migrations (version) values ($1)", &[version]).await?;
         n += 1;
     }
     tx.commit().await?;

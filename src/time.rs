@@ -26,9 +26,7 @@ pub struct Day(pub i64);
 impl Timestamp {
     /// Returns the current instant.
     pub fn now() -> Self {
-        let d = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("system clock is before 1970");
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).expect("system clock is before 1970");
         Timestamp(d.as_micros() as i64)
     }
 
@@ -63,14 +61,7 @@ impl Timestamp {
         let (date, micros_of_day) = (self.day(), self.0.rem_euclid(MICROS_PER_DAY));
         let secs = micros_of_day / MICROS_PER_SEC;
         let frac = micros_of_day % MICROS_PER_SEC;
-        format!(
-            "{} {:02}:{:02}:{:02}.{:06}+00",
-            date,
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            frac
-        )
+        format!("{} {:02}:{:02}:{:02}.{:06}+00", date, secs / 3600, secs / 60 % 60, secs % 60, frac)
     }
 
     /// Formats the instant as ISO 8601 in UTC with millisecond precision (`…T…Z`).
@@ -78,14 +69,7 @@ impl Timestamp {
         let (date, micros_of_day) = (self.day(), self.0.rem_euclid(MICROS_PER_DAY));
         let secs = micros_of_day / MICROS_PER_SEC;
         let frac = micros_of_day % MICROS_PER_SEC;
-        format!(
-            "{}T{:02}:{:02}:{:02}.{:06}Z",
-            date,
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60,
-            frac
-        )
+        format!("{}T{:02}:{:02}:{:02}.{:06}Z", date, secs / 3600, secs / 60 % 60, secs % 60, frac)
     }
 
     /// Formats the instant as a zone-less ISO prefix (`YYYY-MM-DDTHH:MM:SS`), for the coarse
@@ -261,11 +245,7 @@ fn parse_epoch(s: &str) -> Option<Timestamp> {
     }
     let value: f64 = s.parse().ok()?;
     // f64 is exact for epoch microseconds well past the year 2200 (< 2^53).
-    let micros = if value.abs() >= EPOCH_MILLIS_THRESHOLD {
-        value * 1_000.0
-    } else {
-        value * 1_000_000.0
-    };
+    let micros = if value.abs() >= EPOCH_MILLIS_THRESHOLD { value * 1_000.0 } else { value * 1_000_000.0 };
     if !micros.is_finite() || micros.abs() > 2e17 {
         return None;
     }
@@ -307,7 +287,9 @@ mod tests {
 
     #[test]
     fn garbage_does_not_parse() {
-        for s in ["", "n/a", "2026-13-01", "2026-02-30T00:00:00Z", "2026-11-26T25:00Z", "2026-11-26Tfoo", "1e9"] {
+        for s in
+            ["", "n/a", "2026-13-01", "2026-02-30T00:00:00Z", "2026-11-26T25:00Z", "2026-11-26Tfoo", "1e9"]
+        {
             assert_eq!(Timestamp::parse(s), None, "{s}");
         }
     }

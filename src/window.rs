@@ -50,12 +50,7 @@ pub fn plan(checkpoint: Option<Timestamp>, now: Timestamp, cfg: &WindowConfig) -
     let first = after.day().plus(-i64::from(cfg.overlap_days));
     let last = now.day().max(first);
     let days = (first.0..=last.0).map(Day).collect();
-    Plan {
-        checkpoint,
-        after,
-        coarse: after.add_micros(-COARSE_MARGIN_MICROS).to_iso_prefix(),
-        days,
-    }
+    Plan { checkpoint, after, coarse: after.add_micros(-COARSE_MARGIN_MICROS).to_iso_prefix(), days }
 }
 
 /// Parses a duration flag: a number with a unit `s`, `m`, `h` or `d` (`15m`, `24h`, `90s`).

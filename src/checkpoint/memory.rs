@@ -15,10 +15,7 @@ pub struct MemoryCheckpoint {
 impl MemoryCheckpoint {
     /// Creates a store holding `value`.
     pub fn new(value: Option<Timestamp>) -> Self {
-        Self {
-            value: Arc::new(Mutex::new(value)),
-            ..Self::default()
-        }
+        Self { value: Arc::new(Mutex::new(value)), ..Self::default() }
     }
 
     /// Makes the next `n` writes fail with a retryable error.

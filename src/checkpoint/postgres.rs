@@ -21,20 +21,14 @@ pub struct PgCheckpoint {
 impl PgCheckpoint {
     /// Creates a store on an open connection.
     pub fn new(client: Arc<Client>, schema: &str, name: &str) -> Result<Self> {
-        Ok(Self {
-            client,
-            table: format!("{}.checkpoints", quoted_schema(schema)?),
-            name: name.to_owned(),
-        })
+        Ok(Self { client, table: format!("{}.checkpoints", quoted_schema(schema)?), name: name.to_owned() })
     }
 }
 
 impl CheckpointStore for PgCheckpoint {
     async fn read(&self) -> Result<Option<Timestamp>> {
-        let sql = format!(
-            "select (extract(epoch from value) * 1000000)::int8 from {} where name = $1",
-            self.table
-        );
+        let sql =
+            format!("select (extract(epoch from value) * 1000000)::int8 from {} where name = $1", self.table);
         let row = self.client.query_opt(&sql, &[&self.name]).await?;
         Ok(row.map(|r| Timestamp(r.get(0))))
     }

@@ -30,19 +30,24 @@ impl SsmCheckpoint {
 
     /// Creates the store from a client.
     pub fn new(client: Client, name: &str) -> Self {
-        Self {
-            client,
-            name: name.to_owned(),
-        }
+        Self { client, name: name.to_owned() }
     }
 }
 
 fn ssm_error(what: &str, name: &str, e: impl std::error::Error + 'static) -> Error {
     let text = format!("{}", aws_sdk_ssm::error::DisplayErrorContext(&e));
     // Throttling, dispatch (network) failures and 5xx are worth a retry; the rest is not.
-    let transient = ["Throttl", "Rate exceeded", "dispatch failure", "timeout", "InternalServerError", "ServiceUnavailable", "connection"]
-        .iter()
-        .any(|m| text.contains(m));
+    let transient = [
+        "Throttl",
+        "Rate exceeded",
+        "dispatch failure",
+        "timeout",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "connection",
+    ]
+    .iter()
+    .any(|m| text.contains(m));
     let kind = if transient { Kind::Connection } else { Kind::Aws };
     Error::new(kind, format!("ssm {what} of parameter {name} failed: {text}"))
 }

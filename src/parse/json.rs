@@ -132,23 +132,11 @@ pub fn parse_json_text(s: &str) -> Parsed {
             Ok(v) => v,
             Err(_) if layers == 0 => return Parsed::Invalid,
             // An inner layer that is not JSON was a plain string all along.
-            Err(_) => {
-                return Parsed::Value {
-                    value: Value::String(text),
-                    layers: layers - 1,
-                    repaired,
-                }
-            }
+            Err(_) => return Parsed::Value { value: Value::String(text), layers: layers - 1, repaired },
         };
         match value {
             Value::String(inner) if looks_like_json(&inner) => text = inner,
-            value => {
-                return Parsed::Value {
-                    value,
-                    layers,
-                    repaired,
-                }
-            }
+            value => return Parsed::Value { value, layers, repaired },
         }
     }
     Parsed::Invalid

@@ -279,26 +279,18 @@ impl Filter {
 
 /// Parses one page and keeps the records `filter` lets through.
 pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> ParsedPage {
-    let mut page = ParsedPage {
-        partition: partition.to_owned(),
-        read: raw.len() as u64,
-        ..ParsedPage::default()
-    };
+    let mut page =
+        ParsedPage { partition: partition.to_owned(), read: raw.len() as u64, ..ParsedPage::default() };
     for r in raw {
         match r {
-            RawRecord::Unreadable { reason, raw } => page.rejects.push(Reject {
-                reason,
-                scan_id: None,
-                partition: partition.to_owned(),
-                raw,
-            }),
-            RawRecord::Item(item) => {
-                match parse_item(&item, partition, &mut page.repairs, &mut page.drift) {
-                    Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
-                    Ok(rec) => page.records.push(rec),
-                    Err(reason) => page.rejects.push(reject_item(&item, reason, partition)),
-                }
+            RawRecord::Unreadable { reason, raw } => {
+                page.rejects.push(Reject { reason, scan_id: None, partition: partition.to_owned(), raw })
             }
+            RawRecord::Item(item) => match parse_item(&item, partition, &mut page.repairs, &mut page.drift) {
+                Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
+                Ok(rec) => page.records.push(rec),
+                Err(reason) => page.rejects.push(reject_item(&item, reason, partition)),
+            },
         }
     }
     page
@@ -447,9 +439,7 @@ impl Ctx<'_> {
 
 /// Returns the first present, non-NULL attribute among `names`, with the name found.
 fn get<'a>(item: &'a Item, names: &[&'static str]) -> Option<(&'static str, &'a Attr)> {
-    names
-        .iter()
-        .find_map(|n| item.get(*n).filter(|a| **a != Attr::Null).map(|a| (*n, a)))
+    names.iter().find_map(|n| item.get(*n).filter(|a| **a != Attr::Null).map(|a| (*n, a)))
 }
 
 /// Converts plain JSON (from metadata) into an attribute, so fallbacks share the readers.
@@ -477,11 +467,7 @@ fn parse_metadata(a: Option<&Attr>, repairs: &mut Repairs) -> Option<Value> {
     let mut value = match a? {
         Attr::Null => return None,
         Attr::S(s) => match parse_json_text(s) {
-            Parsed::Value {
-                value,
-                layers,
-                repaired,
-            } => {
+            Parsed::Value { value, layers, repaired } => {
                 if repaired {
                     repairs.add(Rule::MetadataRepaired);
                 }
@@ -511,11 +497,7 @@ pub fn parse_item(
     drift: &mut Drift,
 ) -> Result<Record, RejectReason> {
     let meta = parse_metadata(item.get("metadata"), repairs);
-    let mut cx = Ctx {
-        repairs,
-        drift,
-        extra: Map::new(),
-    };
+    let mut cx = Ctx { repairs, drift, extra: Map::new() };
     let meta_ref = meta.as_ref();
 
     let updated_at = match item.get("updatedAt") {
@@ -566,11 +548,9 @@ pub fn parse_item(
 
     let deleted = item.get("deleted").is_some_and(|a| cx.flag_attr("deleted", a));
 
-    let field = |cx: &mut Ctx, names: &[&'static str], meta_names: &[&str]| {
-        match get(item, names) {
-            Some((n, a)) => cx.text_attr(n, a),
-            None => meta_get(meta_ref, meta_names, cx.repairs).and_then(|a| cx.text_attr(names[0], &a)),
-        }
+    let field = |cx: &mut Ctx, names: &[&'static str], meta_names: &[&str]| match get(item, names) {
+        Some((n, a)) => cx.text_attr(n, a),
+        None => meta_get(meta_ref, meta_names, cx.repairs).and_then(|a| cx.text_attr(names[0], &a)),
     };
     let url = field(&mut cx, &["contentUrl", "url"], &["url", "permalink"]);
     let caption = field(&mut cx, &["caption"], &["caption", "text", "description"]);
@@ -676,13 +656,7 @@ fn parse_creator(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> Option<Crea
         }
     };
     let external_id = id.or_else(|| handle.as_ref().map(|h| h.to_lowercase()))?;
-    Some(Creator {
-        external_id,
-        handle,
-        display_name,
-        followers,
-        deleted,
-    })
+    Some(Creator { external_id, handle, display_name, followers, deleted })
 }
 
 fn parse_community(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> Option<Community> {
@@ -728,10 +702,7 @@ fn parse_stats(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> [Option<Strin
     let map: Option<Item> = match item.get("stats") {
         Some(Attr::M(m)) => Some(m.clone()),
         Some(Attr::S(s)) => match parse_json_text(s) {
-            Parsed::Value {
-                value: v @ Value::Object(_),
-                ..
-            } => {
+            Parsed::Value { value: v @ Value::Object(_), .. } => {
                 cx.repairs.add(Rule::TypeCoerced);
                 match json_to_attr(&v) {
                     Attr::M(m) => Some(m),

@@ -90,7 +90,7 @@ pub fn id_text(s: &str) -> Option<String> {
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let mut digits = format!("{int}{frac}");
     let point = int.len() as i64 + exp;
-    if point < 0 || point > 64 {
+    if !(0..=64).contains(&point) {
         return Some(d);
     }
     let point = point as usize;
@@ -112,10 +112,7 @@ mod tests {
 
     #[test]
     fn numbers_past_two_to_the_64_stay_exact() {
-        assert_eq!(
-            normalize_decimal("12345678901234567890123").as_deref(),
-            Some("12345678901234567890123")
-        );
+        assert_eq!(normalize_decimal("12345678901234567890123").as_deref(), Some("12345678901234567890123"));
     }
 
     #[test]

@@ -27,10 +27,7 @@ pub fn parse_tags(a: &Attr) -> Option<Vec<String>> {
             let t = s.trim_start_matches('\u{feff}').trim();
             let json_array = if t.starts_with('[') {
                 match parse_json_text(t) {
-                    Parsed::Value {
-                        value: serde_json::Value::Array(xs),
-                        ..
-                    } => Some(xs),
+                    Parsed::Value { value: serde_json::Value::Array(xs), .. } => Some(xs),
                     _ => None,
                 }
             } else {

@@ -66,7 +66,12 @@ fn url_variants_are_normalised() {
 fn creator_map_and_flat_fields_give_the_same_creator() {
     let map = parse(&with(&[(
         "creator",
-        m(&[("id", n("42")), ("handle", s("Ann")), ("displayName", s("Ann A")), ("followers", n("99999999999999999999"))]),
+        m(&[
+            ("id", n("42")),
+            ("handle", s("Ann")),
+            ("displayName", s("Ann A")),
+            ("followers", n("99999999999999999999")),
+        ]),
     )]))
     .unwrap()
     .creator
@@ -88,7 +93,8 @@ fn creator_without_id_is_keyed_by_lowercased_handle() {
 fn community_without_id_is_keyed_by_lowercased_name() {
     let c = parse(&with(&[("community", m(&[("name", s("r/Rust"))]))])).unwrap().community.unwrap();
     assert_eq!((c.external_id.as_str(), c.name.as_deref()), ("r/rust", Some("r/Rust")));
-    let flat = parse(&with(&[("communityId", n("7")), ("communityName", s("x"))])).unwrap().community.unwrap();
+    let flat =
+        parse(&with(&[("communityId", n("7")), ("communityName", s("x"))])).unwrap().community.unwrap();
     assert_eq!(flat.external_id, "7");
 }
 
@@ -138,7 +144,9 @@ fn records_without_a_usable_updated_at_are_rejected() {
 
 #[test]
 fn missing_fields_are_found_in_the_metadata() {
-    let meta = s(r#"{"platform":"YouTube","id":"vid9","author":{"id":"c1","username":"Bob"},"statistics":{"viewCount":"10"}}"#);
+    let meta = s(
+        r#"{"platform":"YouTube","id":"vid9","author":{"id":"c1","username":"Bob"},"statistics":{"viewCount":"10"}}"#,
+    );
     let v: Vec<_> = base()
         .into_iter()
         .filter(|(k, _)| *k != "platform" && *k != "contentId")
@@ -156,7 +164,8 @@ fn double_encoded_metadata_is_stored_as_the_inner_object() {
     let twice = serde_json::to_string(inner).unwrap();
     let mut r = Repairs::default();
     let mut d = Drift::default();
-    let rec = parse_item(&item(&with(&[("metadata", s(&format!("\u{feff}{twice}")))])), "", &mut r, &mut d).unwrap();
+    let rec = parse_item(&item(&with(&[("metadata", s(&format!("\u{feff}{twice}")))])), "", &mut r, &mut d)
+        .unwrap();
     assert_eq!(rec.metadata.as_deref(), Some(r#"{"a":"xy","n":123456789012345678901234567890}"#));
     assert_eq!(r.get(Rule::MetadataUnwrapped), 1);
 }
@@ -199,7 +208,10 @@ fn records_at_or_before_the_window_bound_are_skipped_and_counted() {
     let at = Timestamp::parse("2026-11-26T10:00:00Z").unwrap();
     let raw = vec![
         RawRecord::Item(item(&base())),
-        RawRecord::Item(item(&with(&[("updatedAt", s("2026-11-26T10:00:00.500Z")), ("scanId", s("scan-2"))]))),
+        RawRecord::Item(item(&with(&[
+            ("updatedAt", s("2026-11-26T10:00:00.500Z")),
+            ("scanId", s("scan-2")),
+        ]))),
     ];
     let page = parse_page("2026-11-26", raw, &Filter { after: Some(at), days: None });
     assert_eq!(page.skipped, 1);

@@ -26,9 +26,7 @@ pub struct TextRepairs {
 pub fn clean_text(s: &str) -> (Option<String>, TextRepairs) {
     let mut repairs = TextRepairs::default();
     // Fast path: printable ASCII needs only trimming, the common case by far.
-    let simple = s
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'\\' || b == b'\n' || b == b'\t');
+    let simple = s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\' || b == b'\n' || b == b'\t');
     if simple {
         let t = s.trim();
         return ((!t.is_empty()).then(|| t.to_owned()), repairs);

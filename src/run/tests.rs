@@ -40,17 +40,22 @@ fn now() -> Timestamp {
 }
 
 fn window() -> WindowConfig {
-    WindowConfig {
-        first_run_window: std::time::Duration::from_secs(5 * 86_400),
-        ..WindowConfig::default()
-    }
+    WindowConfig { first_run_window: std::time::Duration::from_secs(5 * 86_400), ..WindowConfig::default() }
 }
 
 #[tokio::test]
 async fn checkpoint_is_written_only_after_every_page_commits() {
     let store = MemoryCheckpoint::new(None);
     let sink = MemorySink::new();
-    let out = incremental(Arc::new(MemorySource::new(items(), 7)), Arc::new(sink.clone()), &store, now(), &window(), TUNING).await;
+    let out = incremental(
+        Arc::new(MemorySource::new(items(), 7)),
+        Arc::new(sink.clone()),
+        &store,
+        now(),
+        &window(),
+        TUNING,
+    )
+    .await;
     out.result.unwrap();
     assert_eq!(store.get(), Some(now()));
     let db = sink.snapshot();
@@ -63,7 +68,15 @@ async fn checkpoint_is_unchanged_when_a_page_fails_after_others_committed() {
     let before = Timestamp::parse("2026-11-20T00:00:00Z").unwrap();
     let store = MemoryCheckpoint::new(Some(before));
     let sink = MemorySink::failing(Fault { at_write: 4, times: 1, kind: Kind::Database });
-    let out = incremental(Arc::new(MemorySource::new(items(), 7)), Arc::new(sink.clone()), &store, now(), &window(), TUNING).await;
+    let out = incremental(
+        Arc::new(MemorySource::new(items(), 7)),
+        Arc::new(sink.clone()),
+        &store,
+        now(),
+        &window(),
+        TUNING,
+    )
+    .await;
     let err = out.result.unwrap_err();
     assert_eq!(err.kind(), Kind::Database);
     assert_eq!(store.get(), Some(before));
@@ -74,15 +87,25 @@ async fn checkpoint_is_unchanged_when_a_page_fails_after_others_committed() {
 async fn the_run_after_a_failure_converges_to_the_unfailed_state() {
     let clean = MemorySink::new();
     let store = MemoryCheckpoint::new(None);
-    incremental(Arc::new(MemorySource::new(items(), 7)), Arc::new(clean.clone()), &store, now(), &window(), TUNING)
-        .await
-        .result
-        .unwrap();
+    incremental(
+        Arc::new(MemorySource::new(items(), 7)),
+        Arc::new(clean.clone()),
+        &store,
+        now(),
+        &window(),
+        TUNING,
+    )
+    .await
+    .result
+    .unwrap();
 
     let failing = MemorySink::failing(Fault { at_write: 5, times: 1, kind: Kind::Database });
     let store = MemoryCheckpoint::new(None);
     let src = Arc::new(MemorySource::new(items(), 7));
-    assert!(incremental(src.clone(), Arc::new(failing.clone()), &store, now(), &window(), TUNING).await.result.is_err());
+    assert!(incremental(src.clone(), Arc::new(failing.clone()), &store, now(), &window(), TUNING)
+        .await
+        .result
+        .is_err());
     assert_eq!(store.get(), None);
     incremental(src, Arc::new(failing.clone()), &store, now(), &window(), TUNING).await.result.unwrap();
     let (mut a, mut b) = (clean.snapshot(), failing.snapshot());
@@ -95,7 +118,15 @@ async fn the_run_after_a_failure_converges_to_the_unfailed_state() {
 async fn transient_page_failures_are_retried_and_the_run_succeeds() {
     let store = MemoryCheckpoint::new(None);
     let sink = MemorySink::failing(Fault { at_write: 2, times: 2, kind: Kind::Conflict });
-    let out = incremental(Arc::new(MemorySource::new(items(), 7)), Arc::new(sink.clone()), &store, now(), &window(), TUNING).await;
+    let out = incremental(
+        Arc::new(MemorySource::new(items(), 7)),
+        Arc::new(sink.clone()),
+        &store,
+        now(),
+        &window(),
+        TUNING,
+    )
+    .await;
     out.result.unwrap();
     assert_eq!(out.summary.retries, 2);
     assert_eq!(store.get(), Some(now()));
@@ -114,7 +145,15 @@ async fn a_checkpoint_write_that_keeps_failing_fails_the_run_and_keeps_the_data(
     let store = MemoryCheckpoint::new(None);
     store.fail_next_writes(3);
     let sink = MemorySink::new();
-    let out = incremental(Arc::new(MemorySource::new(items(), 7)), Arc::new(sink.clone()), &store, now(), &window(), TUNING).await;
+    let out = incremental(
+        Arc::new(MemorySource::new(items(), 7)),
+        Arc::new(sink.clone()),
+        &store,
+        now(),
+        &window(),
+        TUNING,
+    )
+    .await;
     let err = out.result.unwrap_err();
     assert!(err.message().contains("checkpoint write failed"), "{err}");
     assert_eq!(store.get(), None);
@@ -126,7 +165,15 @@ async fn records_at_or_before_the_checkpoint_minus_lookback_are_not_written() {
     // Checkpoint 11:15 → after = 11:00: version 0 (10:00) and 1 (11:00) are old.
     let store = MemoryCheckpoint::new(Some(Timestamp::parse("2026-11-26T11:15:00Z").unwrap()));
     let sink = MemorySink::new();
-    let out = incremental(Arc::new(MemorySource::new(items(), 5)), Arc::new(sink.clone()), &store, now(), &window(), TUNING).await;
+    let out = incremental(
+        Arc::new(MemorySource::new(items(), 5)),
+        Arc::new(sink.clone()),
+        &store,
+        now(),
+        &window(),
+        TUNING,
+    )
+    .await;
     out.result.unwrap();
     let db = sink.snapshot();
     // Only the 26th's partition has records after 11:00 (v2 at 12:00); ids with id % 3 == 2.

@@ -82,10 +82,7 @@ impl Source for DynamoSource {
             pages += 1;
             let items = out.items.unwrap_or_default();
             if !items.is_empty() {
-                let page = RawPage {
-                    unit: unit.clone(),
-                    payload: Payload::Sdk(items),
-                };
+                let page = RawPage { unit: unit.clone(), payload: Payload::Sdk(items) };
                 if tx.send(page).await.is_err() {
                     return Ok(());
                 }

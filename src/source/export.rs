@@ -48,10 +48,7 @@ impl ExportSource {
                 dir.display()
             )));
         }
-        Ok(Self {
-            files,
-            page_size: page_size.max(1),
-        })
+        Ok(Self { files, page_size: page_size.max(1) })
     }
 
     /// Returns the data files, in the order they are read.
@@ -65,9 +62,8 @@ fn read_manifest(dir: &Path, manifest: &Path) -> Result<Vec<PathBuf>> {
         .map_err(|e| Error::new(Kind::Io, format!("cannot read {}: {e}", manifest.display())))?;
     let mut files = Vec::new();
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-            Error::config(format!("{} line {}: not JSON ({e})", manifest.display(), n + 1))
-        })?;
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| Error::config(format!("{} line {}: not JSON ({e})", manifest.display(), n + 1)))?;
         let key = v.get("dataFileS3Key").and_then(|k| k.as_str()).ok_or_else(|| {
             Error::config(format!("{} line {}: no dataFileS3Key", manifest.display(), n + 1))
         })?;
@@ -133,10 +129,8 @@ impl Source for ExportSource {
         // File reading and gunzip block: keep them off the tokio workers.
         tokio::task::spawn_blocking(move || -> Result<()> {
             let path = PathBuf::from(&unit);
-            let label = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| unit.clone());
+            let label =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| unit.clone());
             let mut reader = open_lines(&path)?;
             let mut lines = Vec::with_capacity(page_size);
             loop {
@@ -155,20 +149,15 @@ impl Source for ExportSource {
                 }
                 lines.push(line);
                 if lines.len() == page_size {
-                    let page = RawPage {
-                        unit: label.clone(),
-                        payload: Payload::Lines(std::mem::take(&mut lines)),
-                    };
+                    let page =
+                        RawPage { unit: label.clone(), payload: Payload::Lines(std::mem::take(&mut lines)) };
                     if tx.send_blocking(page).is_err() {
                         return Ok(());
                     }
                 }
             }
             if !lines.is_empty() {
-                let _ = tx.send_blocking(RawPage {
-                    unit: label,
-                    payload: Payload::Lines(lines),
-                });
+                let _ = tx.send_blocking(RawPage { unit: label, payload: Payload::Lines(lines) });
             }
             Ok(())
         })

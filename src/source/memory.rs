@@ -26,10 +26,7 @@ impl MemorySource {
             };
             partitions.entry(day).or_default().push(item);
         }
-        Self {
-            partitions,
-            page_size: page_size.max(1),
-        }
+        Self { partitions, page_size: page_size.max(1) }
     }
 }
 
@@ -56,10 +53,7 @@ impl Source for MemorySource {
             .cloned()
             .collect();
         for chunk in items.chunks(self.page_size) {
-            let page = RawPage {
-                unit: unit.clone(),
-                payload: Payload::Items(chunk.to_vec()),
-            };
+            let page = RawPage { unit: unit.clone(), payload: Payload::Items(chunk.to_vec()) };
             if tx.send(page).await.is_err() {
                 break;
             }

@@ -86,10 +86,7 @@ pub fn decode_export_line(mut line: Vec<u8>) -> RawRecord {
             match serde_json::from_str(&fixed) {
                 Ok(v) => v,
                 Err(_) => {
-                    return RawRecord::Unreadable {
-                        reason: RejectReason::NotJson,
-                        raw: text.into_owned(),
-                    }
+                    return RawRecord::Unreadable { reason: RejectReason::NotJson, raw: text.into_owned() }
                 }
             }
         }
@@ -106,8 +103,12 @@ pub fn decode_export_line(mut line: Vec<u8>) -> RawRecord {
 
 /// Tells whether `b` holds a `\uD800`–`\uDFFF` escape (paired or not).
 fn has_surrogate_escape(b: &[u8]) -> bool {
-    b.windows(4)
-        .any(|w| w[0] == b'\\' && w[1] == b'u' && (w[2] == b'd' || w[2] == b'D') && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+    b.windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && (w[2] == b'd' || w[2] == b'D')
+            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+    })
 }
 
 /// A source of raw scan records.

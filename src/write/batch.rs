@@ -22,10 +22,7 @@ pub struct Version {
 impl Version {
     /// Returns the version of a record.
     pub fn of(r: &Record) -> Self {
-        Version {
-            at: r.updated_at,
-            scan_id: r.scan_id.clone(),
-        }
+        Version { at: r.updated_at, scan_id: r.scan_id.clone() }
     }
 }
 
@@ -64,10 +61,7 @@ impl Batch {
         for r in records {
             let v = Version::of(r);
             let key = (r.platform.clone(), r.external_id.clone());
-            let entry = content.entry(key).or_insert(ContentFold {
-                live: None,
-                tomb: None,
-            });
+            let entry = content.entry(key).or_insert(ContentFold { live: None, tomb: None });
             if r.deleted {
                 if entry.tomb.as_ref().is_none_or(|t| *t < v) {
                     entry.tomb = Some(v);
@@ -111,12 +105,7 @@ impl Batch {
         communities.sort_by(|a, b| a.0.cmp(&b.0));
         tags.sort_unstable();
         tags.dedup();
-        Batch {
-            creators,
-            communities,
-            content,
-            tags,
-        }
+        Batch { creators, communities, content, tags }
     }
 }
 

@@ -17,11 +17,7 @@ pub struct CopyBuf {
 impl CopyBuf {
     /// Creates an empty buffer.
     pub fn new() -> Self {
-        Self {
-            buf: Vec::with_capacity(64 * 1024),
-            first: true,
-            rows: 0,
-        }
+        Self { buf: Vec::with_capacity(64 * 1024), first: true, rows: 0 }
     }
 
     /// Returns the encoded bytes.

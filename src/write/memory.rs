@@ -61,10 +61,7 @@ impl MemorySink {
 
     /// Creates a sink that fails as `fault` says.
     pub fn failing(fault: Fault) -> Self {
-        Self {
-            fault: Some(fault),
-            ..Self::default()
-        }
+        Self { fault: Some(fault), ..Self::default() }
     }
 
     /// Returns a copy of the current state.
@@ -120,10 +117,7 @@ impl PageWriter for MemorySink {
             }
         }
         for (key, fold) in &page.batch.content {
-            let row = db.content.entry(key.clone()).or_insert(MemContent {
-                live: None,
-                deleted: None,
-            });
+            let row = db.content.entry(key.clone()).or_insert(MemContent { live: None, deleted: None });
             let mut changed = false;
             if let Some(l) = &fold.live {
                 if row.live.as_ref().is_none_or(|old| Version::of(old) < Version::of(l)) {

@@ -28,10 +28,7 @@ pub struct PgSink {
 
 impl std::fmt::Debug for PgSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgSink")
-            .field("url", &db::redact(&self.url))
-            .field("schema", &self.schema)
-            .finish()
+        f.debug_struct("PgSink").field("url", &db::redact(&self.url)).field("schema", &self.schema).finish()
     }
 }
 
@@ -39,11 +36,7 @@ impl PgSink {
     /// Creates a sink; `run_id` tags quarantine rows with the run that found them.
     pub fn new(url: &str, schema: &str, run_id: Option<i64>) -> Result<Self> {
         quoted_schema(schema)?;
-        Ok(Self {
-            url: url.to_owned(),
-            schema: schema.to_owned(),
-            run_id,
-        })
+        Ok(Self { url: url.to_owned(), schema: schema.to_owned(), run_id })
     }
 }
 
@@ -128,13 +121,7 @@ impl Sink for PgSink {
     fn prepare(&self, page: &ParsedPage) -> PgPage {
         let batch = Batch::fold(&page.records);
         let (creators, communities, content) = encode(&batch);
-        let mut p = PgPage {
-            creators,
-            communities,
-            content,
-            tags: batch.tags,
-            ..PgPage::default()
-        };
+        let mut p = PgPage { creators, communities, content, tags: batch.tags, ..PgPage::default() };
         for r in &page.rejects {
             p.q_reason.push(r.reason.code().to_owned());
             p.q_scan.push(r.scan_id.clone());
@@ -146,10 +133,7 @@ impl Sink for PgSink {
     }
 
     async fn writer(&self) -> Result<PgWriter> {
-        let mut w = PgWriter {
-            sink: self.clone(),
-            client: None,
-        };
+        let mut w = PgWriter { sink: self.clone(), client: None };
         w.ensure_connected().await?;
         Ok(w)
     }

@@ -31,7 +31,8 @@ create temp table if not exists stage_winners (
 /// COPY targets, column order matching the writer's encoding.
 pub const COPY_CREATORS: &str = "copy stage_creators (platform, external_id, handle, display_name, follower_count, source_updated_at, source_scan_id, deleted) from stdin";
 /// COPY into the community staging table.
-pub const COPY_COMMUNITIES: &str = "copy stage_communities (platform, external_id, name, source_updated_at, source_scan_id) from stdin";
+pub const COPY_COMMUNITIES: &str =
+    "copy stage_communities (platform, external_id, name, source_updated_at, source_scan_id) from stdin";
 /// COPY into the content staging table.
 pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, live_at, live_scan, url, caption, creator_external_id, community_external_id, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, tags, tomb_at, tomb_scan) from stdin";
 

@@ -33,14 +33,24 @@ async fn a_bad_line_is_quarantined_and_the_lines_after_it_land() {
         no_platform,
         good("after"),
     ];
-    let out = sync_export(&db, &[lines.clone()]).await;
+    let out = sync_export(&db, std::slice::from_ref(&lines)).await;
     assert_exit(&out, 0);
     let c = db.client().await;
-    let ids: Vec<String> =
-        c.query("select external_id from scansync.content order by 1", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let ids: Vec<String> = c
+        .query("select external_id from scansync.content order by 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(ids, ["after", "before"]);
-    let reasons: Vec<String> =
-        c.query("select reason from scansync.quarantine order by 1", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let reasons: Vec<String> = c
+        .query("select reason from scansync.quarantine order by 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(reasons, ["missing_platform", "not_a_map", "not_json", "not_json"]);
     let run = c.query_one("select quarantined, rejects::text from scansync.sync_runs", &[]).await.unwrap();
     assert_eq!(run.get::<_, i64>(0), 4);
@@ -126,13 +136,19 @@ async fn every_dirty_value_is_repaired_into_something_postgres_accepts() {
     let caption = |id: &'static str| {
         let c = &c;
         async move {
-            c.query_one("select caption from scansync.content where external_id = $1", &[&id]).await.unwrap().get::<_, String>(0)
+            c.query_one("select caption from scansync.content where external_id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
         }
     };
     assert_eq!(caption("invalid_utf8").await, "a\u{fffd}b");
     assert_eq!(caption("raw_nul_in_line").await, "cd");
     let drift: i64 = c
-        .query_one("select count from scansync.schema_drift where attribute = 'mood' and observed_type = 'M'", &[])
+        .query_one(
+            "select count from scansync.schema_drift where attribute = 'mood' and observed_type = 'M'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

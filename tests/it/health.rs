@@ -4,7 +4,8 @@ use crate::support::*;
 
 async fn health(db: &TestDb, max_age: &str) -> (i32, serde_json::Value) {
     let out = scansync(db, &["health", "--max-age", max_age, "--json"]).await;
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     (out.status.code().unwrap(), json)
 }
 

@@ -10,13 +10,22 @@ fn version(content: &str, scan: &str, at: &str, caption: &str, tags: &[&str], ha
     it.insert(
         "creator".into(),
         // Only the "multi" versions describe creator c1; the other posts share c0.
-        Attr::M([("id".to_string(), Attr::S(if handle == "h0" { "c0" } else { "c1" }.into())), ("handle".to_string(), Attr::S(handle.into()))].into()),
+        Attr::M(
+            [
+                ("id".to_string(), Attr::S(if handle == "h0" { "c0" } else { "c1" }.into())),
+                ("handle".to_string(), Attr::S(handle.into())),
+            ]
+            .into(),
+        ),
     );
     it
 }
 
 fn tomb(content: &str, scan: &str, at: &str) -> Item {
-    with(record(content, scan, at, "ignored: a tombstone's values are not kept"), &[("deleted", Attr::Bool(true))])
+    with(
+        record(content, scan, at, "ignored: a tombstone's values are not kept"),
+        &[("deleted", Attr::Bool(true))],
+    )
 }
 
 /// Every case of the rules, as records spread over three days.
@@ -71,7 +80,11 @@ async fn assert_expected_state(db: &TestDb) {
             want("revived", "alive2", None, "{y}"),
         ]
     );
-    let handle: String = c.query_one("select handle from scansync.creators where external_id = 'c1'", &[]).await.unwrap().get(0);
+    let handle: String = c
+        .query_one("select handle from scansync.creators where external_id = 'c1'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(handle, "h4", "creators follow the newest record too");
 }
 
@@ -80,8 +93,19 @@ async fn backfill_export(db: &TestDb, files: &[Vec<String>], page_size: &str) {
     let out = scansync(
         db,
         &[
-            "backfill", "--from", "2026-01-09", "--to", "2026-01-13", "--source", "export",
-            "--export-dir", dir.to_str().unwrap(), "--page-size", page_size, "--writers", "2",
+            "backfill",
+            "--from",
+            "2026-01-09",
+            "--to",
+            "2026-01-13",
+            "--source",
+            "export",
+            "--export-dir",
+            dir.to_str().unwrap(),
+            "--page-size",
+            page_size,
+            "--writers",
+            "2",
         ],
     )
     .await;
@@ -123,7 +147,7 @@ async fn older_versions_arriving_in_a_later_run_change_nothing() {
         .iter()
         .map(|scan| export_line(items.iter().find(|i| i["scanId"] == Attr::S(scan.to_string())).unwrap()))
         .collect();
-    backfill_export(&db, &[newest.clone()], "3").await;
+    backfill_export(&db, std::slice::from_ref(&newest), "3").await;
     // Everything again, older versions included, late: only the missing facts may change
     // (dead-first's live values arrive; dead's live values arrive under its tombstone).
     let all: Vec<String> = items.iter().map(export_line).collect();
@@ -138,8 +162,19 @@ async fn dynamodb_backfill_converges_to_the_same_state_as_an_export() {
     let out = scansync(
         &db,
         &[
-            "backfill", "--from", "2026-01-09", "--to", "2026-01-13", "--source", "dynamodb",
-            "--table", &table.name, "--page-size", "2", "--fetchers", "3",
+            "backfill",
+            "--from",
+            "2026-01-09",
+            "--to",
+            "2026-01-13",
+            "--source",
+            "dynamodb",
+            "--table",
+            &table.name,
+            "--page-size",
+            "2",
+            "--fetchers",
+            "3",
         ],
     )
     .await;

@@ -122,7 +122,17 @@ async fn a_sync_with_the_ssm_checkpoint_stores_the_run_start_in_the_parameter() 
     let name = format!("/scansync/test/{}", unique());
     let out = scansync(
         &db,
-        &["sync", "--source", "export", "--export-dir", dir.to_str().unwrap(), "--checkpoint", "ssm", "--ssm-parameter", &name],
+        &[
+            "sync",
+            "--source",
+            "export",
+            "--export-dir",
+            dir.to_str().unwrap(),
+            "--checkpoint",
+            "ssm",
+            "--ssm-parameter",
+            &name,
+        ],
     )
     .await;
     std::fs::remove_dir_all(&dir).unwrap();

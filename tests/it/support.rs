@@ -44,11 +44,7 @@ impl TestDb {
         let admin = connect(&admin_url).await;
         admin.batch_execute(&format!("create database {name}")).await.expect("create database");
         let base = admin_url.rsplit_once('/').expect("database url has a path").0;
-        TestDb {
-            url: format!("{base}/{name}"),
-            name,
-            admin_url,
-        }
+        TestDb { url: format!("{base}/{name}"), name, admin_url }
     }
 
     /// Opens a connection to the database.
@@ -108,7 +104,8 @@ impl Table {
                 .build()
                 .unwrap()
         };
-        let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
+        let key =
+            |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().unwrap();
         let throughput = ProvisionedThroughput::builder()
             .read_capacity_units(1000)
             .write_capacity_units(1000)
@@ -195,9 +192,7 @@ pub async fn scansync_env(db: &TestDb, args: &[&str], extra: &[(&str, String)]) 
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    tokio::task::spawn_blocking(move || cmd.output().expect("run scansync"))
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || cmd.output().expect("run scansync")).await.unwrap()
 }
 
 /// Asserts the exit status, printing the output when it differs.
@@ -246,10 +241,8 @@ pub async fn dump_exact(c: &Client, schema: &str) -> Vec<String> {
     let mut out = Vec::new();
     for t in ["creators", "communities", "tags", "content", "content_tags", "quarantine"] {
         let order = if t == "content_tags" { "content_id, tag_id" } else { "id" };
-        let rows = c
-            .query(&format!("select t::text from {schema}.{t} t order by {order}"), &[])
-            .await
-            .unwrap();
+        let rows =
+            c.query(&format!("select t::text from {schema}.{t} t order by {order}"), &[]).await.unwrap();
         out.extend(rows.iter().map(|r| format!("{t}: {}", r.get::<_, String>(0))));
     }
     out

@@ -18,7 +18,12 @@ fn three_day_history() -> Vec<Item> {
     let mut items = Vec::new();
     for p in 0..40 {
         for (v, hours) in [60.0, 36.0, 12.0].iter().enumerate() {
-            let mut it = record(&format!("post-{p}"), &format!("s-{p}-{v}"), &hours_ago(hours + p as f64 * 0.01), &format!("p{p} v{v}"));
+            let mut it = record(
+                &format!("post-{p}"),
+                &format!("s-{p}-{v}"),
+                &hours_ago(hours + p as f64 * 0.01),
+                &format!("p{p} v{v}"),
+            );
             it.insert(
                 "creator".into(),
                 Attr::M(
@@ -30,7 +35,10 @@ fn three_day_history() -> Vec<Item> {
                     .into(),
                 ),
             );
-            it.insert("stats".into(), Attr::M([("views".to_string(), Attr::N(format!("1234567890123456789012{v}")))].into()));
+            it.insert(
+                "stats".into(),
+                Attr::M([("views".to_string(), Attr::N(format!("1234567890123456789012{v}")))].into()),
+            );
             it.insert("tags".into(), Attr::Ss(vec![format!("#T{v}"), "#Common".into()]));
             items.push(it);
         }
@@ -45,7 +53,8 @@ fn three_day_history() -> Vec<Item> {
 async fn incremental_run_over_several_partitions_with_small_pages_lands_exactly_the_expected_rows() {
     let (db, table) = (TestDb::new().await, Table::new().await);
     table.put(&three_day_history()).await;
-    let out = scansync(&db, &sync_args(&table.name, &[&["--first-run-window", "72h"], SMALL_PAGES].concat())).await;
+    let out =
+        scansync(&db, &sync_args(&table.name, &[&["--first-run-window", "72h"], SMALL_PAGES].concat())).await;
     assert_exit(&out, 0);
 
     let c = db.client().await;
@@ -78,7 +87,10 @@ async fn incremental_run_over_several_partitions_with_small_pages_lands_exactly_
         assert_eq!(r.get::<_, String>(1), "18446744073709551612");
     }
     let run = c
-        .query_one("select status, pages, records_read, records_skipped, rows_content from scansync.sync_runs", &[])
+        .query_one(
+            "select status, pages, records_read, records_skipped, rows_content from scansync.sync_runs",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(run.get::<_, String>(0), "succeeded");
@@ -189,7 +201,10 @@ async fn a_second_run_exits_75_while_the_lock_is_held_and_writes_nothing() {
     table.put(&three_day_history()).await;
     let holder = db.client().await;
     let got: bool = holder
-        .query_one("select pg_try_advisory_lock(hashtextextended($1, 0))", &[&scansync::lock::lock_name("scansync")])
+        .query_one(
+            "select pg_try_advisory_lock(hashtextextended($1, 0))",
+            &[&scansync::lock::lock_name("scansync")],
+        )
         .await
         .unwrap()
         .get(0);
