@@ -4,12 +4,12 @@
 //! [`write`]r, and moves the [`checkpoint`] last; [`run`] ties the stages together. See
 //! `ARCHITECTURE.md` for the map.
 
-pub mod attr;
 pub mod error;
-pub mod parse;
-pub mod time;
 
 pub use error::{Error, Kind, Result};
+/// The parse stage (its own crate, `parse/`): items, records, the repair rules.
+pub use scansync_parse as parse;
+pub use scansync_parse::{attr, time};
 pub mod aws;
 pub mod checkpoint;
 pub mod cli;

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
     ProvisionedThroughput, PutRequest, ScalarAttributeType, WriteRequest,
 };
 use scansync::attr::{Attr, Item};
+use scansync::source::dynamodb::to_sdk;
 use scansync::time::Timestamp;
 use std::process::Output;
 use tokio_postgres::{Client, NoTls};
@@ -150,7 +151,7 @@ impl Table {
             let mut requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|i| {
-                    let item = i.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                    let item = i.iter().map(|(k, v)| (k.clone(), to_sdk(v.clone()))).collect();
                     WriteRequest::builder()
                         .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
                         .build()

@@ -12,8 +12,8 @@
 //! No page may fail because PostgreSQL rejected a value produced here.
 
 use crate::attr::{Attr, Item};
-use crate::parse::number::normalize_decimal;
-use crate::parse::text::hex4;
+use crate::number::normalize_decimal;
+use crate::text::hex4;
 use serde_json::{Map, Number, Value};
 
 /// How many layers of string-encoding are unwrapped before giving up.

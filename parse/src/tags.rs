@@ -5,8 +5,8 @@
 //! leading `#`, trimmed; empty tags are dropped and duplicates folded (first one kept).
 
 use crate::attr::Attr;
-use crate::parse::json::{parse_json_text, Parsed};
-use crate::parse::text::clean_text;
+use crate::json::{parse_json_text, Parsed};
+use crate::text::clean_text;
 use unicode_normalization::UnicodeNormalization;
 
 /// Extracts and normalises the tags of one attribute value; `None` if the type cannot hold

@@ -1,4 +1,4 @@
-//! The parse stage: raw DynamoDB items in, uniform [`Record`]s or quarantine [`Reject`]s out.
+//! Records: raw DynamoDB items in, uniform [`Record`]s or quarantine [`Reject`]s out.
 //!
 //! Runs on the rayon pool, one page at a time ([`parse_page`]); it never blocks on I/O.
 //! Every field-name variant of the upstream contract (DESIGN §2) is normalised here, and
@@ -12,18 +12,14 @@
 //! stats `stats` | `statistics`; `postedAt` | `createdAt` | `created_at`; tags `tags` |
 //! `hashtags`.
 
-pub mod json;
-pub mod number;
-pub mod tags;
-pub mod text;
-
 use crate::attr::{write_item_dynamodb_json, Attr, Item};
+use crate::json::{attr_to_json, jsonb_text, parse_json_text, strip_nul, Parsed};
+use crate::number::{id_text, normalize_decimal};
+use crate::tags;
+use crate::text::clean_text;
 use crate::time::{Day, Timestamp};
-use json::{attr_to_json, jsonb_text, parse_json_text, strip_nul, Parsed};
-use number::{id_text, normalize_decimal};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use text::clean_text;
 
 /// One scan record, cleaned and in the canonical shape.
 #[derive(Debug, Clone, PartialEq)]

@@ -190,48 +190,8 @@ pub fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-impl From<aws_sdk_dynamodb::types::AttributeValue> for Attr {
-    fn from(v: aws_sdk_dynamodb::types::AttributeValue) -> Self {
-        use aws_sdk_dynamodb::primitives::Blob;
-        use aws_sdk_dynamodb::types::AttributeValue as Av;
-        let b64 = |b: Blob| encode_base64(b.as_ref());
-        match v {
-            Av::S(s) => Attr::S(s),
-            Av::N(n) => Attr::N(n),
-            Av::B(b) => Attr::B(b64(b)),
-            Av::Bool(b) => Attr::Bool(b),
-            Av::Null(_) => Attr::Null,
-            Av::M(m) => Attr::M(m.into_iter().map(|(k, v)| (k, v.into())).collect()),
-            Av::L(l) => Attr::L(l.into_iter().map(Into::into).collect()),
-            Av::Ss(s) => Attr::Ss(s),
-            Av::Ns(n) => Attr::Ns(n),
-            Av::Bs(b) => Attr::Bs(b.into_iter().map(b64).collect()),
-            // A type newer than this SDK: keep that it was there rather than fail the page.
-            _ => Attr::Null,
-        }
-    }
-}
-
-impl From<Attr> for aws_sdk_dynamodb::types::AttributeValue {
-    fn from(v: Attr) -> Self {
-        use aws_sdk_dynamodb::primitives::Blob;
-        use aws_sdk_dynamodb::types::AttributeValue as Av;
-        match v {
-            Attr::S(s) => Av::S(s),
-            Attr::N(n) => Av::N(n),
-            Attr::B(b) => Av::B(Blob::new(b.into_bytes())),
-            Attr::Bool(b) => Av::Bool(b),
-            Attr::Null => Av::Null(true),
-            Attr::M(m) => Av::M(m.into_iter().map(|(k, v)| (k, v.into())).collect()),
-            Attr::L(l) => Av::L(l.into_iter().map(Into::into).collect()),
-            Attr::Ss(s) => Av::Ss(s),
-            Attr::Ns(n) => Av::Ns(n),
-            Attr::Bs(b) => Av::Bs(b.into_iter().map(|x| Blob::new(x.into_bytes())).collect()),
-        }
-    }
-}
-
-fn encode_base64(bytes: &[u8]) -> String {
+/// Encodes bytes as standard base64 (how binary attributes travel in DynamoDB JSON).
+pub fn encode_base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
