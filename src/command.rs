@@ -152,6 +152,10 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
         }
     };
     let error = outcome.result.as_ref().err().map(|e| e.to_string());
+    // Drift is logged once per attribute and type per run, never per record.
+    for ((attribute, observed_type), records) in &outcome.summary.drift {
+        tracing::warn!(%attribute, observed_type, records, "schema drift: attribute kept in content.extra or coerced");
+    }
     ledger::record_drift(&admin, req.schema, &outcome.summary).await?;
     ledger::finish(&admin, req.schema, run_id, outcome.plan.as_ref(), &outcome.summary, error.as_deref())
         .await?;
@@ -232,7 +236,12 @@ pub fn print_summary(label: &str, o: &Outcome) {
 pub fn exit_status(r: &Result<Outcome>) -> u8 {
     match r {
         Ok(o) if o.result.is_ok() => EXIT_OK,
-        Ok(_) => EXIT_FAILED,
+        Ok(o) => {
+            if let Err(e) = &o.result {
+                eprintln!("scansync: run failed: {e}");
+            }
+            EXIT_FAILED
+        }
         Err(e) if e.kind() == Kind::Locked => {
             eprintln!("scansync: {e}");
             EXIT_LOCKED

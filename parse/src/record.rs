@@ -363,12 +363,19 @@ impl Ctx<'_> {
         self.extra.insert(name.to_owned(), attr_to_json(a));
     }
 
+    /// Notes a known attribute that arrived with an undocumented type but could be
+    /// coerced: counted as a repair and recorded in the drift ledger.
+    fn coerced(&mut self, name: &str, a: &Attr) {
+        self.repairs.add(Rule::TypeCoerced);
+        *self.drift.entry((name.to_owned(), a.type_name())).or_default() += 1;
+    }
+
     /// Reads a string-like attribute: S as is, N coerced (unambiguous), others drift.
     fn text_attr(&mut self, name: &str, a: &Attr) -> Option<String> {
         match a {
             Attr::S(s) => self.text(s),
             Attr::N(n) => {
-                self.repairs.add(Rule::TypeCoerced);
+                self.coerced(name, a);
                 normalize_decimal(n)
             }
             Attr::Null => None,
@@ -418,11 +425,11 @@ impl Ctx<'_> {
             Attr::Bool(b) => *b,
             Attr::Null => false,
             Attr::S(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => {
-                self.repairs.add(Rule::TypeCoerced);
+                self.coerced(name, a);
                 s.eq_ignore_ascii_case("true")
             }
             Attr::N(n) if n == "0" || n == "1" => {
-                self.repairs.add(Rule::TypeCoerced);
+                self.coerced(name, a);
                 n == "1"
             }
             other => {
@@ -627,9 +634,9 @@ fn parse_creator(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> Option<Crea
     };
     let (id, handle, display_name, followers, deleted) = match item.get("creator") {
         Some(Attr::M(m)) => from_map(cx, m),
-        Some(Attr::S(s)) if item.get("creatorId").is_none() => {
+        Some(a @ Attr::S(s)) if item.get("creatorId").is_none() => {
             // A bare string creator is its handle.
-            cx.repairs.add(Rule::TypeCoerced);
+            cx.coerced("creator", a);
             (None, cx.text(s), None, None, false)
         }
         Some(other) if *other != Attr::Null => {
@@ -663,8 +670,9 @@ fn parse_community(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> Option<Co
     };
     let (id, name) = match item.get("community") {
         Some(Attr::M(m)) => from_map(cx, m),
-        Some(Attr::S(s)) if item.get("communityId").is_none() => {
-            cx.repairs.add(Rule::TypeCoerced);
+        Some(a @ Attr::S(s)) if item.get("communityId").is_none() => {
+            // A bare string community is its name.
+            cx.coerced("community", a);
             (None, cx.text(s))
         }
         Some(other) if *other != Attr::Null => {

@@ -4,6 +4,7 @@
 mod demo;
 mod export;
 mod health;
+mod jsonb_property;
 mod merge_rules;
 mod ssm;
 mod support;

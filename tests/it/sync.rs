@@ -278,3 +278,38 @@ async fn first_run_reads_24_hours_back_in_utc_days_with_the_overlap_day() {
     assert_eq!(r.get::<_, String>(2), now.day().to_string());
     assert!(r.get::<_, bool>(3), "the checkpoint is the run's start time");
 }
+
+#[tokio::test]
+async fn a_missing_table_fails_the_run_with_a_message_that_names_it() {
+    let db = TestDb::new().await;
+    let out = scansync(&db, &sync_args("no_such_table", &[])).await;
+    assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no_such_table") && stderr.contains("check --table"), "{stderr}");
+    let c = db.client().await;
+    let r = c.query_one("select status, error from scansync.sync_runs", &[]).await.unwrap();
+    assert_eq!(r.get::<_, String>(0), "failed");
+    let cp: i64 = c.query_one("select count(*) from scansync.checkpoints", &[]).await.unwrap().get(0);
+    assert_eq!(cp, 0);
+}
+
+#[tokio::test]
+async fn a_database_password_never_appears_in_any_output() {
+    let db = TestDb::new().await;
+    let secret = "hunter2-do-not-print";
+    let url = format!("postgres://app:{secret}@127.0.0.1:1/x");
+    for args in [
+        vec!["migrate"],
+        vec!["sync", "--source", "export", "--export-dir", "/nonexistent"],
+        vec!["health"],
+        vec!["demo"],
+    ] {
+        let out = scansync_env(&db, &args, &[("DATABASE_URL", url.clone())]).await;
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains(secret), "{args:?} printed the password: {text}");
+    }
+    let out = scansync_env(&db, &["migrate"], &[("DATABASE_URL", url)]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("app:***@127.0.0.1:1"));
+}

@@ -228,3 +228,143 @@ fn rejects_keep_the_raw_record_and_scan_id() {
     assert_eq!(rj.scan_id.as_deref(), Some("scan-1"));
     assert!(rj.raw.contains(r#""platform":{"S":"TikTok"}"#));
 }
+
+/// One row per known failure mode: the input, what must come out, and the rule that must
+/// be counted. The same cases run through PostgreSQL in `tests/it/export.rs`.
+#[test]
+fn every_failure_mode_is_repaired_by_its_named_rule() {
+    type Check = fn(&Record) -> bool;
+    type Case = (&'static str, Vec<(&'static str, Attr)>, Check, Option<Rule>);
+    let double = serde_json::to_string(r#"{"k":"v"}"#).unwrap();
+    let cases: Vec<Case> = vec![
+        (
+            "nul_in_caption",
+            with(&[("caption", s("a\u{0}b"))]),
+            |r| r.caption.as_deref() == Some("ab"),
+            Some(Rule::TextControl),
+        ),
+        (
+            "control_chars",
+            with(&[("caption", s("a\u{7}b\r\n"))]),
+            |r| r.caption.as_deref() == Some("ab"),
+            Some(Rule::TextControl),
+        ),
+        (
+            "non_nfc",
+            with(&[("caption", s("Cafe\u{301}"))]),
+            |r| r.caption.as_deref() == Some("Caf\u{e9}"),
+            Some(Rule::TextNfc),
+        ),
+        (
+            "escaped_lone_surrogate",
+            with(&[("caption", s(r"x\ud83d"))]),
+            |r| r.caption.as_deref() == Some("x\u{fffd}"),
+            Some(Rule::TextSurrogate),
+        ),
+        ("blank_is_null", with(&[("caption", s(" \t "))]), |r| r.caption.is_none(), None),
+        (
+            "metadata_bom",
+            with(&[("metadata", s("\u{feff}{\"k\":1}"))]),
+            |r| r.metadata.as_deref() == Some(r#"{"k":1}"#),
+            Some(Rule::MetadataRepaired),
+        ),
+        (
+            "metadata_nul_escape",
+            with(&[("metadata", s(r#"{"k":"a\u0000"}"#))]),
+            |r| r.metadata.as_deref() == Some(r#"{"k":"a"}"#),
+            Some(Rule::MetadataRepaired),
+        ),
+        (
+            "metadata_raw_nul",
+            with(&[("metadata", s("{\"k\":\"a\u{0}\"}"))]),
+            |r| r.metadata.as_deref() == Some(r#"{"k":"a"}"#),
+            Some(Rule::MetadataRepaired),
+        ),
+        (
+            "metadata_lone_surrogate",
+            with(&[("metadata", s(r#"{"k":"\udc00"}"#))]),
+            |r| r.metadata.as_deref() == Some("{\"k\":\"\u{fffd}\"}"),
+            Some(Rule::MetadataRepaired),
+        ),
+        (
+            "metadata_double_encoded",
+            with(&[("metadata", s(&double))]),
+            |r| r.metadata.as_deref() == Some(r#"{"k":"v"}"#),
+            Some(Rule::MetadataUnwrapped),
+        ),
+        (
+            "metadata_not_json",
+            with(&[("metadata", s("{"))]),
+            |r| r.metadata.is_none(),
+            Some(Rule::MetadataInvalid),
+        ),
+        (
+            "metadata_number_out_of_range",
+            with(&[("metadata", s(r#"{"n":1e400000}"#))]),
+            |r| r.metadata.is_none(),
+            Some(Rule::MetadataUnfit),
+        ),
+        ("metadata_null", with(&[("metadata", Attr::Null)]), |r| r.metadata.is_none(), None),
+        (
+            "metadata_map_numbers_exact",
+            with(&[("metadata", m(&[("n", n("123456789012345678901234567890"))]))]),
+            |r| r.metadata.as_deref() == Some(r#"{"n":123456789012345678901234567890}"#),
+            None,
+        ),
+        (
+            "count_past_2_64",
+            with(&[("stats", m(&[("views", n("18446744073709551616"))]))]),
+            |r| r.stats[0].as_deref() == Some("18446744073709551616"),
+            None,
+        ),
+        (
+            "count_not_a_number",
+            with(&[("stats", m(&[("views", s("n/a"))]))]),
+            |r| r.stats[0].is_none(),
+            Some(Rule::NumberInvalid),
+        ),
+        (
+            "timestamp_unparseable",
+            with(&[("postedAt", s("soon"))]),
+            |r| r.posted_at.is_none(),
+            Some(Rule::TimestampInvalid),
+        ),
+        (
+            "caption_as_number",
+            with(&[("caption", n("42"))]),
+            |r| r.caption.as_deref() == Some("42"),
+            Some(Rule::TypeCoerced),
+        ),
+        ("deleted_as_string", with(&[("deleted", s("TRUE"))]), |r| r.deleted, Some(Rule::TypeCoerced)),
+        (
+            "platform_from_metadata",
+            {
+                let mut v: Vec<_> = base().into_iter().filter(|(k, _)| *k != "platform").collect();
+                v.push(("metadata", s(r#"{"platform":"Reddit"}"#)));
+                v
+            },
+            |r| r.platform == "reddit",
+            Some(Rule::MetadataFallback),
+        ),
+    ];
+    for (name, attrs, check, rule) in cases {
+        let mut repairs = Repairs::default();
+        let mut drift = Drift::default();
+        let rec = parse_item(&item(&attrs), "2026-11-26", &mut repairs, &mut drift)
+            .unwrap_or_else(|e| panic!("{name}: rejected {e:?}"));
+        assert!(check(&rec), "{name}: {rec:?}");
+        if let Some(rule) = rule {
+            assert!(repairs.get(rule) >= 1, "{name}: rule {} not counted ({repairs:?})", rule.name());
+        }
+    }
+}
+
+#[test]
+fn a_known_attribute_with_a_new_type_is_coerced_and_recorded_as_drift() {
+    let mut r = Repairs::default();
+    let mut d = Drift::default();
+    let rec = parse_item(&item(&with(&[("caption", n("42"))])), "", &mut r, &mut d).unwrap();
+    assert_eq!(rec.caption.as_deref(), Some("42"));
+    assert_eq!(rec.extra, None, "coerced values are not duplicated into extra");
+    assert_eq!(d.get(&("caption".to_string(), "N")), Some(&1));
+}

@@ -1,0 +1,72 @@
+//! Fuzzes the record parser: one export line (DynamoDB JSON) in, a record or a quarantine
+//! reason out. Beyond "never panics", it checks every output is fit for PostgreSQL: text
+//! is clean, JSON columns are valid `jsonb`, numbers are canonical decimals.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use scansync_parse::export::decode_export_line;
+use scansync_parse::number::normalize_decimal;
+use scansync_parse::{parse_item, Drift, RawRecord, Repairs};
+use unicode_normalization::is_nfc;
+
+fn check_text(what: &str, s: &str) {
+    assert!(!s.is_empty(), "{what}: empty string instead of null");
+    assert!(is_nfc(s), "{what}: not NFC: {s:?}");
+    assert!(s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'), "{what}: control character: {s:?}");
+    assert_eq!(s.trim(), s, "{what}: not trimmed");
+}
+
+/// Whether a parsed value holds a NUL character (jsonb refuses `\u0000`), in a string or key.
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(xs) => xs.iter().any(has_nul),
+        serde_json::Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn check_json(what: &str, s: &str) {
+    let v: serde_json::Value =
+        serde_json::from_str(s).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {s:?}"));
+    assert!(!has_nul(&v), "{what}: NUL that jsonb refuses: {s:?}");
+}
+
+fuzz_target!(|data: &[u8]| {
+    match decode_export_line(data.to_vec()) {
+        RawRecord::Unreadable { raw, .. } => assert!(!raw.is_empty() || data.is_empty()),
+        RawRecord::Item(item) => {
+            let mut repairs = Repairs::default();
+            let mut drift = Drift::default();
+            if let Ok(r) = parse_item(&item, "fuzz", &mut repairs, &mut drift) {
+                check_text("platform", &r.platform);
+                assert!(!r.external_id.contains('\0'));
+                for (what, v) in [("url", &r.url), ("caption", &r.caption)] {
+                    if let Some(v) = v {
+                        check_text(what, v);
+                    }
+                }
+                if let Some(c) = &r.creator {
+                    for v in [&c.handle, &c.display_name].into_iter().flatten() {
+                        check_text("creator", v);
+                    }
+                    if let Some(f) = &c.followers {
+                        assert_eq!(normalize_decimal(f).as_deref(), Some(f.as_str()));
+                    }
+                }
+                for t in &r.tags {
+                    check_text("tag", t);
+                }
+                for n in r.stats.iter().flatten() {
+                    assert_eq!(normalize_decimal(n).as_deref(), Some(n.as_str()), "count not canonical");
+                }
+                if let Some(m) = &r.metadata {
+                    check_json("metadata", m);
+                }
+                if let Some(e) = &r.extra {
+                    check_json("extra", e);
+                }
+            }
+        }
+    }
+});
