@@ -59,8 +59,9 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Report freshness: exit 0 healthy, 1 stale or never ran, 2 last run failed.
     Health(HealthArgs),
-    /// Sync a bundled sample of dirty records into a demo schema, twice, then run health.
-    Demo,
+    /// Sync a bundled sample of dirty records into a demo schema, twice, then run health;
+    /// with --records N, sync N generated dirty records instead, with a progress bar.
+    Demo(DemoArgs),
 }
 
 /// Flags of `sync`.
@@ -109,6 +110,21 @@ pub struct HealthArgs {
     #[command(flatten)]
     /// Where the checkpoint lives.
     pub checkpoint: CheckpointArgs,
+}
+
+/// Flags of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Generate this many realistic dirty records (loadgen's generator) and sync them,
+    /// instead of the bundled sample.
+    #[arg(long, env = "SCANSYNC_DEMO_RECORDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub records: Option<u64>,
+    /// Seed of the generated records.
+    #[arg(long, env = "SCANSYNC_DEMO_SEED", default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    /// Parallelism and page size (generated records only).
+    pub tuning: TuningArgs,
 }
 
 /// Which source to read.

@@ -31,6 +31,8 @@ pub enum AnySource {
     Dynamo(DynamoSource),
     /// An export directory.
     Export(ExportSource),
+    /// Records made on the fly by the loadgen generator (`demo --records N`).
+    Generated(crate::source::generated::GeneratedSource),
 }
 
 impl AnySource {
@@ -129,7 +131,7 @@ pub struct RunRequest<'a> {
 
 /// Converts tuning flags.
 pub fn tuning(t: &TuningArgs) -> Tuning {
-    Tuning { fetchers: usize::from(t.fetchers), writers: usize::from(t.writers) }
+    Tuning { fetchers: usize::from(t.fetchers), writers: usize::from(t.writers), progress: None }
 }
 
 /// Runs one sync/backfill/demo run under the lock, recorded in the ledger. Returns the
@@ -143,13 +145,11 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     let admin = Arc::new(admin);
     let run_id = ledger::start(&admin, req.schema, req.kind, started).await?;
     let sink = Arc::new(PgSink::new(req.url, req.schema, Some(run_id))?);
-    let outcome = match (req.source, &req.scope) {
-        (AnySource::Dynamo(s), scope) => {
-            dispatch(Arc::new(s), sink, scope, &admin, req.schema, started, req.tuning).await
-        }
-        (AnySource::Export(s), scope) => {
-            dispatch(Arc::new(s), sink, scope, &admin, req.schema, started, req.tuning).await
-        }
+    let (scope, schema, tuning) = (&req.scope, req.schema, req.tuning);
+    let outcome = match req.source {
+        AnySource::Dynamo(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
+        AnySource::Export(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
+        AnySource::Generated(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
     };
     let error = outcome.result.as_ref().err().map(|e| e.to_string());
     // Drift is logged once per attribute and type per run, never per record.

@@ -4,6 +4,7 @@
 //! it into a fresh demo schema, syncs it again to show that nothing changes, and ends with
 //! `health`. The sample is made by `sample/generate.py`.
 
+use crate::cli::DemoArgs;
 use crate::command::{self, AnySource, RunRequest, Scope};
 use crate::error::{Error, Result};
 use crate::health;
@@ -11,7 +12,12 @@ use crate::ledger::RunKind;
 use crate::run::Tuning;
 use crate::schema::quoted_schema;
 use crate::source::export::ExportSource;
+use crate::source::generated::GeneratedSource;
+use crate::time::Timestamp;
 use crate::{checkpoint::memory::MemoryCheckpoint, db};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const SAMPLE: &[(&str, &[u8])] = &[
@@ -26,7 +32,10 @@ pub fn demo_schema(base: &str) -> String {
 }
 
 /// Runs the demo; returns the exit status.
-pub async fn demo(url: &str, base_schema: &str) -> Result<u8> {
+pub async fn demo(url: &str, base_schema: &str, args: &DemoArgs) -> Result<u8> {
+    if let Some(n) = args.records {
+        return generated(url, base_schema, n, args).await;
+    }
     let schema = demo_schema(base_schema);
     let q = quoted_schema(&schema)?;
     let dir = command::temp_dir("scansync-demo");
@@ -42,7 +51,7 @@ pub async fn demo(url: &str, base_schema: &str) -> Result<u8> {
         .map_err(|e| Error::from(e).context(format!("resetting the demo schema {schema}")))?;
     println!("scansync demo: bundled sample export -> schema {schema} on {}\n", db::redact(url));
 
-    let tuning = Tuning { fetchers: 2, writers: 2 };
+    let tuning = Tuning { fetchers: 2, writers: 2, progress: None };
     let mut status = command::EXIT_OK;
     for (n, label) in ["first run", "second run (same records again)"].iter().enumerate() {
         let req = RunRequest {
@@ -51,7 +60,7 @@ pub async fn demo(url: &str, base_schema: &str) -> Result<u8> {
             kind: RunKind::Demo,
             scope: Scope::Days(None),
             source: AnySource::Export(ExportSource::open(&dir, 100)?),
-            tuning,
+            tuning: tuning.clone(),
         };
         let outcome = command::run(req).await;
         let code = command::exit_status(&outcome);
@@ -93,4 +102,66 @@ pub async fn demo(url: &str, base_schema: &str) -> Result<u8> {
     println!("health: {}", report.to_text());
     println!("\nlook around: psql {} -c 'select platform, external_id, caption, view_count from {schema}.content limit 5'", db::redact(url));
     Ok(status.max(report.status.exit_code()))
+}
+
+/// `demo --records N`: N generated dirty records through the real pipeline, with a
+/// progress bar when stderr is a terminal, then the throughput.
+async fn generated(url: &str, base_schema: &str, records: u64, args: &DemoArgs) -> Result<u8> {
+    let schema = demo_schema(base_schema);
+    let q = quoted_schema(&schema)?;
+    let admin = db::connect(url).await?;
+    admin
+        .batch_execute(&format!("drop schema if exists {q} cascade"))
+        .await
+        .map_err(|e| Error::from(e).context(format!("resetting the demo schema {schema}")))?;
+    println!("scansync demo: {records} generated dirty records -> schema {schema} on {}", db::redact(url));
+    let progress = Arc::new(AtomicU64::new(0));
+    let mut tuning = command::tuning(&args.tuning);
+    tuning.progress = Some(progress.clone());
+    let start = Timestamp::parse("2026-01-01T00:00:00Z").expect("valid timestamp");
+    let source = GeneratedSource::new(
+        records,
+        tuning.fetchers as u64,
+        args.tuning.page_size as usize,
+        args.seed,
+        start,
+        100_000,
+    );
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let done = progress.load(Ordering::Relaxed).min(records);
+                let filled = (done * 30 / records) as usize;
+                let rate = done as f64 / t.elapsed().as_secs_f64();
+                eprint!(
+                    "\r[{}{}] {:>3}% {done}/{records} records, {rate:.0} records/s ",
+                    "#".repeat(filled),
+                    ".".repeat(30 - filled),
+                    done * 100 / records
+                );
+                let _ = std::io::stderr().flush();
+            }
+        })
+    });
+    let req = RunRequest {
+        url,
+        schema: &schema,
+        kind: RunKind::Demo,
+        scope: Scope::Days(None),
+        source: AnySource::Generated(source),
+        tuning,
+    };
+    let outcome = command::run(req).await;
+    if let Some(bar) = bar {
+        bar.abort();
+        eprint!("\r{}\r", " ".repeat(80));
+    }
+    let code = command::exit_status(&outcome);
+    if let Ok(o) = &outcome {
+        command::print_summary("run", o);
+    }
+    Ok(code)
 }

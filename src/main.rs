@@ -24,8 +24,12 @@ fn init_logging(format: LogFormat, default_level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Demo | Command::Health(_) | Command::Migrate);
-    init_logging(cli.log_format, if quiet { "warn" } else { "scansync=info,warn" });
+    let level = match cli.command {
+        Command::Demo(_) => "error",
+        Command::Health(_) | Command::Migrate => "warn",
+        _ => "scansync=info,warn",
+    };
+    init_logging(cli.log_format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -144,7 +148,7 @@ async fn dispatch(cli: Cli) -> u8 {
                 }
             }
         }
-        Command::Demo => match demo::demo(url, schema_name).await {
+        Command::Demo(args) => match demo::demo(url, schema_name, &args).await {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("scansync: demo failed: {e}");

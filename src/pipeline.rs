@@ -16,6 +16,7 @@ use crate::source::{RawPage, Source};
 use crate::write::{PageWriter, Sink, WriteStats};
 use futures_util::{stream, TryStreamExt};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{info, warn, Instrument};
@@ -33,6 +34,8 @@ pub struct PipelineConfig {
     pub coarse_after: Option<String>,
     /// The exact filter applied after parsing.
     pub filter: Filter,
+    /// Counts raw records of committed pages (for a progress display).
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 /// What a run did. Counts cover committed pages only.
@@ -171,9 +174,9 @@ pub async fn execute<S: Source, K: Sink>(
     let mut handles = Vec::with_capacity(writers);
     for n in 0..writers {
         let (sink, rx, summary) = (sink.clone(), prep_rx.clone(), summary.clone());
-        let raw_rx = raw_rx.clone();
+        let (raw_rx, progress) = (raw_rx.clone(), cfg.progress.clone());
         handles.push(tokio::spawn(async move {
-            let res = write_loop(&*sink, &rx, &summary, n).await;
+            let res = write_loop(&*sink, &rx, &summary, n, progress.as_deref()).await;
             if res.is_err() {
                 // Stop everything upstream: parsers and fetchers see closed queues.
                 rx.close();
@@ -217,6 +220,7 @@ async fn write_loop<K: Sink>(
     rx: &async_channel::Receiver<(PageInfo, K::Prepared)>,
     summary: &Mutex<Summary>,
     writer: usize,
+    progress: Option<&AtomicU64>,
 ) -> Result<()> {
     let mut w = sink.writer().await?;
     while let Ok((info, page)) = rx.recv().await {
@@ -235,6 +239,9 @@ async fn write_loop<K: Sink>(
             }
         };
         info!(unit = %info.unit, writer, read = info.read, content = stats.content, rejected = info.rejects.len(), "page committed");
+        if let Some(p) = progress {
+            p.fetch_add(info.read, Ordering::Relaxed);
+        }
         let mut s = summary.lock().expect("summary poisoned");
         s.pages += 1;
         s.read += info.read;

@@ -12,16 +12,19 @@ use crate::source::Source;
 use crate::time::{Day, Timestamp};
 use crate::window::{plan, Plan, WindowConfig};
 use crate::write::Sink;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tracing::{info, warn};
 
 /// Parallelism settings of a run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Tuning {
     /// Units fetched at once.
     pub fetchers: usize,
     /// Page writers.
     pub writers: usize,
+    /// Counts raw records of committed pages as they commit (for a progress display).
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 /// The outcome of a run: what it planned, what committed, and whether it succeeded.
@@ -65,6 +68,7 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
     let cfg = PipelineConfig {
         fetchers: tuning.fetchers,
         writers: tuning.writers,
+        progress: tuning.progress,
         units,
         coarse_after: Some(plan.coarse.clone()),
         filter: Filter { after: Some(plan.after), days: None },
@@ -97,6 +101,7 @@ pub async fn full<S: Source, K: Sink>(
     let cfg = PipelineConfig {
         fetchers: tuning.fetchers,
         writers: tuning.writers,
+        progress: tuning.progress,
         units,
         coarse_after: None,
         filter: Filter { after: None, days },

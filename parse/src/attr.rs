@@ -209,6 +209,56 @@ pub fn encode_base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Conversions between the item model and the AWS SDK's `AttributeValue` (feature `aws`).
+#[cfg(feature = "aws")]
+pub mod sdk {
+    use super::{encode_base64, Attr};
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    /// Converts an SDK attribute value into the shared item model.
+    pub fn from_sdk(v: AttributeValue) -> Attr {
+        {
+            use aws_sdk_dynamodb::primitives::Blob;
+            use aws_sdk_dynamodb::types::AttributeValue as Av;
+            let b64 = |b: Blob| encode_base64(b.as_ref());
+            match v {
+                Av::S(s) => Attr::S(s),
+                Av::N(n) => Attr::N(n),
+                Av::B(b) => Attr::B(b64(b)),
+                Av::Bool(b) => Attr::Bool(b),
+                Av::Null(_) => Attr::Null,
+                Av::M(m) => Attr::M(m.into_iter().map(|(k, v)| (k, from_sdk(v))).collect()),
+                Av::L(l) => Attr::L(l.into_iter().map(from_sdk).collect()),
+                Av::Ss(s) => Attr::Ss(s),
+                Av::Ns(n) => Attr::Ns(n),
+                Av::Bs(b) => Attr::Bs(b.into_iter().map(b64).collect()),
+                // A type newer than this SDK: keep that it was there rather than fail the page.
+                _ => Attr::Null,
+            }
+        }
+    }
+
+    /// Converts an attribute into an SDK value (for writers such as tests and loadgen).
+    pub fn to_sdk(v: Attr) -> AttributeValue {
+        {
+            use aws_sdk_dynamodb::primitives::Blob;
+            use aws_sdk_dynamodb::types::AttributeValue as Av;
+            match v {
+                Attr::S(s) => Av::S(s),
+                Attr::N(n) => Av::N(n),
+                Attr::B(b) => Av::B(Blob::new(b.into_bytes())),
+                Attr::Bool(b) => Av::Bool(b),
+                Attr::Null => Av::Null(true),
+                Attr::M(m) => Av::M(m.into_iter().map(|(k, v)| (k, to_sdk(v))).collect()),
+                Attr::L(l) => Av::L(l.into_iter().map(to_sdk).collect()),
+                Attr::Ss(s) => Av::Ss(s),
+                Attr::Ns(n) => Av::Ns(n),
+                Attr::Bs(b) => Av::Bs(b.into_iter().map(|x| Blob::new(x.into_bytes())).collect()),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

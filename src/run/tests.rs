@@ -33,7 +33,9 @@ fn items() -> Vec<Item> {
     v
 }
 
-const TUNING: Tuning = Tuning { fetchers: 2, writers: 2 };
+fn tuning() -> Tuning {
+    Tuning { fetchers: 2, writers: 2, progress: None }
+}
 
 fn now() -> Timestamp {
     Timestamp::parse("2026-11-26T20:00:00Z").unwrap()
@@ -102,12 +104,12 @@ async fn the_run_after_a_failure_converges_to_the_unfailed_state() {
     let failing = MemorySink::failing(Fault { at_write: 5, times: 1, kind: Kind::Database });
     let store = MemoryCheckpoint::new(None);
     let src = Arc::new(MemorySource::new(items(), 7));
-    assert!(incremental(src.clone(), Arc::new(failing.clone()), &store, now(), &window(), TUNING)
+    assert!(incremental(src.clone(), Arc::new(failing.clone()), &store, now(), &window(), tuning())
         .await
         .result
         .is_err());
     assert_eq!(store.get(), None);
-    incremental(src, Arc::new(failing.clone()), &store, now(), &window(), TUNING).await.result.unwrap();
+    incremental(src, Arc::new(failing.clone()), &store, now(), &window(), tuning()).await.result.unwrap();
     let (mut a, mut b) = (clean.snapshot(), failing.snapshot());
     a.pages = 0;
     b.pages = 0;

@@ -5,7 +5,6 @@
 //! after parsing. Empty pages, with or without a `LastEvaluatedKey`, are normal and skipped.
 
 use super::{Payload, RawPage, Source};
-use crate::attr::{encode_base64, Attr};
 use crate::error::{Error, Kind, Result};
 use crate::time::Day;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -95,48 +94,5 @@ impl Source for DynamoSource {
         }
         tracing::debug!(partition = %unit, pages, "partition fetched");
         Ok(())
-    }
-}
-
-/// Converts an SDK attribute value into the shared item model.
-pub fn from_sdk(v: AttributeValue) -> Attr {
-    {
-        use aws_sdk_dynamodb::primitives::Blob;
-        use aws_sdk_dynamodb::types::AttributeValue as Av;
-        let b64 = |b: Blob| encode_base64(b.as_ref());
-        match v {
-            Av::S(s) => Attr::S(s),
-            Av::N(n) => Attr::N(n),
-            Av::B(b) => Attr::B(b64(b)),
-            Av::Bool(b) => Attr::Bool(b),
-            Av::Null(_) => Attr::Null,
-            Av::M(m) => Attr::M(m.into_iter().map(|(k, v)| (k, from_sdk(v))).collect()),
-            Av::L(l) => Attr::L(l.into_iter().map(from_sdk).collect()),
-            Av::Ss(s) => Attr::Ss(s),
-            Av::Ns(n) => Attr::Ns(n),
-            Av::Bs(b) => Attr::Bs(b.into_iter().map(b64).collect()),
-            // A type newer than this SDK: keep that it was there rather than fail the page.
-            _ => Attr::Null,
-        }
-    }
-}
-
-/// Converts an attribute into an SDK value (for writers such as tests and loadgen).
-pub fn to_sdk(v: Attr) -> AttributeValue {
-    {
-        use aws_sdk_dynamodb::primitives::Blob;
-        use aws_sdk_dynamodb::types::AttributeValue as Av;
-        match v {
-            Attr::S(s) => Av::S(s),
-            Attr::N(n) => Av::N(n),
-            Attr::B(b) => Av::B(Blob::new(b.into_bytes())),
-            Attr::Bool(b) => Av::Bool(b),
-            Attr::Null => Av::Null(true),
-            Attr::M(m) => Av::M(m.into_iter().map(|(k, v)| (k, to_sdk(v))).collect()),
-            Attr::L(l) => Av::L(l.into_iter().map(to_sdk).collect()),
-            Attr::Ss(s) => Av::Ss(s),
-            Attr::Ns(n) => Av::Ns(n),
-            Attr::Bs(b) => Av::Bs(b.into_iter().map(|x| Blob::new(x.into_bytes())).collect()),
-        }
     }
 }

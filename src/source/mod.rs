@@ -7,6 +7,7 @@
 
 pub mod dynamodb;
 pub mod export;
+pub mod generated;
 pub mod memory;
 
 use crate::attr::Item;
@@ -58,7 +59,9 @@ impl Payload {
             Payload::Items(items) => items.into_iter().map(RawRecord::Item).collect(),
             Payload::Sdk(items) => items
                 .into_iter()
-                .map(|m| RawRecord::Item(m.into_iter().map(|(k, v)| (k, dynamodb::from_sdk(v))).collect()))
+                .map(|m| {
+                    RawRecord::Item(m.into_iter().map(|(k, v)| (k, crate::attr::sdk::from_sdk(v))).collect())
+                })
                 .collect(),
             Payload::Lines(lines) => lines.into_iter().map(decode_export_line).collect(),
         }

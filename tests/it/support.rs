@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ProvisionedThroughput, PutRequest, ScalarAttributeType, WriteRequest,
 };
+use scansync::attr::sdk::to_sdk;
 use scansync::attr::{Attr, Item};
-use scansync::source::dynamodb::to_sdk;
 use scansync::time::Timestamp;
 use std::process::Output;
 use tokio_postgres::{Client, NoTls};

@@ -1,0 +1,395 @@
+//! The side-by-side benchmark, all in one run on one database:
+//! (a) raw `COPY` of the same records into an unindexed table: the ceiling;
+//! (b) a row-by-row `INSERT … ON CONFLICT` writer: the floor;
+//! (c) the real `scansync` binary, end to end from an export: first load, then a re-run
+//!     with 10 % of the records updated.
+//! Every figure is also given as a ratio to (a), which holds whatever the machine's speed.
+
+use crate::export::{write_export, ExportSpec, ExportStats};
+use loadgen::Mix;
+use scansync_parse::export::decode_export_line;
+use scansync_parse::{parse_item, Drift, RawRecord, Record, Repairs};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls};
+
+/// Benchmark settings.
+#[derive(Debug, Clone)]
+pub struct BenchSpec {
+    /// Records in the export.
+    pub records: u64,
+    /// Records for the row-by-row writer (it is slow; its rate does not depend on size).
+    pub row_by_row_records: u64,
+    /// The database.
+    pub database_url: String,
+    /// The scansync binary.
+    pub scansync: PathBuf,
+    /// Where exports are written.
+    pub work_dir: PathBuf,
+    /// Seed.
+    pub seed: u64,
+    /// scansync tuning passed through.
+    pub writers: u32,
+    /// Page size passed to scansync.
+    pub page_size: u32,
+}
+
+/// One measured path.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// Name.
+    pub name: &'static str,
+    /// Records (rows) landed.
+    pub rows: u64,
+    /// Wall time.
+    pub secs: f64,
+    /// Peak RSS of the process measured, bytes (scansync runs only).
+    pub peak_rss: Option<u64>,
+}
+
+impl Figure {
+    /// Rows per second.
+    pub fn rate(&self) -> f64 {
+        self.rows as f64 / self.secs.max(1e-9)
+    }
+}
+
+async fn connect(url: &str) -> Result<Client, String> {
+    let (c, conn) = tokio_postgres::connect(url, NoTls).await.map_err(|e| format!("connect: {e}"))?;
+    tokio::spawn(conn);
+    Ok(c)
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Reads records from an export's data files, parsed by scansync's own parser.
+fn read_records(dir: &Path, limit: u64) -> Result<Vec<Record>, String> {
+    let mut out = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join("data"))
+        .map_err(err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    paths.sort();
+    for p in paths {
+        let r = BufReader::new(flate2::read::MultiGzDecoder::new(std::fs::File::open(&p).map_err(err)?));
+        for line in r.split(b'\n') {
+            if out.len() as u64 >= limit {
+                return Ok(out);
+            }
+            if let RawRecord::Item(item) = decode_export_line(line.map_err(err)?) {
+                if let Ok(rec) = parse_item(&item, "", &mut Repairs::default(), &mut Drift::default()) {
+                    out.push(rec);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn csv(out: &mut String, v: Option<&str>) {
+    if let Some(v) = v {
+        out.push('"');
+        out.push_str(&v.replace('"', "\"\""));
+        out.push('"');
+    }
+    out.push(',');
+}
+
+/// (a) Raw COPY: the records as flat rows into an unindexed table. The CSV is encoded
+/// before the clock starts, so only PostgreSQL's landing of rows is timed.
+async fn raw_copy(c: &Client, records: &[Record]) -> Result<Figure, String> {
+    use futures_util::SinkExt;
+    c.batch_execute(
+        "drop schema if exists bench_copy cascade; create schema bench_copy;
+         create table bench_copy.raw (platform text, external_id text, url text, caption text,
+             creator text, handle text, community text, views numeric, likes numeric, comments numeric,
+             shares numeric, posted_at timestamptz, updated_at timestamptz, scan_id text, metadata jsonb, tags text)",
+    )
+    .await
+    .map_err(err)?;
+    let mut chunks = Vec::new();
+    let mut buf = String::with_capacity(8 << 20);
+    for r in records {
+        csv(&mut buf, Some(&r.platform));
+        csv(&mut buf, Some(&r.external_id));
+        csv(&mut buf, r.url.as_deref());
+        csv(&mut buf, r.caption.as_deref());
+        csv(&mut buf, r.creator.as_ref().map(|c| c.external_id.as_str()));
+        csv(&mut buf, r.creator.as_ref().and_then(|c| c.handle.as_deref()));
+        csv(&mut buf, r.community.as_ref().map(|c| c.external_id.as_str()));
+        for s in &r.stats {
+            csv(&mut buf, s.as_deref());
+        }
+        csv(&mut buf, r.posted_at.map(|t| t.to_pg()).as_deref());
+        csv(&mut buf, Some(&r.updated_at.to_pg()));
+        csv(&mut buf, Some(&r.scan_id));
+        csv(&mut buf, r.metadata.as_deref());
+        let tags = r.tags.join(",");
+        buf.push('"');
+        buf.push_str(&tags.replace('"', "\"\""));
+        buf.push_str("\"\n");
+        if buf.len() > 4 << 20 {
+            chunks.push(bytes::Bytes::from(std::mem::take(&mut buf)));
+        }
+    }
+    chunks.push(bytes::Bytes::from(buf));
+    let t = Instant::now();
+    let sink = c
+        .copy_in::<_, bytes::Bytes>("copy bench_copy.raw from stdin with (format csv)")
+        .await
+        .map_err(err)?;
+    futures_util::pin_mut!(sink);
+    for ch in chunks {
+        sink.send(ch).await.map_err(err)?;
+    }
+    let rows = sink.finish().await.map_err(err)?;
+    Ok(Figure { name: "raw COPY (ceiling)", rows, secs: t.elapsed().as_secs_f64(), peak_rss: None })
+}
+
+/// (b) Row-by-row: one upsert per creator, community, tag, content and edge, a
+/// transaction per 1000 records, into the canonical tables (made by `scansync migrate`).
+async fn row_by_row(c: &mut Client, records: &[Record]) -> Result<Figure, String> {
+    let creator = c
+        .prepare(
+            "insert into bench_rows.creators (platform, external_id, handle, display_name, follower_count, source_updated_at, source_scan_id)
+             values ($1, $2, $3, $4, $5::text::numeric, $6::text::timestamptz, $7)
+             on conflict (platform, external_id) do update set handle = excluded.handle, display_name = excluded.display_name,
+                 follower_count = excluded.follower_count, source_updated_at = excluded.source_updated_at,
+                 source_scan_id = excluded.source_scan_id
+             returning id",
+        )
+        .await
+        .map_err(err)?;
+    let community = c
+        .prepare(
+            "insert into bench_rows.communities (platform, external_id, name, source_updated_at, source_scan_id)
+             values ($1, $2, $3, $4::text::timestamptz, $5)
+             on conflict (platform, external_id) do update set name = excluded.name, source_updated_at = excluded.source_updated_at
+             returning id",
+        )
+        .await
+        .map_err(err)?;
+    let tag = c
+        .prepare("insert into bench_rows.tags (name) values ($1) on conflict (name) do update set name = excluded.name returning id")
+        .await
+        .map_err(err)?;
+    let content = c
+        .prepare(
+            "insert into bench_rows.content (platform, external_id, url, caption, creator_id, community_id, view_count, like_count,
+                 comment_count, share_count, posted_at, source_updated_at, source_scan_id, metadata)
+             values ($1, $2, $3, $4, $5, $6, $7::text::numeric, $8::text::numeric, $9::text::numeric, $10::text::numeric,
+                     $11::text::timestamptz, $12::text::timestamptz, $13, $14::text::jsonb)
+             on conflict (platform, external_id) do update set url = excluded.url, caption = excluded.caption,
+                 creator_id = excluded.creator_id, community_id = excluded.community_id, view_count = excluded.view_count,
+                 like_count = excluded.like_count, comment_count = excluded.comment_count, share_count = excluded.share_count,
+                 posted_at = excluded.posted_at, source_updated_at = excluded.source_updated_at,
+                 source_scan_id = excluded.source_scan_id, metadata = excluded.metadata
+             where bench_rows.content.source_updated_at < excluded.source_updated_at
+             returning id",
+        )
+        .await
+        .map_err(err)?;
+    let clear = c.prepare("delete from bench_rows.content_tags where content_id = $1").await.map_err(err)?;
+    let edge = c
+        .prepare(
+            "insert into bench_rows.content_tags (content_id, tag_id) values ($1, $2) on conflict do nothing",
+        )
+        .await
+        .map_err(err)?;
+    let t = Instant::now();
+    for chunk in records.chunks(1000) {
+        let tx = c.transaction().await.map_err(err)?;
+        for r in chunk {
+            let at = r.updated_at.to_pg();
+            let creator_id: Option<i64> = match &r.creator {
+                Some(cr) => Some(
+                    tx.query_one(
+                        &creator,
+                        &[
+                            &r.platform,
+                            &cr.external_id,
+                            &cr.handle,
+                            &cr.display_name,
+                            &cr.followers,
+                            &at,
+                            &r.scan_id,
+                        ],
+                    )
+                    .await
+                    .map_err(err)?
+                    .get(0),
+                ),
+                None => None,
+            };
+            let community_id: Option<i64> = match &r.community {
+                Some(cm) => Some(
+                    tx.query_one(&community, &[&r.platform, &cm.external_id, &cm.name, &at, &r.scan_id])
+                        .await
+                        .map_err(err)?
+                        .get(0),
+                ),
+                None => None,
+            };
+            let posted = r.posted_at.map(|p| p.to_pg());
+            let row = tx
+                .query_opt(
+                    &content,
+                    &[
+                        &r.platform,
+                        &r.external_id,
+                        &r.url,
+                        &r.caption,
+                        &creator_id,
+                        &community_id,
+                        &r.stats[0],
+                        &r.stats[1],
+                        &r.stats[2],
+                        &r.stats[3],
+                        &posted,
+                        &at,
+                        &r.scan_id,
+                        &r.metadata,
+                    ],
+                )
+                .await
+                .map_err(err)?;
+            if let Some(row) = row {
+                let id: i64 = row.get(0);
+                tx.execute(&clear, &[&id]).await.map_err(err)?;
+                for name in &r.tags {
+                    let tag_id: i64 = tx.query_one(&tag, &[name]).await.map_err(err)?.get(0);
+                    tx.execute(&edge, &[&id, &tag_id]).await.map_err(err)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(err)?;
+    }
+    Ok(Figure {
+        name: "row-by-row INSERT … ON CONFLICT (floor)",
+        rows: records.len() as u64,
+        secs: t.elapsed().as_secs_f64(),
+        peak_rss: None,
+    })
+}
+
+/// Runs the scansync binary, timing it and sampling its peak RSS (VmHWM).
+pub fn run_scansync(bin: &Path, url: &str, args: &[&str]) -> Result<(Duration, u64, String), String> {
+    let t = Instant::now();
+    let mut child = std::process::Command::new(bin)
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e} (build it: cargo build --release)", bin.display()))?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kb * 1024);
+            }
+        }
+        if let Some(st) = child.try_wait().map_err(err)? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = t.elapsed();
+    let out = child.wait_with_output().map_err(err)?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !status.success() {
+        return Err(format!(
+            "scansync {args:?} failed ({status}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok((elapsed, peak, stdout))
+}
+
+/// The whole benchmark. Returns the figures: ceiling, floor, first load, re-run.
+pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
+    let per_day = (spec.records / 10).max(1000);
+    let start = scansync_parse::time::Timestamp::parse("2026-01-01T00:00:00Z").expect("valid");
+    let export = |dir: &Path, bump: Option<u64>| -> Result<ExportStats, String> {
+        let s = ExportSpec {
+            records: spec.records,
+            seed: spec.seed,
+            start,
+            per_day,
+            files: 8,
+            mix: Mix::default(),
+            bump_every: bump,
+        };
+        write_export(dir, &s).map_err(|e| format!("writing export {}: {e}", dir.display()))
+    };
+    let first_dir = spec.work_dir.join("first");
+    let rerun_dir = spec.work_dir.join("rerun");
+    let _ = std::fs::remove_dir_all(&spec.work_dir);
+    let stats = export(&first_dir, None)?;
+    export(&rerun_dir, Some(10))?;
+    eprintln!(
+        "loadgen bench: {} records ({:.0} bytes each), {} .. {}",
+        stats.records,
+        stats.bytes as f64 / stats.records as f64,
+        stats.first,
+        stats.last
+    );
+
+    let mut c = connect(&spec.database_url).await?;
+    let records = read_records(&first_dir, spec.records)?;
+    let ceiling = raw_copy(&c, &records).await?;
+    eprintln!("  (a) {:>9.0} rows/s  {}", ceiling.rate(), ceiling.name);
+
+    let (from, to) = (stats.first.day().to_string(), stats.last.add_micros(3_600_000_000).day().to_string());
+    let url = spec.database_url.as_str();
+    c.batch_execute("drop schema if exists bench_rows cascade; drop schema if exists bench_scansync cascade")
+        .await
+        .map_err(err)?;
+    run_scansync(&spec.scansync, url, &["--schema", "bench_rows", "migrate"])?;
+    let n = (spec.row_by_row_records as usize).min(records.len());
+    let floor = row_by_row(&mut c, &records[..n]).await?;
+    eprintln!("  (b) {:>9.0} rows/s  {}", floor.rate(), floor.name);
+    drop(records);
+
+    let writers = spec.writers.to_string();
+    let page = spec.page_size.to_string();
+    let mut figures = vec![ceiling, floor];
+    for (name, dir) in [("scansync first load", &first_dir), ("scansync re-run, 10 % updated", &rerun_dir)] {
+        let d = dir.to_str().ok_or("work dir is not UTF-8")?;
+        let args = [
+            "--schema",
+            "bench_scansync",
+            "backfill",
+            "--source",
+            "export",
+            "--export-dir",
+            d,
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--writers",
+            &writers,
+            "--page-size",
+            &page,
+            "--fetchers",
+            "2",
+        ];
+        let (elapsed, rss, _) = run_scansync(&spec.scansync, url, &args)?;
+        let f = Figure { name, rows: spec.records, secs: elapsed.as_secs_f64(), peak_rss: Some(rss) };
+        eprintln!("  (c) {:>9.0} rows/s  {}  (peak RSS {} MB)", f.rate(), f.name, rss >> 20);
+        figures.push(f);
+    }
+    let _ = std::fs::remove_dir_all(&spec.work_dir);
+    Ok(figures)
+}

@@ -1,0 +1,309 @@
+//! `loadgen`: realistic, dirty scan records into DynamoDB or an export, the soak test and
+//! the side-by-side throughput benchmark of scansync.
+
+mod bench;
+mod dynamo;
+mod export;
+mod soak;
+
+use clap::{Parser, Subcommand};
+use loadgen::{Generator, Mix, Shape};
+use scansync_parse::time::Timestamp;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Generates scan records and measures scansync.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Generate realistic, dirty scan records; soak-test and benchmark scansync"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a DynamoDB export (manifest-files.json + gzip JSON lines) of N records.
+    Export {
+        /// Output directory.
+        #[arg(long, env = "LOADGEN_DIR")]
+        dir: PathBuf,
+        /// Records.
+        #[arg(long, env = "LOADGEN_RECORDS", default_value_t = 100_000)]
+        records: u64,
+        /// Records per UTC day (the export spans records / per-day days).
+        #[arg(long, env = "LOADGEN_PER_DAY", default_value_t = 100_000)]
+        per_day: u64,
+        /// First updatedAt (ISO 8601).
+        #[arg(long, env = "LOADGEN_START", default_value = "2026-01-01T00:00:00Z")]
+        start: String,
+        /// Data files.
+        #[arg(long, env = "LOADGEN_FILES", default_value_t = 4)]
+        files: u64,
+        /// Seed (same seed, same records).
+        #[arg(long, env = "LOADGEN_SEED", default_value_t = 1)]
+        seed: u64,
+    },
+    /// Write records into a DynamoDB table at a steady rate (AWS SDK standard settings,
+    /// e.g. AWS_ENDPOINT_URL_DYNAMODB for dynalite).
+    Dynamodb {
+        /// Table.
+        #[arg(long, env = "LOADGEN_TABLE")]
+        table: String,
+        /// GSI on (datePartition, updatedAt).
+        #[arg(long, env = "LOADGEN_INDEX", default_value = "datePartition-updatedAt-index")]
+        index: String,
+        /// Create the table and its GSI if missing.
+        #[arg(long)]
+        create_table: bool,
+        /// Records.
+        #[arg(long, env = "LOADGEN_RECORDS", default_value_t = 10_000)]
+        records: u64,
+        /// Records per second.
+        #[arg(long, env = "LOADGEN_RATE", default_value_t = 1000)]
+        rate: u64,
+        /// BatchWriteItem calls in flight.
+        #[arg(long, env = "LOADGEN_CONCURRENCY", default_value_t = 4)]
+        concurrency: usize,
+        /// Seed.
+        #[arg(long, env = "LOADGEN_SEED", default_value_t = 1)]
+        seed: u64,
+    },
+    /// Write at --rate for --duration into DynamoDB while scansync syncs every --every;
+    /// then reconcile every record against PostgreSQL and report freshness.
+    Soak {
+        /// Table (created).
+        #[arg(long, env = "LOADGEN_TABLE", default_value = "soak_scans")]
+        table: String,
+        /// GSI.
+        #[arg(long, env = "LOADGEN_INDEX", default_value = "datePartition-updatedAt-index")]
+        index: String,
+        /// Records per second.
+        #[arg(long, env = "LOADGEN_RATE", default_value_t = 1000)]
+        rate: u64,
+        /// How long to write, in seconds.
+        #[arg(long, env = "LOADGEN_DURATION", default_value_t = 600)]
+        duration: u64,
+        /// Sync interval, in seconds.
+        #[arg(long, env = "LOADGEN_EVERY", default_value_t = 60)]
+        every: u64,
+        /// PostgreSQL.
+        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        /// Target schema (dropped first).
+        #[arg(long, env = "LOADGEN_SCHEMA", default_value = "soak")]
+        schema: String,
+        /// The scansync binary (default: next to this one).
+        #[arg(long, env = "LOADGEN_SCANSYNC")]
+        scansync: Option<PathBuf>,
+        /// BatchWriteItem calls in flight.
+        #[arg(long, env = "LOADGEN_CONCURRENCY", default_value_t = 4)]
+        concurrency: usize,
+        /// Seed.
+        #[arg(long, env = "LOADGEN_SEED", default_value_t = 1)]
+        seed: u64,
+    },
+    /// The side-by-side benchmark: raw COPY (ceiling), row-by-row writer (floor), scansync
+    /// first load and re-run with 10 % updated, as rows/s and ratios to raw COPY.
+    Bench {
+        /// Records in the export.
+        #[arg(long, env = "LOADGEN_RECORDS", default_value_t = 1_000_000)]
+        records: u64,
+        /// Records for the row-by-row writer (slow; its rate does not depend on size).
+        #[arg(long, default_value_t = 20_000)]
+        row_by_row_records: u64,
+        /// PostgreSQL.
+        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        /// The scansync binary (default: next to this one).
+        #[arg(long, env = "LOADGEN_SCANSYNC")]
+        scansync: Option<PathBuf>,
+        /// Work directory for the exports.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("scansync-bench"))]
+        work_dir: PathBuf,
+        /// scansync --writers.
+        #[arg(long, default_value_t = 2)]
+        writers: u32,
+        /// scansync --page-size.
+        #[arg(long, default_value_t = 2000)]
+        page_size: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Fail (exit 1) when scansync's first-load or re-run ratio to raw COPY is below the
+        /// minimums in this file (lines `first_load_min_ratio = 0.05`, `rerun_min_ratio = …`).
+        #[arg(long)]
+        thresholds: Option<PathBuf>,
+    },
+}
+
+fn sibling_scansync() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("scansync")))
+        .unwrap_or_else(|| PathBuf::from("scansync"))
+}
+
+fn read_threshold(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Export { dir, records, per_day, start, files, seed } => {
+            let start = Timestamp::parse(&start)
+                .ok_or_else(|| format!("--start {start:?} is not an ISO 8601 timestamp"))?;
+            let t = Instant::now();
+            let spec = export::ExportSpec {
+                records,
+                seed,
+                start,
+                per_day,
+                files,
+                mix: Mix::default(),
+                bump_every: None,
+            };
+            let s =
+                export::write_export(&dir, &spec).map_err(|e| format!("writing {}: {e}", dir.display()))?;
+            println!(
+                "wrote {} records ({:.0} MB uncompressed) to {} in {:.1} s; updatedAt {} .. {}",
+                s.records,
+                s.bytes as f64 / 1e6,
+                dir.display(),
+                t.elapsed().as_secs_f64(),
+                s.first,
+                s.last
+            );
+        }
+        Command::Dynamodb { table, index, create_table, records, rate, concurrency, seed } => {
+            let client = dynamo::client().await?;
+            if create_table {
+                dynamo::create_table(&client, &table, &index).await?;
+            }
+            let mut g = Generator::new(seed, Mix::default(), Shape::default());
+            let start = Instant::now();
+            let mut written = 0u64;
+            let mut retries = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while written < records {
+                tick.tick().await;
+                let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64).min(records);
+                let n = due.saturating_sub(written);
+                if n == 0 {
+                    continue;
+                }
+                let items = (0..n).map(|_| g.next_record(Timestamp::now()).item).collect();
+                retries += dynamo::write_items(&client, &table, items, concurrency).await?;
+                written += n;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            println!("wrote {written} records to {table} in {secs:.1} s: {:.0} records/s achieved (target {rate}), {retries} batches retried", written as f64 / secs);
+        }
+        Command::Soak {
+            table,
+            index,
+            rate,
+            duration,
+            every,
+            database_url,
+            schema,
+            scansync,
+            concurrency,
+            seed,
+        } => {
+            let spec = soak::SoakSpec {
+                rate,
+                duration: Duration::from_secs(duration),
+                every: Duration::from_secs(every),
+                table,
+                index,
+                database_url,
+                schema,
+                scansync: scansync.unwrap_or_else(sibling_scansync),
+                concurrency,
+                seed,
+            };
+            let r = soak::run(&spec).await?;
+            println!("soak: {} s at {rate}/s target, sync every {every} s", duration);
+            println!(
+                "  written {} ({:.0}/s achieved), rejects {} (quarantined by design)",
+                r.written, r.write_rate, r.rejects
+            );
+            println!(
+                "  content keys landed {}, missing {}, superseded versions {}, syncs {}",
+                r.landed, r.missing, r.superseded, r.syncs
+            );
+            println!(
+                "  freshness lag: p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s",
+                r.lag[0], r.lag[1], r.lag[2], r.lag[3]
+            );
+            if r.missing > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Bench {
+            records,
+            row_by_row_records,
+            database_url,
+            scansync,
+            work_dir,
+            writers,
+            page_size,
+            seed,
+            thresholds,
+        } => {
+            let spec = bench::BenchSpec {
+                records,
+                row_by_row_records,
+                database_url,
+                scansync: scansync.unwrap_or_else(sibling_scansync),
+                work_dir,
+                seed,
+                writers,
+                page_size,
+            };
+            let figures = bench::run(&spec).await?;
+            let ceiling = figures[0].rate();
+            println!("{:<44} {:>12} {:>10} {:>10}", "path", "rows/s", "vs COPY", "peak RSS");
+            for f in &figures {
+                let rss = f.peak_rss.map(|b| format!("{} MB", b >> 20)).unwrap_or_default();
+                println!("{:<44} {:>12.0} {:>9.3}x {:>10}", f.name, f.rate(), f.rate() / ceiling, rss);
+            }
+            println!("scansync first load vs row-by-row: {:.1}x", figures[2].rate() / figures[1].rate());
+            if let Some(path) = thresholds {
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let mut ok = true;
+                for (name, f) in [("first_load_min_ratio", &figures[2]), ("rerun_min_ratio", &figures[3])] {
+                    let min = read_threshold(&text, name)
+                        .ok_or_else(|| format!("{} has no {name}", path.display()))?;
+                    let got = f.rate() / ceiling;
+                    let verdict = if got >= min { "ok" } else { "REGRESSION" };
+                    println!("{name}: {got:.3} (minimum {min}) {verdict}");
+                    ok &= got >= min;
+                }
+                if !ok {
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

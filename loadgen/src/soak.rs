@@ -1,0 +1,251 @@
+//! The soak: write at a steady rate into DynamoDB while the real scansync binary syncs
+//! every few seconds; then reconcile every generated record against PostgreSQL.
+//!
+//! Freshness lag of a record version: from the moment its BatchWriteItem was acknowledged
+//! to the `synced_at` of the content row that holds it. Versions overtaken by a newer one
+//! before a sync saw them never land on their own; they are counted as superseded.
+
+use crate::bench::run_scansync;
+use crate::dynamo;
+use loadgen::{Generator, Mix, Shape};
+use scansync_parse::time::Timestamp;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::NoTls;
+
+/// Soak settings.
+#[derive(Debug, Clone)]
+pub struct SoakSpec {
+    /// Records per second.
+    pub rate: u64,
+    /// How long to write.
+    pub duration: Duration,
+    /// Sync interval.
+    pub every: Duration,
+    /// DynamoDB table (created).
+    pub table: String,
+    /// The GSI.
+    pub index: String,
+    /// PostgreSQL.
+    pub database_url: String,
+    /// Target schema.
+    pub schema: String,
+    /// The scansync binary.
+    pub scansync: PathBuf,
+    /// BatchWriteItem calls in flight.
+    pub concurrency: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// What the soak found.
+#[derive(Debug, Clone, Default)]
+pub struct SoakReport {
+    /// Records written.
+    pub written: u64,
+    /// Achieved write rate.
+    pub write_rate: f64,
+    /// Content keys whose newest version landed.
+    pub landed: u64,
+    /// Content keys whose newest version is not in PostgreSQL (must be 0).
+    pub missing: u64,
+    /// Records beyond repair (quarantined, not expected in content).
+    pub rejects: u64,
+    /// Versions overtaken before they could land.
+    pub superseded: u64,
+    /// Sync runs made.
+    pub syncs: u64,
+    /// Freshness lag percentiles in seconds: p50, p95, p99, max.
+    pub lag: [f64; 4],
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// scan id → (write ack, epoch µs).
+    written_at: HashMap<String, i64>,
+    /// key → newest (scan id, deleted).
+    newest: HashMap<(String, String), (String, bool)>,
+    rejects: u64,
+}
+
+fn now_micros() -> i64 {
+    Timestamp::now().0
+}
+
+/// Runs the soak.
+pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
+    let client = dynamo::client().await?;
+    dynamo::create_table(&client, &spec.table, &spec.index).await?;
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let (pg, conn) = tokio_postgres::connect(&spec.database_url, NoTls).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    pg.batch_execute(&format!("drop schema if exists {} cascade", spec.schema))
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // Writer: every 100 ms, a tenth of a second's records.
+    let writer = {
+        let (client, ledger, spec) = (client.clone(), ledger.clone(), spec.clone());
+        tokio::spawn(async move {
+            let mut g = Generator::new(spec.seed, Mix::default(), Shape::default());
+            let start = Instant::now();
+            let mut written = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            while start.elapsed() < spec.duration {
+                tick.tick().await;
+                let due = (start.elapsed().as_secs_f64() * spec.rate as f64) as u64;
+                let n = due.saturating_sub(written);
+                if n == 0 {
+                    continue;
+                }
+                let recs: Vec<_> = (0..n).map(|_| g.next_record(Timestamp::now())).collect();
+                let items = recs.iter().map(|r| r.item.clone()).collect();
+                dynamo::write_items(&client, &spec.table, items, spec.concurrency).await?;
+                let acked = now_micros();
+                let mut l = ledger.lock().expect("ledger");
+                for r in recs {
+                    match r.key {
+                        Some(k) => {
+                            l.written_at.insert(r.scan_id.clone(), acked);
+                            l.newest.insert(k, (r.scan_id, r.deleted));
+                        }
+                        None => l.rejects += 1,
+                    }
+                }
+                written += n;
+            }
+            Ok::<(u64, f64), String>((written, written as f64 / start.elapsed().as_secs_f64()))
+        })
+    };
+
+    // Syncer: the real binary every `every`, and the landing times of what it wrote.
+    let mut lags: Vec<f64> = Vec::new();
+    let mut landed_scans: HashMap<String, ()> = HashMap::new();
+    let mut syncs = 0u64;
+    let mut last_seen = 0i64;
+    let started = Instant::now();
+    let table = spec.table.clone();
+    let bin = spec.scansync.clone();
+    let sync_args = [
+        "--schema",
+        spec.schema.as_str(),
+        "sync",
+        "--source",
+        "dynamodb",
+        "--table",
+        table.as_str(),
+        "--index",
+        spec.index.as_str(),
+    ];
+    let mut finished = false;
+    let mut writer = Some(writer);
+    let mut report = SoakReport::default();
+    loop {
+        let next = started + spec.every * (syncs as u32 + 1);
+        while Instant::now() < next && !finished {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if writer.as_ref().is_some_and(|w| w.is_finished()) {
+                finished = true;
+            }
+        }
+        if finished {
+            if let Some(w) = writer.take() {
+                let (written, rate) = w.await.map_err(|e| e.to_string())??;
+                report.written = written;
+                report.write_rate = rate;
+            }
+        }
+        let (bin, url) = (bin.clone(), spec.database_url.clone());
+        let args: Vec<String> = sync_args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_scansync(&bin, &url, &a)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        syncs += 1;
+        let rows = pg
+            .query(
+                &format!(
+                    "select coalesce(source_scan_id, ''), coalesce(deleted_scan_id, ''),
+                            (extract(epoch from synced_at) * 1000000)::int8
+                     from {}.content where synced_at > to_timestamp($1::float8 / 1000000)",
+                    spec.schema
+                ),
+                &[&(last_seen as f64)],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let l = ledger.lock().expect("ledger");
+        for r in rows {
+            let synced: i64 = r.get(2);
+            last_seen = last_seen.max(synced);
+            for scan in [r.get::<_, String>(0), r.get::<_, String>(1)] {
+                if let Some(at) = l.written_at.get(&scan) {
+                    if landed_scans.insert(scan.clone(), ()).is_none() {
+                        lags.push((synced - at) as f64 / 1e6);
+                    }
+                }
+            }
+        }
+        drop(l);
+        eprintln!(
+            "loadgen soak: sync {syncs} done at {:.0} s, {} versions landed",
+            started.elapsed().as_secs_f64(),
+            landed_scans.len()
+        );
+        if finished {
+            break;
+        }
+    }
+
+    // Reconcile: every key's newest version must be in PostgreSQL.
+    let rows = pg
+        .query(
+            &format!(
+                "select platform, external_id, coalesce(source_scan_id, ''), coalesce(deleted_scan_id, ''), deleted_at is not null from {}.content",
+                spec.schema
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut db: HashMap<(String, String), (String, String, bool)> = HashMap::with_capacity(rows.len());
+    for r in rows {
+        db.insert((r.get(0), r.get(1)), (r.get(2), r.get(3), r.get(4)));
+    }
+    let l = ledger.lock().expect("ledger");
+    for (key, (scan, deleted)) in &l.newest {
+        let ok = match db.get(key) {
+            Some((live, tomb, is_deleted)) => {
+                if *deleted {
+                    *is_deleted && tomb == scan
+                } else {
+                    live == scan && !*is_deleted
+                }
+            }
+            None => false,
+        };
+        if ok {
+            report.landed += 1;
+        } else {
+            report.missing += 1;
+        }
+    }
+    report.rejects = l.rejects;
+    report.superseded = (l.written_at.len() as u64).saturating_sub(landed_scans.len() as u64);
+    report.syncs = syncs;
+    lags.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        if lags.is_empty() {
+            f64::NAN
+        } else {
+            lags[((lags.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    report.lag = [pct(0.50), pct(0.95), pct(0.99), pct(1.0)];
+    Ok(report)
+}
