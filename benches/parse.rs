@@ -15,6 +15,10 @@ use scansync_parse::time::Timestamp;
 use scansync_parse::{parse_item, parse_page, Drift, Filter, RawRecord, Repairs};
 use std::time::Duration;
 
+// The scansync binary runs on mimalloc; so does this benchmark.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RECORDS: usize = 20_000;
 
 fn lines() -> Vec<Vec<u8>> {

@@ -65,29 +65,34 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Reads records from an export's data files, parsed by scansync's own parser.
-fn read_records(dir: &Path, limit: u64) -> Result<Vec<Record>, String> {
-    let mut out = Vec::new();
+/// Streams the records of an export's data files, parsed by scansync's own parser.
+fn for_each_record(
+    dir: &Path,
+    limit: u64,
+    mut f: impl FnMut(Record) -> Result<(), String>,
+) -> Result<(), String> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join("data"))
         .map_err(err)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()
         .map_err(err)?;
     paths.sort();
+    let mut n = 0;
     for p in paths {
         let r = BufReader::new(flate2::read::MultiGzDecoder::new(std::fs::File::open(&p).map_err(err)?));
         for line in r.split(b'\n') {
-            if out.len() as u64 >= limit {
-                return Ok(out);
+            if n >= limit {
+                return Ok(());
             }
             if let RawRecord::Item(item) = decode_export_line(line.map_err(err)?) {
                 if let Ok(rec) = parse_item(&item, "", &mut Repairs::default(), &mut Drift::default()) {
-                    out.push(rec);
+                    f(rec)?;
+                    n += 1;
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn csv(out: &mut String, v: Option<&str>) {
@@ -99,10 +104,12 @@ fn csv(out: &mut String, v: Option<&str>) {
     out.push(',');
 }
 
-/// (a) Raw COPY: the records as flat rows into an unindexed table. The CSV is encoded
-/// before the clock starts, so only PostgreSQL's landing of rows is timed.
-async fn raw_copy(c: &Client, records: &[Record]) -> Result<Figure, String> {
+/// (a) Raw COPY: the records as flat rows into an unindexed table. The CSV is encoded to
+/// a file before the clock starts, so only PostgreSQL's landing of rows is timed, and
+/// memory stays flat at any size.
+async fn raw_copy(c: &Client, export: &Path, work: &Path) -> Result<Figure, String> {
     use futures_util::SinkExt;
+    use std::io::{Read, Write};
     c.batch_execute(
         "drop schema if exists bench_copy cascade; create schema bench_copy;
          create table bench_copy.raw (platform text, external_id text, url text, caption text,
@@ -111,9 +118,11 @@ async fn raw_copy(c: &Client, records: &[Record]) -> Result<Figure, String> {
     )
     .await
     .map_err(err)?;
-    let mut chunks = Vec::new();
-    let mut buf = String::with_capacity(8 << 20);
-    for r in records {
+    let csv_path = work.join("raw.csv");
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&csv_path).map_err(err)?);
+    let mut buf = String::with_capacity(4096);
+    for_each_record(export, u64::MAX, |r| {
+        buf.clear();
         csv(&mut buf, Some(&r.platform));
         csv(&mut buf, Some(&r.external_id));
         csv(&mut buf, r.url.as_deref());
@@ -128,26 +137,32 @@ async fn raw_copy(c: &Client, records: &[Record]) -> Result<Figure, String> {
         csv(&mut buf, Some(&r.updated_at.to_pg()));
         csv(&mut buf, Some(&r.scan_id));
         csv(&mut buf, r.metadata.as_deref());
-        let tags = r.tags.join(",");
         buf.push('"');
-        buf.push_str(&tags.replace('"', "\"\""));
+        buf.push_str(&r.tags.join(",").replace('"', "\"\""));
         buf.push_str("\"\n");
-        if buf.len() > 4 << 20 {
-            chunks.push(bytes::Bytes::from(std::mem::take(&mut buf)));
-        }
-    }
-    chunks.push(bytes::Bytes::from(buf));
+        file.write_all(buf.as_bytes()).map_err(err)
+    })?;
+    file.flush().map_err(err)?;
+    drop(file);
+    let mut input = std::fs::File::open(&csv_path).map_err(err)?;
     let t = Instant::now();
     let sink = c
         .copy_in::<_, bytes::Bytes>("copy bench_copy.raw from stdin with (format csv)")
         .await
         .map_err(err)?;
     futures_util::pin_mut!(sink);
-    for ch in chunks {
-        sink.send(ch).await.map_err(err)?;
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut chunk).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        sink.send(bytes::Bytes::copy_from_slice(&chunk[..n])).await.map_err(err)?;
     }
     let rows = sink.finish().await.map_err(err)?;
-    Ok(Figure { name: "raw COPY (ceiling)", rows, secs: t.elapsed().as_secs_f64(), peak_rss: None })
+    let secs = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&csv_path);
+    Ok(Figure { name: "raw COPY (ceiling)", rows, secs, peak_rss: None })
 }
 
 /// (b) Row-by-row: one upsert per creator, community, tag, content and edge, a
@@ -346,8 +361,7 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
     );
 
     let mut c = connect(&spec.database_url).await?;
-    let records = read_records(&first_dir, spec.records)?;
-    let ceiling = raw_copy(&c, &records).await?;
+    let ceiling = raw_copy(&c, &first_dir, &spec.work_dir).await?;
     eprintln!("  (a) {:>9.0} rows/s  {}", ceiling.rate(), ceiling.name);
 
     let (from, to) = (stats.first.day().to_string(), stats.last.add_micros(3_600_000_000).day().to_string());
@@ -356,8 +370,12 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
         .await
         .map_err(err)?;
     run_scansync(&spec.scansync, url, &["--schema", "bench_rows", "migrate"])?;
-    let n = (spec.row_by_row_records as usize).min(records.len());
-    let floor = row_by_row(&mut c, &records[..n]).await?;
+    let mut records = Vec::new();
+    for_each_record(&first_dir, spec.row_by_row_records, |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    let floor = row_by_row(&mut c, &records).await?;
     eprintln!("  (b) {:>9.0} rows/s  {}", floor.rate(), floor.name);
     drop(records);
 

@@ -1,7 +1,7 @@
 //! Export lines: one line of a DynamoDB export (`{"Item": {…}}` in DynamoDB JSON) in, a raw
 //! record or a quarantine reason out.
 
-use crate::attr::item_from_dynamodb_json;
+use crate::attr::{item_from_dynamodb_json, Attr, Item};
 use crate::json::repair_json_text;
 use crate::{RawRecord, RejectReason};
 
@@ -10,35 +10,83 @@ use crate::{RawRecord, RejectReason};
 /// `not_json`, and a JSON line that is not a DynamoDB item as `not_a_map`. Either way the
 /// lines after it are read as usual.
 pub fn decode_export_line(mut line: Vec<u8>) -> RawRecord {
+    // simd-json parses in place, destroying the buffer: keep the original for the quarantine.
     let original = line.clone();
     // simd-json does not reject a lone surrogate escape: it decodes `\ud83d` to a NUL
     // (measured). Lines holding any surrogate escape take the repairing path instead.
-    let fast = if has_surrogate_escape(&line) {
-        Err(())
-    } else {
-        simd_json::serde::from_slice::<serde_json::Value>(&mut line).map_err(|_| ())
-    };
-    let value: serde_json::Value = match fast {
-        Ok(v) => v,
-        Err(()) => {
-            let text = String::from_utf8_lossy(&original);
-            let (fixed, _) = repair_json_text(&text);
-            match serde_json::from_str(&fixed) {
-                Ok(v) => v,
-                Err(_) => {
-                    return RawRecord::Unreadable { reason: RejectReason::NotJson, raw: text.into_owned() }
-                }
-            }
+    if !has_surrogate_escape(&line) {
+        if let Ok(v) = simd_json::to_borrowed_value(&mut line) {
+            let item = match &v {
+                simd_json::BorrowedValue::Object(o) => o.get("Item").unwrap_or(&v),
+                _ => &v,
+            };
+            return match item_from_simd(item) {
+                Some(item) => RawRecord::Item(item),
+                None => RawRecord::Unreadable {
+                    reason: RejectReason::NotAMap,
+                    raw: String::from_utf8_lossy(&original).into_owned(),
+                },
+            };
         }
+    }
+    let text = String::from_utf8_lossy(&original);
+    let (fixed, _) = repair_json_text(&text);
+    let value: serde_json::Value = match serde_json::from_str(&fixed) {
+        Ok(v) => v,
+        Err(_) => return RawRecord::Unreadable { reason: RejectReason::NotJson, raw: text.into_owned() },
     };
     let item = value.get("Item").unwrap_or(&value);
     match item_from_dynamodb_json(item) {
         Some(item) => RawRecord::Item(item),
-        None => RawRecord::Unreadable {
-            reason: RejectReason::NotAMap,
-            raw: String::from_utf8_lossy(&original).into_owned(),
-        },
+        None => RawRecord::Unreadable { reason: RejectReason::NotAMap, raw: text.into_owned() },
     }
+}
+
+/// Converts a DynamoDB JSON map straight from simd-json's borrowed DOM (no intermediate tree).
+fn item_from_simd(v: &simd_json::BorrowedValue) -> Option<Item> {
+    match v {
+        simd_json::BorrowedValue::Object(o) => {
+            let mut item = Item::with_capacity(o.len());
+            for (k, v) in o.iter() {
+                item.insert(k.to_string(), attr_from_simd(v)?);
+            }
+            Some(item)
+        }
+        _ => None,
+    }
+}
+
+fn attr_from_simd(v: &simd_json::BorrowedValue) -> Option<Attr> {
+    use simd_json::BorrowedValue as V;
+    let V::Object(o) = v else { return None };
+    if o.len() != 1 {
+        return None;
+    }
+    let (tag, inner) = o.iter().next()?;
+    let strings = |inner: &V| -> Option<Vec<String>> {
+        match inner {
+            V::Array(xs) => {
+                xs.iter().map(|x| if let V::String(s) = x { Some(s.to_string()) } else { None }).collect()
+            }
+            _ => None,
+        }
+    };
+    Some(match (tag.as_ref(), inner) {
+        ("S", V::String(s)) => Attr::S(s.to_string()),
+        ("N", V::String(s)) => Attr::N(s.to_string()),
+        // Some exporters write numbers unquoted; integers are exact, floats are not
+        // expected in DynamoDB JSON (its numbers are strings).
+        ("N", V::Static(n)) => Attr::N(n.to_string()),
+        ("B", V::String(s)) => Attr::B(s.to_string()),
+        ("BOOL", V::Static(simd_json::StaticNode::Bool(b))) => Attr::Bool(*b),
+        ("NULL", _) => Attr::Null,
+        ("M", m @ V::Object(_)) => Attr::M(item_from_simd(m)?),
+        ("L", V::Array(xs)) => Attr::L(xs.iter().map(attr_from_simd).collect::<Option<_>>()?),
+        ("SS", v) => Attr::Ss(strings(v)?),
+        ("NS", v) => Attr::Ns(strings(v)?),
+        ("BS", v) => Attr::Bs(strings(v)?),
+        _ => return None,
+    })
 }
 
 /// Tells whether `b` holds a `\uD800`–`\uDFFF` escape (paired or not).
@@ -54,7 +102,6 @@ fn has_surrogate_escape(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attr::Attr;
 
     #[test]
     fn an_export_line_that_is_not_json_is_quarantined_with_its_text() {

@@ -185,6 +185,51 @@ pub fn jsonb_text(v: &Value) -> Option<String> {
     fits(v).then(|| v.to_string())
 }
 
+/// Tells whether `s` is valid JSON, without building a tree.
+pub fn is_json(s: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
+}
+
+/// A conservative, allocation-free check that every number in JSON text fits `numeric`:
+/// no exponent of four digits or more, no run of more than 900 digits. `false` only means
+/// "check exactly" (the general path does).
+pub fn numbers_fit_numeric(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (mut i, mut in_string, mut run) = (0, false, 0usize);
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if c == b'"' {
+            in_string = true;
+            run = 0;
+        } else if c.is_ascii_digit() {
+            run += 1;
+            if run > 900 {
+                return false;
+            }
+        } else if c == b'e' || c == b'E' {
+            let mut j = i + 1;
+            if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                j += 1;
+            }
+            let digits = b[j..].iter().take_while(|d| d.is_ascii_digit()).count();
+            if digits >= 4 {
+                return false;
+            }
+            run = 0;
+        } else {
+            run = 0;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Converts an attribute to plain JSON (DynamoDB types dropped, numbers exact, sets as
 /// arrays). Numbers that are not valid decimals become strings rather than invalid JSON.
 pub fn attr_to_json(a: &Attr) -> Value {

@@ -13,7 +13,10 @@
 //! `hashtags`.
 
 use crate::attr::{write_item_dynamodb_json, Attr, Item};
-use crate::json::{attr_to_json, jsonb_text, parse_json_text, strip_nul, Parsed};
+use crate::json::{
+    attr_to_json, is_json, jsonb_text, numbers_fit_numeric, parse_json_text, repair_json_text, strip_nul,
+    Parsed,
+};
 use crate::number::{id_text, normalize_decimal};
 use crate::tags;
 use crate::text::clean_text;
@@ -457,16 +460,51 @@ fn json_to_attr(v: &Value) -> Attr {
     }
 }
 
+/// A record's metadata: jsonb-ready text, and the JSON tree, built only when needed.
+///
+/// Well-formed metadata (the common case) is validated without building a tree and kept
+/// as its (repaired) text; the tree is parsed lazily, only if a field missing at the top
+/// level must be looked up in it.
+struct Meta {
+    /// The text for the `metadata` column, when already known to be fit for `jsonb`.
+    text: Option<String>,
+    tree: std::cell::OnceCell<Option<Value>>,
+}
+
+impl Meta {
+    fn tree(&self) -> Option<&Value> {
+        self.tree.get_or_init(|| self.text.as_deref().and_then(|t| serde_json::from_str(t).ok())).as_ref()
+    }
+}
+
 /// Looks `names` up in the metadata object, counting a hit as a fallback.
-fn meta_get(meta: Option<&Value>, names: &[&str], repairs: &mut Repairs) -> Option<Attr> {
-    let obj = meta?.as_object()?;
+fn meta_get(meta: &Meta, names: &[&str], repairs: &mut Repairs) -> Option<Attr> {
+    let obj = meta.tree()?.as_object()?;
     let v = names.iter().find_map(|n| obj.get(*n).filter(|v| !v.is_null()))?;
     repairs.add(Rule::MetadataFallback);
     Some(json_to_attr(v))
 }
 
-/// Parses the metadata attribute into a JSON value (not yet serialised).
-fn parse_metadata(a: Option<&Attr>, repairs: &mut Repairs) -> Option<Value> {
+/// Parses the metadata attribute.
+fn parse_metadata(a: Option<&Attr>, repairs: &mut Repairs) -> Meta {
+    let tree = |v: Option<Value>| Meta { text: None, tree: v.into() };
+    if let Some(Attr::S(s)) = a {
+        // Fast path: an object or array that is valid JSON once repaired, holds no NUL
+        // (the repair removed them) and no number outside `numeric`: keep its text.
+        let (fixed, repaired) = repair_json_text(s);
+        let t = fixed.trim_start();
+        if (t.starts_with('{') || t.starts_with('[')) && numbers_fit_numeric(t) && is_json(t) {
+            if repaired {
+                repairs.add(Rule::MetadataRepaired);
+            }
+            return Meta { text: Some(fixed), tree: std::cell::OnceCell::new() };
+        }
+    }
+    tree(parse_metadata_tree(a, repairs))
+}
+
+/// The general path: parses (unwrapping encodings) into a tree with NUL removed.
+fn parse_metadata_tree(a: Option<&Attr>, repairs: &mut Repairs) -> Option<Value> {
     let mut value = match a? {
         Attr::Null => return None,
         Attr::S(s) => match parse_json_text(s) {
@@ -501,7 +539,7 @@ pub fn parse_item(
 ) -> Result<Record, RejectReason> {
     let meta = parse_metadata(item.get("metadata"), repairs);
     let mut cx = Ctx { repairs, drift, extra: Map::new() };
-    let meta_ref = meta.as_ref();
+    let meta_ref = &meta;
 
     let updated_at = match item.get("updatedAt") {
         None | Some(Attr::Null) => return Err(RejectReason::MissingUpdatedAt),
@@ -585,13 +623,16 @@ pub fn parse_item(
         }
     }
 
-    let metadata = meta.and_then(|v| {
-        let text = jsonb_text(&v);
-        if text.is_none() {
-            cx.repairs.add(Rule::MetadataUnfit);
-        }
-        text
-    });
+    let metadata = match meta.text {
+        Some(text) => Some(text),
+        None => meta.tree.into_inner().flatten().and_then(|v| {
+            let text = jsonb_text(&v);
+            if text.is_none() {
+                cx.repairs.add(Rule::MetadataUnfit);
+            }
+            text
+        }),
+    };
     let extra = if cx.extra.is_empty() {
         None
     } else {
@@ -622,7 +663,7 @@ pub fn parse_item(
     })
 }
 
-fn parse_creator(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> Option<Creator> {
+fn parse_creator(item: &Item, meta: &Meta, cx: &mut Ctx) -> Option<Creator> {
     let from_map = |cx: &mut Ctx, m: &Item| {
         let id = get(m, &["id", "creatorId"]).and_then(|(n, a)| cx.id_attr(n, a));
         let handle = get(m, &["handle", "username"]).and_then(|(n, a)| cx.text_attr(n, a));
@@ -662,7 +703,7 @@ fn parse_creator(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> Option<Crea
     Some(Creator { external_id, handle, display_name, followers, deleted })
 }
 
-fn parse_community(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> Option<Community> {
+fn parse_community(item: &Item, meta: &Meta, cx: &mut Ctx) -> Option<Community> {
     let from_map = |cx: &mut Ctx, m: &Item| {
         let id = get(m, &["id", "communityId"]).and_then(|(n, a)| cx.id_attr(n, a));
         let name = get(m, &["name", "communityName"]).and_then(|(n, a)| cx.text_attr(n, a));
@@ -696,7 +737,7 @@ fn parse_community(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> Option<Co
     Some(Community { external_id, name })
 }
 
-fn parse_stats(item: &Item, meta: Option<&Value>, cx: &mut Ctx) -> [Option<String>; 4] {
+fn parse_stats(item: &Item, meta: &Meta, cx: &mut Ctx) -> [Option<String>; 4] {
     const NAMES: [&[&str]; 4] = [
         &["views", "viewCount", "playCount"],
         &["likes", "likeCount", "diggCount"],

@@ -55,7 +55,7 @@ async fn checkpoint_is_written_only_after_every_page_commits() {
         &store,
         now(),
         &window(),
-        TUNING,
+        tuning(),
     )
     .await;
     out.result.unwrap();
@@ -76,7 +76,7 @@ async fn checkpoint_is_unchanged_when_a_page_fails_after_others_committed() {
         &store,
         now(),
         &window(),
-        TUNING,
+        tuning(),
     )
     .await;
     let err = out.result.unwrap_err();
@@ -95,7 +95,7 @@ async fn the_run_after_a_failure_converges_to_the_unfailed_state() {
         &store,
         now(),
         &window(),
-        TUNING,
+        tuning(),
     )
     .await
     .result
@@ -126,7 +126,7 @@ async fn transient_page_failures_are_retried_and_the_run_succeeds() {
         &store,
         now(),
         &window(),
-        TUNING,
+        tuning(),
     )
     .await;
     out.result.unwrap();
@@ -153,7 +153,7 @@ async fn a_checkpoint_write_that_keeps_failing_fails_the_run_and_keeps_the_data(
         &store,
         now(),
         &window(),
-        TUNING,
+        tuning(),
     )
     .await;
     let err = out.result.unwrap_err();
@@ -173,7 +173,7 @@ async fn records_at_or_before_the_checkpoint_minus_lookback_are_not_written() {
         &store,
         now(),
         &window(),
-        TUNING,
+        tuning(),
     )
     .await;
     out.result.unwrap();

@@ -2,7 +2,7 @@
 //! per page.
 //!
 //! Why this is fast: each page costs a handful of round trips whatever its size (three
-//! COPYs, at most seven statements, one commit), every row is folded and encoded on the rayon pool
+//! COPYs, at most nine statements, one commit), every row is folded and encoded on the rayon pool
 //! before the transaction opens, and stale versions are filtered before the upserts so a
 //! replay writes (almost) nothing.
 
@@ -182,28 +182,51 @@ impl PageWriter for PgWriter {
         let client = self.ensure_connected().await?;
         let tx = client.transaction().await?;
         let mut stats = WriteStats::default();
+        // Per-step timings, logged once per page at debug level: where a page's time goes.
+        let mut t = std::time::Instant::now();
+        let mut lap = || {
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            t = std::time::Instant::now();
+            ms
+        };
         copy_in(&tx, sql::COPY_CREATORS, &page.creators).await?;
         copy_in(&tx, sql::COPY_COMMUNITIES, &page.communities).await?;
         copy_in(&tx, sql::COPY_CONTENT, &page.content).await?;
+        let copy_ms = lap();
         if page.creators.is_some() {
-            stats.creators = tx.execute(sql::MERGE_CREATORS, &[]).await?;
+            stats.creators = tx.execute(sql::INSERT_NEW_CREATORS, &[]).await?;
         }
         if page.communities.is_some() {
-            stats.communities = tx.execute(sql::MERGE_COMMUNITIES, &[]).await?;
+            stats.communities = tx.execute(sql::INSERT_NEW_COMMUNITIES, &[]).await?;
         }
+        let entities_ms = lap();
         if !page.tags.is_empty() {
             stats.tags = tx.execute(sql::MERGE_TAGS, &[&page.tags]).await?;
         }
+        let tags_ms = lap();
+        let (mut live_ms, mut edges_ms) = (0.0, 0.0);
         if page.content.is_some() {
             let live = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
+            live_ms = lap();
             if live > 0 {
+                tx.execute(sql::STAGE_EDGES, &[]).await?;
                 let removed = tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
                 let added = tx.execute(sql::INSERT_EDGES, &[]).await?;
                 stats.content_tags = removed + added;
             }
+            edges_ms = lap();
             let tombs = tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
             stats.content = live + tombs;
         }
+        let tombs_ms = lap();
+        // Last: the row locks on hot creators and communities are held only until commit.
+        if page.creators.is_some() {
+            stats.creators += tx.execute(sql::UPDATE_CREATORS, &[]).await?;
+        }
+        if page.communities.is_some() {
+            stats.communities += tx.execute(sql::UPDATE_COMMUNITIES, &[]).await?;
+        }
+        let updates_ms = lap();
         if !page.q_raw.is_empty() {
             let runs: Vec<Option<i64>> = vec![run_id; page.q_raw.len()];
             stats.quarantined = tx
@@ -214,6 +237,18 @@ impl PageWriter for PgWriter {
                 .await?;
         }
         tx.commit().await?;
+        let commit_ms = lap();
+        tracing::debug!(
+            copy_ms,
+            entities_ms,
+            tags_ms,
+            live_ms,
+            edges_ms,
+            tombs_ms,
+            updates_ms,
+            commit_ms,
+            "page timings"
+        );
         Ok(stats)
     }
 }
