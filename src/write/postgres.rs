@@ -180,8 +180,34 @@ impl PageWriter for PgWriter {
     async fn write(&mut self, page: &PgPage) -> Result<WriteStats> {
         let run_id = self.sink.run_id;
         let client = self.ensure_connected().await?;
-        let tx = client.transaction().await?;
         let mut stats = WriteStats::default();
+        // Creators and communities that do not exist yet are created in a short transaction
+        // of their own. In the page transaction, an insert of a key another writer has just
+        // inserted waits for that writer's whole page to commit, and on a first load every
+        // page brings new creators its neighbours also bring: the writers queued behind each
+        // other (measured: 365 ms of a page with three writers). This is safe under the
+        // merge rules: the rows carry the newest version the page has, newest-wins keeps
+        // them monotonic, and if the page then fails they are facts a retry writes again
+        // while the checkpoint does not move.
+        let entities_started = std::time::Instant::now();
+        // Tags, an insert-only dictionary, likewise.
+        if page.creators.is_some() || page.communities.is_some() || !page.tags.is_empty() {
+            let tx = client.transaction().await?;
+            copy_in(&tx, sql::COPY_CREATORS, &page.creators).await?;
+            copy_in(&tx, sql::COPY_COMMUNITIES, &page.communities).await?;
+            if page.creators.is_some() {
+                stats.creators = tx.execute(sql::INSERT_NEW_CREATORS, &[]).await?;
+            }
+            if page.communities.is_some() {
+                stats.communities = tx.execute(sql::INSERT_NEW_COMMUNITIES, &[]).await?;
+            }
+            if !page.tags.is_empty() {
+                stats.tags = tx.execute(sql::MERGE_TAGS, &[&page.tags]).await?;
+            }
+            tx.commit().await?;
+        }
+        let entities_ms = entities_started.elapsed().as_secs_f64() * 1e3;
+        let tx = client.transaction().await?;
         // Per-step timings, logged once per page at debug level: where a page's time goes.
         let mut t = std::time::Instant::now();
         let mut lap = || {
@@ -193,17 +219,6 @@ impl PageWriter for PgWriter {
         copy_in(&tx, sql::COPY_COMMUNITIES, &page.communities).await?;
         copy_in(&tx, sql::COPY_CONTENT, &page.content).await?;
         let copy_ms = lap();
-        if page.creators.is_some() {
-            stats.creators = tx.execute(sql::INSERT_NEW_CREATORS, &[]).await?;
-        }
-        if page.communities.is_some() {
-            stats.communities = tx.execute(sql::INSERT_NEW_COMMUNITIES, &[]).await?;
-        }
-        let entities_ms = lap();
-        if !page.tags.is_empty() {
-            stats.tags = tx.execute(sql::MERGE_TAGS, &[&page.tags]).await?;
-        }
-        let tags_ms = lap();
         let (mut live_ms, mut edges_ms) = (0.0, 0.0);
         if page.content.is_some() {
             let live = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
@@ -241,7 +256,6 @@ impl PageWriter for PgWriter {
         tracing::debug!(
             copy_ms,
             entities_ms,
-            tags_ms,
             live_ms,
             edges_ms,
             tombs_ms,
