@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use crate::parse::{parse_page, Drift, Filter, Repairs};
 use crate::retry::{backoff, PAGE_ATTEMPTS};
-use crate::source::{RawPage, Source};
+use crate::source::{KeyBounds, RawPage, Source};
 use crate::write::{PageWriter, Sink, WriteStats};
 use futures_util::{stream, TryStreamExt};
 use std::collections::BTreeMap;
@@ -30,8 +30,8 @@ pub struct PipelineConfig {
     pub writers: usize,
     /// The units to fetch (day partitions, export files).
     pub units: Vec<String>,
-    /// The coarse `updatedAt` pre-filter handed to the source.
-    pub coarse_after: Option<String>,
+    /// The `updatedAt` key bounds handed to the source.
+    pub bounds: Option<KeyBounds>,
     /// The exact filter applied after parsing.
     pub filter: Filter,
     /// Counts raw records of committed pages (for a progress display).
@@ -115,7 +115,7 @@ pub async fn execute<S: Source, K: Sink>(
     // Fetch: one task driving up to `fetchers` units at once.
     let fetch = {
         let source = source.clone();
-        let coarse = cfg.coarse_after.clone();
+        let coarse = cfg.bounds.clone();
         let units = cfg.units.clone();
         tokio::spawn(async move {
             let res = stream::iter(units.into_iter().map(Ok))

@@ -70,7 +70,7 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
         writers: tuning.writers,
         progress: tuning.progress,
         units,
-        coarse_after: Some(plan.coarse.clone()),
+        bounds: Some(plan.bounds.clone()),
         filter: Filter { after: Some(plan.after), days: None },
     };
     let (summary, result) = execute(source, sink, cfg).await;
@@ -103,7 +103,7 @@ pub async fn full<S: Source, K: Sink>(
         writers: tuning.writers,
         progress: tuning.progress,
         units,
-        coarse_after: None,
+        bounds: None,
         filter: Filter { after: None, days },
     };
     let (summary, result) = execute(source, sink, cfg).await;

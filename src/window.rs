@@ -1,5 +1,6 @@
 //! Planning an incremental run's window (DESIGN §1.3), all in UTC.
 
+use crate::source::KeyBounds;
 use crate::time::{Day, Timestamp};
 use std::time::Duration;
 
@@ -35,8 +36,8 @@ pub struct Plan {
     pub checkpoint: Option<Timestamp>,
     /// Records with `updatedAt` strictly after this instant are synced.
     pub after: Timestamp,
-    /// The coarse lexicographic `updatedAt` key for the GSI query.
-    pub coarse: String,
+    /// The `updatedAt` key bounds for the GSI queries.
+    pub bounds: KeyBounds,
     /// The UTC day partitions to scan, oldest first.
     pub days: Vec<Day>,
 }
@@ -50,7 +51,11 @@ pub fn plan(checkpoint: Option<Timestamp>, now: Timestamp, cfg: &WindowConfig) -
     let first = after.day().plus(-i64::from(cfg.overlap_days));
     let last = now.day().max(first);
     let days = (first.0..=last.0).map(Day).collect();
-    Plan { checkpoint, after, coarse: after.add_micros(-COARSE_MARGIN_MICROS).to_iso_prefix(), days }
+    let bounds = KeyBounds {
+        utc: after.to_iso_prefix(),
+        any_offset: after.add_micros(-COARSE_MARGIN_MICROS).to_iso_prefix(),
+    };
+    Plan { checkpoint, after, bounds, days }
 }
 
 /// Parses a duration flag: a number with a unit `s`, `m`, `h` or `d` (`15m`, `24h`, `90s`).
@@ -97,12 +102,24 @@ mod tests {
     }
 
     #[test]
-    fn coarse_key_lets_every_offset_of_a_later_instant_through() {
+    fn key_bounds_let_every_form_of_a_later_instant_through_and_keep_older_z_stamps_out() {
         let p = plan(Some(ts("2026-11-26T10:00:00Z")), ts("2026-11-26T11:00:00Z"), &WindowConfig::default());
         // The same instant just after the bound, written at the most negative offset.
         let stamp = "2026-11-25T21:45:01-12:00";
         assert!(ts(stamp) > p.after);
-        assert!(stamp > p.coarse.as_str(), "{} vs {}", stamp, p.coarse);
+        assert!(p.bounds.admits(stamp), "{stamp} vs {:?}", p.bounds);
+        for later in [
+            "2026-11-26T09:45:00.001Z",
+            "2026-11-26T09:45:01+00:00",
+            "2026-11-26T15:15:01+05:30",
+            "2026-11-26T04:45:01-05:00",
+        ] {
+            assert!(ts(later) > p.after);
+            assert!(p.bounds.admits(later), "{later}");
+        }
+        // An older UTC stamp inside the 14 h margin is not read again.
+        assert!(!p.bounds.admits("2026-11-26T01:00:00.000Z"));
+        assert!(!p.bounds.admits("2026-11-26T01:00:00+02:00"));
     }
 
     #[test]

@@ -145,11 +145,14 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
     let mut report = SoakReport::default();
     loop {
         let next = started + spec.every * (syncs as u32 + 1);
-        while Instant::now() < next && !finished {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if writer.as_ref().is_some_and(|w| w.is_finished()) {
-                finished = true;
+        loop {
+            // Checked before waiting too: a sync that overran its interval must still see
+            // the writer finish, or the soak would sync forever.
+            finished |= writer.as_ref().is_some_and(|w| w.is_finished());
+            if finished || Instant::now() >= next {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         if finished {
             if let Some(w) = writer.take() {

@@ -1,10 +1,11 @@
 //! The DynamoDB source: one GSI query per day partition, followed to the last page.
 //!
-//! The key condition `datePartition = :day AND updatedAt > :coarse` is only a coarse,
-//! lexicographic pre-filter (see DESIGN §1.4): the exact comparison of instants happens
-//! after parsing. Empty pages, with or without a `LastEvaluatedKey`, are normal and skipped.
+//! The key condition `datePartition = :day AND updatedAt > L − 14 h` is only a coarse,
+//! lexicographic pre-filter (see DESIGN §1.4 and [`KeyBounds`]); stamps that cannot be
+//! later than `L` are dropped as each page arrives, and the exact comparison of instants
+//! happens after parsing. Empty pages, with or without a `LastEvaluatedKey`, are normal.
 
-use super::{Payload, RawPage, Source};
+use super::{KeyBounds, Payload, RawPage, Source};
 use crate::error::{Error, Kind, Result};
 use crate::time::Day;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -46,7 +47,7 @@ impl Source for DynamoSource {
     async fn fetch(
         &self,
         unit: String,
-        coarse_after: Option<String>,
+        bounds: Option<KeyBounds>,
         tx: async_channel::Sender<RawPage>,
     ) -> Result<()> {
         let mut start_key = None;
@@ -61,11 +62,14 @@ impl Source for DynamoSource {
                 .expression_attribute_names("#p", "datePartition")
                 .expression_attribute_values(":day", AttributeValue::S(unit.clone()))
                 .set_exclusive_start_key(start_key.take());
-            q = match &coarse_after {
-                Some(c) => q
-                    .key_condition_expression("#p = :day AND #u > :coarse")
+            // DynamoDB refuses a FilterExpression on a key attribute (updatedAt is the GSI's
+            // range key), so the negative-offset rule of KeyBounds is applied here, to each
+            // page as it arrives, before anything is decoded.
+            q = match &bounds {
+                Some(b) => q
+                    .key_condition_expression("#p = :day AND #u > :lo")
                     .expression_attribute_names("#u", "updatedAt")
-                    .expression_attribute_values(":coarse", AttributeValue::S(c.clone())),
+                    .expression_attribute_values(":lo", AttributeValue::S(b.any_offset.clone())),
                 None => q.key_condition_expression("#p = :day"),
             };
             let out = q.send().await.map_err(|e| {
@@ -80,7 +84,14 @@ impl Source for DynamoSource {
                 )
             })?;
             pages += 1;
-            let items = out.items.unwrap_or_default();
+            let mut items = out.items.unwrap_or_default();
+            if let Some(b) = &bounds {
+                items.retain(|i| match i.get("updatedAt") {
+                    Some(AttributeValue::S(u)) => b.admits(u),
+                    _ => true,
+                });
+            }
+            // Empty pages (with or without a key) are normal.
             if !items.is_empty() {
                 let page = RawPage { unit: unit.clone(), payload: Payload::Sdk(items) };
                 if tx.send(page).await.is_err() {

@@ -122,7 +122,7 @@ impl Source for ExportSource {
     async fn fetch(
         &self,
         unit: String,
-        _coarse_after: Option<String>,
+        _bounds: Option<super::KeyBounds>,
         tx: async_channel::Sender<RawPage>,
     ) -> Result<()> {
         let page_size = self.page_size;

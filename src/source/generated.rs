@@ -46,7 +46,7 @@ impl Source for GeneratedSource {
     async fn fetch(
         &self,
         unit: String,
-        _coarse: Option<String>,
+        _bounds: Option<super::KeyBounds>,
         tx: async_channel::Sender<RawPage>,
     ) -> Result<()> {
         let u: u64 = unit.parse().map_err(|_| Error::internal(format!("bad generated unit {unit}")))?;

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::time::Day;
 use std::collections::BTreeMap;
 
-/// Items by partition, paged like a DynamoDB query (with the same coarse key filter).
+/// Items by partition, paged like a DynamoDB query (with the same key bounds).
 #[derive(Debug, Clone, Default)]
 pub struct MemorySource {
     /// Partition (`YYYY-MM-DD`) → items, in sort-key order.
@@ -38,7 +38,7 @@ impl Source for MemorySource {
     async fn fetch(
         &self,
         unit: String,
-        coarse_after: Option<String>,
+        bounds: Option<super::KeyBounds>,
         tx: async_channel::Sender<RawPage>,
     ) -> Result<()> {
         let items: Vec<Item> = self
@@ -46,8 +46,8 @@ impl Source for MemorySource {
             .get(&unit)
             .into_iter()
             .flatten()
-            .filter(|i| match (&coarse_after, i.get("updatedAt")) {
-                (Some(c), Some(Attr::S(u))) => u.as_str() > c.as_str(),
+            .filter(|i| match (&bounds, i.get("updatedAt")) {
+                (Some(b), Some(Attr::S(u))) => b.admits(u),
                 _ => true,
             })
             .cloned()

@@ -68,18 +68,43 @@ impl Payload {
     }
 }
 
+/// The `updatedAt` key bounds of an incremental fetch (DESIGN §1.4), as strings.
+///
+/// Writers stamp `updatedAt` in `Z`, `+00:00`, positive or negative offsets. For the first
+/// three, string order past `utc` is instant order past the window's lower bound. Only a
+/// negative offset writes an instant *later* than the bound as a string *smaller* than it,
+/// by at most the offset (12 h; 14 h is used, as DESIGN says). So a source queries from
+/// `any_offset`, and of the stamps in `[any_offset, utc]` keeps only those with neither
+/// `Z` nor `+` ([`KeyBounds::admits`]): older UTC stamps are dropped before they are
+/// decoded. The exact instant comparison happens after parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyBounds {
+    /// The window's lower bound as a zone-less UTC prefix (`YYYY-MM-DDTHH:MM:SS`).
+    pub utc: String,
+    /// The same bound minus the largest negative offset.
+    pub any_offset: String,
+}
+
+impl KeyBounds {
+    /// Tells whether a stamp passes the bounds: what the two DynamoDB queries return.
+    pub fn admits(&self, updated_at: &str) -> bool {
+        updated_at > self.utc.as_str()
+            || (updated_at >= self.any_offset.as_str() && !updated_at.contains(['Z', 'z', '+']))
+    }
+}
+
 /// A source of raw scan records.
 pub trait Source: Send + Sync + 'static {
     /// Lists the units to fetch (in parallel) to cover these UTC day partitions.
     fn units(&self, days: &[Day]) -> impl Future<Output = Result<Vec<String>>> + Send;
 
-    /// Fetches one unit to its end, sending non-empty pages to `tx`. `coarse_after` is a
-    /// lexicographic lower bound on `updatedAt` the source may use as a pre-filter (it must
-    /// never drop a record whose instant is later). Returns `Ok` early when `tx` is closed.
+    /// Fetches one unit to its end, sending non-empty pages to `tx`. `bounds` are key bounds
+    /// on `updatedAt` the source may use as a pre-filter (they never drop a record whose
+    /// instant is later than the window's lower bound). Returns `Ok` early when `tx` is closed.
     fn fetch(
         &self,
         unit: String,
-        coarse_after: Option<String>,
+        bounds: Option<KeyBounds>,
         tx: async_channel::Sender<RawPage>,
     ) -> impl Future<Output = Result<()>> + Send;
 }

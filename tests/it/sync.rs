@@ -222,6 +222,11 @@ async fn a_second_run_exits_75_while_the_lock_is_held_and_writes_nothing() {
     assert_exit(&scansync(&db, &sync_args(&table.name, &[])).await, 0);
 }
 
+/// The instant `t` written in New York winter time (`…-05:00`).
+fn minus_five(t: Timestamp) -> String {
+    format!("{}-05:00", &t.add_micros(-5 * 3_600_000_000).to_iso()[..23])
+}
+
 #[tokio::test]
 async fn first_run_reads_24_hours_back_in_utc_days_with_the_overlap_day() {
     let (db, table) = (TestDb::new().await, Table::new().await);
@@ -242,6 +247,15 @@ async fn first_run_reads_24_hours_back_in_utc_days_with_the_overlap_day() {
             // the overlap day catches it; two days back is outside the scan.
             in_partition(record("overlap-day", "od", &hours_ago(1.0), "x"), day(-1)),
             in_partition(record("beyond-overlap", "bo", &hours_ago(1.0), "x"), day(-2)),
+            // Just after the bound, written at -05:00: as a string it sorts ~5 h below the
+            // bound, so only the negative-offset query finds it. The older one must not land.
+            record("negative-offset", "no", &minus_five(now.add_micros(-(24 * 60 + 5) * 60_000_000)), "x"),
+            record(
+                "negative-offset-too-old",
+                "nt",
+                &minus_five(now.add_micros(-(24 * 60 + 25) * 60_000_000)),
+                "x",
+            ),
             // `…:00Z` sorts after `…:00.500000Z` as a string but is the older instant.
             record("instants", "z", &whole, "older"),
             record("instants", "a", &half, "newer"),
@@ -257,7 +271,7 @@ async fn first_run_reads_24_hours_back_in_utc_days_with_the_overlap_day() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(ids, ["in-lookback", "in-window", "instants", "overlap-day"]);
+    assert_eq!(ids, ["in-lookback", "in-window", "instants", "negative-offset", "overlap-day"]);
     let caption: String = c
         .query_one("select caption from scansync.content where external_id = 'instants'", &[])
         .await
