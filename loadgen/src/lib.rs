@@ -57,7 +57,9 @@ pub struct Generated {
     pub item: Item,
     /// (platform, external id) as scansync will key it; `None` for records beyond repair.
     pub key: Option<(String, String)>,
-    /// The record's `updatedAt` instant.
+    /// The instant of the `updatedAt` as written. Some forms truncate to the second, so a
+    /// later version can carry an earlier instant: compare versions by this and the scan id,
+    /// as scansync does, never by generation order.
     pub updated_at: Timestamp,
     /// The scan id.
     pub scan_id: String,
@@ -163,7 +165,9 @@ impl Generator {
         let s = |v: String| Attr::S(v);
         item.insert("scanId".into(), s(scan_id.clone()));
         item.insert("datePartition".into(), s(at.day().to_string()));
-        item.insert("updatedAt".into(), s(self.stamp(at)));
+        let stamp = self.stamp(at);
+        let updated_at = Timestamp::parse(&stamp).expect("generated stamps parse");
+        item.insert("updatedAt".into(), s(stamp));
         let platform_name = PLATFORMS[platform];
         let platform_text = match self.rng.u8(..10) {
             0 => platform_name.to_uppercase(),
@@ -217,7 +221,7 @@ impl Generator {
             // Beyond repair means beyond repair: the metadata must not supply the field.
             item.insert("metadata".into(), Attr::Null);
         }
-        Generated { item, key, updated_at: at, scan_id, deleted }
+        Generated { item, key, updated_at, scan_id, deleted }
     }
 
     fn stamp(&mut self, at: Timestamp) -> String {

@@ -65,8 +65,8 @@ pub struct SoakReport {
 struct Ledger {
     /// scan id → (write ack, epoch µs).
     written_at: HashMap<String, i64>,
-    /// key → newest (scan id, deleted).
-    newest: HashMap<(String, String), (String, bool)>,
+    /// key → newest version (instant as written, scan id) and whether it is a tombstone.
+    newest: HashMap<(String, String), (Timestamp, String, bool)>,
     rejects: u64,
 }
 
@@ -110,7 +110,11 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
                     match r.key {
                         Some(k) => {
                             l.written_at.insert(r.scan_id.clone(), acked);
-                            l.newest.insert(k, (r.scan_id, r.deleted));
+                            // Newest by the engine's rule: instant as written, then scan id.
+                            let entry = l.newest.entry(k).or_insert((r.updated_at, r.scan_id.clone(), r.deleted));
+                            if (r.updated_at, &r.scan_id) > (entry.0, &entry.1) {
+                                *entry = (r.updated_at, r.scan_id, r.deleted);
+                            }
                         }
                         None => l.rejects += 1,
                     }
@@ -221,7 +225,7 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
         db.insert((r.get(0), r.get(1)), (r.get(2), r.get(3), r.get(4)));
     }
     let l = ledger.lock().expect("ledger");
-    for (key, (scan, deleted)) in &l.newest {
+    for (key, (_, scan, deleted)) in &l.newest {
         let ok = match db.get(key) {
             Some((live, tomb, is_deleted)) => {
                 if *deleted {
