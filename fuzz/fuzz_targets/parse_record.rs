@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use scansync_parse::export::decode_export_line;
+use scansync_parse::json::has_nul;
 use scansync_parse::number::normalize_decimal;
 use scansync_parse::{parse_item, Drift, RawRecord, Repairs};
 use unicode_normalization::is_nfc;
@@ -14,16 +15,6 @@ fn check_text(what: &str, s: &str) {
     assert!(is_nfc(s), "{what}: not NFC: {s:?}");
     assert!(s.chars().all(|c| !c.is_control() || c == '\n' || c == '\t'), "{what}: control character: {s:?}");
     assert_eq!(s.trim(), s, "{what}: not trimmed");
-}
-
-/// Whether a parsed value holds a NUL character (jsonb refuses `\u0000`), in a string or key.
-fn has_nul(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(xs) => xs.iter().any(has_nul),
-        serde_json::Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
 }
 
 fn check_json(what: &str, s: &str) {

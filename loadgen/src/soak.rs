@@ -67,6 +67,9 @@ struct Ledger {
     written_at: HashMap<String, i64>,
     /// key → newest version (instant as written, scan id) and whether it is a tombstone.
     newest: HashMap<(String, String), (Timestamp, String, bool)>,
+    /// key → every version written (instant, scan id, tombstone, write ack), for diagnosing
+    /// a key that does not reconcile.
+    history: HashMap<(String, String), Vec<(Timestamp, String, bool, i64)>>,
     rejects: u64,
 }
 
@@ -110,8 +113,15 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
                     match r.key {
                         Some(k) => {
                             l.written_at.insert(r.scan_id.clone(), acked);
+                            l.history.entry(k.clone()).or_default().push((
+                                r.updated_at,
+                                r.scan_id.clone(),
+                                r.deleted,
+                                acked,
+                            ));
                             // Newest by the engine's rule: instant as written, then scan id.
-                            let entry = l.newest.entry(k).or_insert((r.updated_at, r.scan_id.clone(), r.deleted));
+                            let entry =
+                                l.newest.entry(k).or_insert((r.updated_at, r.scan_id.clone(), r.deleted));
                             if (r.updated_at, &r.scan_id) > (entry.0, &entry.1) {
                                 *entry = (r.updated_at, r.scan_id, r.deleted);
                             }
@@ -240,6 +250,12 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
             report.landed += 1;
         } else {
             report.missing += 1;
+            if report.missing <= 10 {
+                eprintln!("loadgen soak: MISSING {key:?}: in postgres {:?}", db.get(key));
+                for (at, scan, deleted, acked) in l.history.get(key).into_iter().flatten() {
+                    eprintln!("    version {scan} at {at} deleted={deleted} acked={}", Timestamp(*acked));
+                }
+            }
         }
     }
     report.rejects = l.rejects;

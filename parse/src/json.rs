@@ -147,6 +147,16 @@ fn looks_like_json(s: &str) -> bool {
     t.starts_with('{') || t.starts_with('[') || t.starts_with('"')
 }
 
+/// Tells whether a value holds a NUL character (which `jsonb` refuses), in a string or a key.
+pub fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(xs) => xs.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// Removes NUL characters from every string and key; returns whether any were found.
 pub fn strip_nul(v: &mut Value) -> bool {
     match v {

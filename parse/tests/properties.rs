@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use scansync_parse::attr::{Attr, Item};
 use scansync_parse::export::decode_export_line;
-use scansync_parse::json::{parse_json_text, strip_nul, Parsed};
+use scansync_parse::json::{has_nul, parse_json_text, strip_nul, Parsed};
 use scansync_parse::text::{clean_bytes, clean_text};
 use scansync_parse::{parse_item, Drift, Repairs};
 use unicode_normalization::is_nfc;
@@ -38,16 +38,6 @@ fn nasty_string() -> impl Strategy<Value = String> {
         Just("\r\n\t".to_string()),
     ];
     prop::collection::vec(piece, 0..24).prop_map(|v| v.concat())
-}
-
-/// Whether a value holds a NUL character, in a string or a key.
-fn has_nul(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(xs) => xs.iter().any(has_nul),
-        serde_json::Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
 }
 
 /// Whether PostgreSQL's jsonb would accept this text: valid JSON holding no NUL (serde_json

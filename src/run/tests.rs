@@ -41,6 +41,12 @@ fn now() -> Timestamp {
     Timestamp::parse("2026-11-26T20:00:00Z").unwrap()
 }
 
+/// One incremental run of `items()` in pages of `page_size`, at `now()`.
+async fn run_once(sink: &MemorySink, store: &MemoryCheckpoint, page_size: usize) -> Outcome {
+    let source = Arc::new(MemorySource::new(items(), page_size));
+    incremental(source, Arc::new(sink.clone()), store, now(), &window(), tuning()).await
+}
+
 fn window() -> WindowConfig {
     WindowConfig { first_run_window: std::time::Duration::from_secs(5 * 86_400), ..WindowConfig::default() }
 }
@@ -49,15 +55,7 @@ fn window() -> WindowConfig {
 async fn checkpoint_is_written_only_after_every_page_commits() {
     let store = MemoryCheckpoint::new(None);
     let sink = MemorySink::new();
-    let out = incremental(
-        Arc::new(MemorySource::new(items(), 7)),
-        Arc::new(sink.clone()),
-        &store,
-        now(),
-        &window(),
-        tuning(),
-    )
-    .await;
+    let out = run_once(&sink, &store, 7).await;
     out.result.unwrap();
     assert_eq!(store.get(), Some(now()));
     let db = sink.snapshot();
@@ -70,15 +68,7 @@ async fn checkpoint_is_unchanged_when_a_page_fails_after_others_committed() {
     let before = Timestamp::parse("2026-11-20T00:00:00Z").unwrap();
     let store = MemoryCheckpoint::new(Some(before));
     let sink = MemorySink::failing(Fault { at_write: 4, times: 1, kind: Kind::Database });
-    let out = incremental(
-        Arc::new(MemorySource::new(items(), 7)),
-        Arc::new(sink.clone()),
-        &store,
-        now(),
-        &window(),
-        tuning(),
-    )
-    .await;
+    let out = run_once(&sink, &store, 7).await;
     let err = out.result.unwrap_err();
     assert_eq!(err.kind(), Kind::Database);
     assert_eq!(store.get(), Some(before));
@@ -89,17 +79,7 @@ async fn checkpoint_is_unchanged_when_a_page_fails_after_others_committed() {
 async fn the_run_after_a_failure_converges_to_the_unfailed_state() {
     let clean = MemorySink::new();
     let store = MemoryCheckpoint::new(None);
-    incremental(
-        Arc::new(MemorySource::new(items(), 7)),
-        Arc::new(clean.clone()),
-        &store,
-        now(),
-        &window(),
-        tuning(),
-    )
-    .await
-    .result
-    .unwrap();
+    run_once(&clean, &store, 7).await.result.unwrap();
 
     let failing = MemorySink::failing(Fault { at_write: 5, times: 1, kind: Kind::Database });
     let store = MemoryCheckpoint::new(None);
@@ -120,15 +100,7 @@ async fn the_run_after_a_failure_converges_to_the_unfailed_state() {
 async fn transient_page_failures_are_retried_and_the_run_succeeds() {
     let store = MemoryCheckpoint::new(None);
     let sink = MemorySink::failing(Fault { at_write: 2, times: 2, kind: Kind::Conflict });
-    let out = incremental(
-        Arc::new(MemorySource::new(items(), 7)),
-        Arc::new(sink.clone()),
-        &store,
-        now(),
-        &window(),
-        tuning(),
-    )
-    .await;
+    let out = run_once(&sink, &store, 7).await;
     out.result.unwrap();
     assert_eq!(out.summary.retries, 2);
     assert_eq!(store.get(), Some(now()));
@@ -147,15 +119,7 @@ async fn a_checkpoint_write_that_keeps_failing_fails_the_run_and_keeps_the_data(
     let store = MemoryCheckpoint::new(None);
     store.fail_next_writes(3);
     let sink = MemorySink::new();
-    let out = incremental(
-        Arc::new(MemorySource::new(items(), 7)),
-        Arc::new(sink.clone()),
-        &store,
-        now(),
-        &window(),
-        tuning(),
-    )
-    .await;
+    let out = run_once(&sink, &store, 7).await;
     let err = out.result.unwrap_err();
     assert!(err.message().contains("checkpoint write failed"), "{err}");
     assert_eq!(store.get(), None);
@@ -167,15 +131,7 @@ async fn records_at_or_before_the_checkpoint_minus_lookback_are_not_written() {
     // Checkpoint 11:15 → after = 11:00: version 0 (10:00) and 1 (11:00) are old.
     let store = MemoryCheckpoint::new(Some(Timestamp::parse("2026-11-26T11:15:00Z").unwrap()));
     let sink = MemorySink::new();
-    let out = incremental(
-        Arc::new(MemorySource::new(items(), 5)),
-        Arc::new(sink.clone()),
-        &store,
-        now(),
-        &window(),
-        tuning(),
-    )
-    .await;
+    let out = run_once(&sink, &store, 5).await;
     out.result.unwrap();
     let db = sink.snapshot();
     // Only the 26th's partition has records after 11:00 (v2 at 12:00); ids with id % 3 == 2.
