@@ -61,6 +61,9 @@ pub struct SoakReport {
     pub lag: [f64; 4],
 }
 
+/// One written version: instant as written, scan id, tombstone, write ack (epoch µs).
+type Version = (Timestamp, String, bool, i64);
+
 #[derive(Default)]
 struct Ledger {
     /// scan id → (write ack, epoch µs).
@@ -69,7 +72,7 @@ struct Ledger {
     newest: HashMap<(String, String), (Timestamp, String, bool)>,
     /// key → every version written (instant, scan id, tombstone, write ack), for diagnosing
     /// a key that does not reconcile.
-    history: HashMap<(String, String), Vec<(Timestamp, String, bool, i64)>>,
+    history: HashMap<(String, String), Vec<Version>>,
     rejects: u64,
 }
 
