@@ -115,15 +115,15 @@ pub async fn execute<S: Source, K: Sink>(
     // Fetch: one task driving up to `fetchers` units at once.
     let fetch = {
         let source = source.clone();
-        let coarse = cfg.bounds.clone();
+        let bounds = cfg.bounds.clone();
         let units = cfg.units.clone();
         tokio::spawn(async move {
             let res = stream::iter(units.into_iter().map(Ok))
                 .try_for_each_concurrent(fetchers, |unit| {
-                    let (source, tx, coarse) = (source.clone(), raw_tx.clone(), coarse.clone());
+                    let (source, tx, bounds) = (source.clone(), raw_tx.clone(), bounds.clone());
                     async move {
                         let span = tracing::info_span!("fetch", unit = %unit);
-                        source.fetch(unit, coarse, tx).instrument(span).await
+                        source.fetch(unit, bounds, tx).instrument(span).await
                     }
                 })
                 .await;

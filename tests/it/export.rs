@@ -36,21 +36,9 @@ async fn a_bad_line_is_quarantined_and_the_lines_after_it_land() {
     let out = sync_export(&db, std::slice::from_ref(&lines)).await;
     assert_exit(&out, 0);
     let c = db.client().await;
-    let ids: Vec<String> = c
-        .query("select external_id from scansync.content order by 1", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids: Vec<String> = column(&c, "select external_id from scansync.content order by 1").await;
     assert_eq!(ids, ["after", "before"]);
-    let reasons: Vec<String> = c
-        .query("select reason from scansync.quarantine order by 1", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let reasons: Vec<String> = column(&c, "select reason from scansync.quarantine order by 1").await;
     assert_eq!(reasons, ["missing_platform", "not_a_map", "not_json", "not_json"]);
     let run = c.query_one("select quarantined, rejects::text from scansync.sync_runs", &[]).await.unwrap();
     assert_eq!(run.get::<_, i64>(0), 4);

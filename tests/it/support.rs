@@ -223,6 +223,11 @@ pub fn record(content: &str, scan: &str, updated_at: &str, caption: &str) -> Ite
     .collect()
 }
 
+/// Runs a query returning one text column, in order.
+pub async fn column(c: &Client, sql: &str) -> Vec<String> {
+    c.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+}
+
 /// Sets attributes on an item.
 pub fn with(mut item: Item, attrs: &[(&str, Attr)]) -> Item {
     for (k, v) in attrs {

@@ -264,13 +264,7 @@ async fn first_run_reads_24_hours_back_in_utc_days_with_the_overlap_day() {
     let out = scansync(&db, &sync_args(&table.name, &[])).await;
     assert_exit(&out, 0);
     let c = db.client().await;
-    let ids: Vec<String> = c
-        .query("select external_id from scansync.content order by 1", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids = column(&c, "select external_id from scansync.content order by 1").await;
     assert_eq!(ids, ["in-lookback", "in-window", "instants", "negative-offset", "overlap-day"]);
     let caption: String = c
         .query_one("select caption from scansync.content where external_id = 'instants'", &[])
