@@ -1,7 +1,6 @@
 //! The command line: every flag has an environment variable, and `--help` explains each.
 
 use crate::time::Day;
-use crate::window::parse_duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -102,7 +101,7 @@ pub struct BackfillArgs {
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     /// A last successful run older than this is stale (e.g. 90m, 3h, 1d).
-    #[arg(long, env = "SCANSYNC_MAX_AGE", default_value = "3h", value_parser = parse_duration)]
+    #[arg(long, env = "SCANSYNC_MAX_AGE", default_value = "3h", value_parser = parse_max_age)]
     pub max_age: Duration,
     /// Print JSON for machines instead of text.
     #[arg(long, env = "SCANSYNC_HEALTH_JSON")]
@@ -177,23 +176,36 @@ pub struct CheckpointArgs {
 /// Window flags.
 #[derive(Debug, Args)]
 pub struct WindowArgs {
-    /// Subtracted from the checkpoint: covers index propagation lag and writer clock skew.
-    #[arg(long, env = "SCANSYNC_LOOKBACK", default_value = "15m", value_parser = parse_duration)]
+    /// Subtracted from the checkpoint: covers index propagation lag and writer clock skew
+    /// (at most 7d; history is loaded with backfill).
+    #[arg(long, env = "SCANSYNC_LOOKBACK", default_value = "15m", value_parser = parse_lookback)]
     pub lookback: Duration,
-    /// Extra UTC day partitions scanned before the window's first day.
-    #[arg(long, env = "SCANSYNC_OVERLAP_DAYS", default_value_t = 1)]
+    /// Extra UTC day partitions scanned before the window's first day (0 to 31).
+    #[arg(long, env = "SCANSYNC_OVERLAP_DAYS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=31))]
     pub overlap_days: u32,
-    /// How far back the first run reaches when there is no checkpoint yet.
-    #[arg(long, env = "SCANSYNC_FIRST_RUN_WINDOW", default_value = "24h", value_parser = parse_duration)]
+    /// How far back the first run reaches when there is no checkpoint yet (at most 3650d).
+    #[arg(long, env = "SCANSYNC_FIRST_RUN_WINDOW", default_value = "24h", value_parser = parse_first_run_window)]
     pub first_run_window: Duration,
+    /// How far below the window the index is read so that updatedAt stamps written at a
+    /// negative UTC offset (which sort below the same instant in UTC) are found. The
+    /// default, 12h, is the largest negative offset in use and never misses a record. Set
+    /// 0 when every writer stamps UTC (Z or +00:00): each run then reads only what changed.
+    /// Every run reports the offsets it saw and warns when one exceeds the margin.
+    #[arg(long, env = "SCANSYNC_OFFSET_MARGIN", default_value = "12h", value_parser = parse_offset_margin)]
+    pub offset_margin: Duration,
 }
 
 /// Tuning flags.
 #[derive(Debug, Args)]
 pub struct TuningArgs {
-    /// Day partitions (or export files) fetched in parallel.
+    /// Key slices (DynamoDB queries) or export files fetched in parallel.
     #[arg(long, env = "SCANSYNC_FETCHERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub fetchers: u16,
+    /// Contiguous updatedAt slices each DynamoDB day partition is cut into and read
+    /// concurrently (default: --fetchers), so an hourly window in one partition keeps every
+    /// fetcher busy. Coverage is exact: no key is read by two slices or by none.
+    #[arg(long, env = "SCANSYNC_SLICES", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub slices: Option<u16>,
     /// Records per page (DynamoDB query Limit; export lines per page). One page is one
     /// transaction.
     #[arg(long, env = "SCANSYNC_PAGE_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -201,8 +213,136 @@ pub struct TuningArgs {
     /// Page writers, each with its own PostgreSQL connection.
     #[arg(long, env = "SCANSYNC_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub writers: u16,
+    /// A page (of an export file) in which more than this percentage of the lines are not
+    /// DynamoDB JSON items is a broken input: the run fails and says which file, instead of
+    /// quarantining it line by line. 100 turns the check off.
+    #[arg(long, env = "SCANSYNC_MAX_UNREADABLE_PERCENT", default_value_t = crate::run::DEFAULT_MAX_UNREADABLE_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_unreadable_percent: u8,
+    /// How long a page (and the run's bookkeeping) is retried through transient database
+    /// failures (connection lost, restart, failover, deadlock) before the run fails. The
+    /// default covers a managed database's failover (60-120 s).
+    #[arg(long, env = "SCANSYNC_RETRY_BUDGET", default_value = "180s", value_parser = parse_retry_budget)]
+    pub retry_budget: Duration,
+}
+
+/// Parses a duration flag: a number with a unit `s`, `m`, `h` or `d` (`15m`, `24h`, `90s`),
+/// at most 100 years; never panics, whatever the input.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write a number and a unit, e.g. 15m, 3h, 1d"))?;
+    let per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use s, m, h or d (e.g. 15m)")),
+    };
+    match n.checked_mul(per) {
+        Some(secs) if secs <= 36_500 * 86_400 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("{s:?} {TOO_LONG}")),
+    }
+}
+
+fn bounded(s: &str, max: Duration, max_text: &str, why: &str) -> Result<Duration, String> {
+    match parse_duration(s) {
+        Ok(d) if d <= max => Ok(d),
+        Ok(_) => Err(format!("{s} is more than {max_text}: {why}")),
+        Err(e) if e.ends_with(TOO_LONG) => Err(format!("{s} is more than {max_text}: {why}")),
+        Err(e) => Err(e),
+    }
+}
+
+const TOO_LONG: &str = "is too long: at most 36500d";
+
+fn parse_lookback(s: &str) -> Result<Duration, String> {
+    bounded(s, Duration::from_secs(7 * 86_400), "7d", "load older history with `scansync backfill`")
+}
+
+fn parse_first_run_window(s: &str) -> Result<Duration, String> {
+    bounded(s, Duration::from_secs(3650 * 86_400), "3650d", "load older history with `scansync backfill`")
+}
+
+fn parse_offset_margin(s: &str) -> Result<Duration, String> {
+    bounded(
+        s,
+        Duration::from_secs(24 * 3600),
+        "24h",
+        "no UTC offset is more than 12h west (use 12h to be safe)",
+    )
+}
+
+fn parse_retry_budget(s: &str) -> Result<Duration, String> {
+    bounded(
+        s,
+        Duration::from_secs(86_400),
+        "1d",
+        "a run that cannot reach its database for a day should fail and alert",
+    )
+}
+
+fn parse_max_age(s: &str) -> Result<Duration, String> {
+    bounded(s, Duration::from_secs(365 * 86_400), "365d", "a freshness threshold is hours, rarely days")
 }
 
 fn parse_day(s: &str) -> Result<Day, String> {
     Day::parse(s).ok_or_else(|| format!("{s:?} is not a date: write YYYY-MM-DD (a UTC day), e.g. 2026-01-31"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_garbage() {
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("99999999999999999d").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn out_of_range_windows_are_refused_with_what_to_do() {
+        assert!(parse_lookback("1000000000d").unwrap_err().contains("backfill"));
+        assert!(parse_offset_margin("25h").is_err());
+        assert_eq!(parse_offset_margin("0s"), Ok(Duration::ZERO));
+        for args in [
+            vec!["scansync", "health", "--max-age", "99999999999999999d"],
+            vec!["scansync", "sync", "--overlap-days", "4000000000"],
+            vec!["scansync", "sync", "--lookback", "1000000000d"],
+            vec!["scansync", "sync", "--slices", "0"],
+        ] {
+            let e = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{args:?}: {e}");
+        }
+    }
+
+    const DURATION_FLAGS: &[(&str, &str)] = &[
+        ("health", "--max-age"),
+        ("sync", "--lookback"),
+        ("sync", "--first-run-window"),
+        ("sync", "--offset-margin"),
+        ("sync", "--overlap-days"),
+        ("sync", "--fetchers"),
+        ("sync", "--slices"),
+        ("sync", "--page-size"),
+        ("sync", "--writers"),
+        ("sync", "--max-unreadable-percent"),
+        ("sync", "--retry-budget"),
+        ("backfill", "--from"),
+    ];
+
+    proptest! {
+        #[test]
+        fn no_flag_value_panics(value in "\\PC{0,30}|[0-9]{1,40}[smhd]?", flag in 0..DURATION_FLAGS.len()) {
+            let (cmd, name) = DURATION_FLAGS[flag];
+            let _ = Cli::try_parse_from(["scansync", cmd, name, value.as_str()]);
+            let _ = parse_duration(&value);
+        }
+    }
 }

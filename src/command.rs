@@ -7,6 +7,7 @@ use crate::cli::{CheckpointArgs, CheckpointKind, SourceArgs, SourceKind, TuningA
 use crate::error::{Error, Kind, Result};
 use crate::ledger::{self, RunKind};
 use crate::pipeline::Summary;
+use crate::retry::RetryBudget;
 use crate::run::{self, Outcome, Tuning};
 use crate::source::dynamodb::DynamoSource;
 use crate::source::export::ExportSource;
@@ -37,13 +38,15 @@ pub enum AnySource {
 
 impl AnySource {
     /// Builds the source the flags describe, or says which flag is missing.
-    pub async fn from_args(a: &SourceArgs, page_size: usize) -> Result<Self> {
+    pub async fn from_args(a: &SourceArgs, t: &TuningArgs) -> Result<Self> {
+        let page_size = t.page_size as usize;
         match a.source {
             SourceKind::Dynamodb => {
                 let table = a.table.as_deref().ok_or_else(|| {
                     Error::config("--source dynamodb needs --table NAME (or SCANSYNC_TABLE)")
                 })?;
-                Ok(AnySource::Dynamo(DynamoSource::from_env(table, &a.index, page_size).await?))
+                let slices = usize::from(t.slices.unwrap_or(t.fetchers));
+                Ok(AnySource::Dynamo(DynamoSource::from_env(table, &a.index, page_size, slices).await?))
             }
             SourceKind::Export => {
                 let dir = a.export_dir.as_deref().ok_or_else(|| {
@@ -131,7 +134,14 @@ pub struct RunRequest<'a> {
 
 /// Converts tuning flags.
 pub fn tuning(t: &TuningArgs) -> Tuning {
-    Tuning { fetchers: usize::from(t.fetchers), writers: usize::from(t.writers), progress: None }
+    Tuning {
+        fetchers: usize::from(t.fetchers),
+        writers: usize::from(t.writers),
+        progress: None,
+        max_unreadable_percent: t.max_unreadable_percent,
+        retry_budget: t.retry_budget,
+        lock: None,
+    }
 }
 
 /// Runs one sync/backfill/demo run under the lock, recorded in the ledger. Returns the
@@ -139,27 +149,148 @@ pub fn tuning(t: &TuningArgs) -> Tuning {
 pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     let started = Timestamp::now();
     // Lock first: a second run must do no work at all, not even a migration.
-    let _lock = lock::acquire(req.url, req.schema).await?;
+    let lock = lock::acquire(req.url, req.schema).await?;
     let mut admin = db::connect(req.url).await?;
     schema::migrate(&mut admin, req.schema).await?;
     let admin = Arc::new(admin);
+    // We hold the lock, so a row still `running` is a dead process's run.
+    let abandoned = ledger::abandon_stale(&admin, req.schema).await?;
+    if abandoned > 0 {
+        tracing::warn!(runs = abandoned, "marked runs whose process ended without finishing as abandoned");
+    }
     let run_id = ledger::start(&admin, req.schema, req.kind, started).await?;
     let sink = Arc::new(PgSink::new(req.url, req.schema, Some(run_id))?);
-    let (scope, schema, tuning) = (&req.scope, req.schema, req.tuning);
+    let (scope, schema, mut tuning) = (&req.scope, req.schema, req.tuning);
+    tuning.lock = Some(lock.watch());
+    let retry_budget = tuning.retry_budget;
     let outcome = match req.source {
         AnySource::Dynamo(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
         AnySource::Export(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
         AnySource::Generated(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
     };
+    let mut outcome = outcome;
     let error = outcome.result.as_ref().err().map(|e| e.to_string());
     // Drift is logged once per attribute and type per run, never per record.
     for ((attribute, observed_type), records) in &outcome.summary.drift {
         tracing::warn!(%attribute, observed_type, records, "schema drift: attribute kept in content.extra or coerced");
     }
-    ledger::record_drift(&admin, req.schema, &outcome.summary).await?;
-    ledger::finish(&admin, req.schema, run_id, outcome.plan.as_ref(), &outcome.summary, error.as_deref())
-        .await?;
+    // The run's connection may have died with the failure it reports (a restart): record
+    // the outcome on a fresh one, within the same retry budget as the pages.
+    let mut admin = admin;
+    let mut budget = RetryBudget::new(retry_budget);
+    loop {
+        if admin.is_closed() {
+            match db::connect(req.url).await {
+                Ok(c) => admin = Arc::new(c),
+                Err(e) => match budget.next(&e) {
+                    Some(wait) => {
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    None => return Err(budget.give_up(e).context(ledger_unwritten(&outcome))),
+                },
+            }
+        }
+        if outcome.notes.is_empty() {
+            outcome.notes = stamp_notes(&admin, schema, &outcome).await.unwrap_or_default();
+        }
+        let recorded = async {
+            ledger::record_drift(&admin, req.schema, &outcome.summary).await?;
+            ledger::finish(
+                &admin,
+                req.schema,
+                run_id,
+                outcome.plan.as_ref(),
+                &outcome.summary,
+                error.as_deref(),
+            )
+            .await
+        }
+        .await;
+        match recorded {
+            Ok(()) => break,
+            Err(e) => match budget.next(&e) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(budget.give_up(e).context(ledger_unwritten(&outcome))),
+            },
+        }
+    }
+    for note in &outcome.notes {
+        tracing::warn!("{note}");
+    }
     Ok(outcome)
+}
+
+fn ledger_unwritten(o: &Outcome) -> String {
+    let status = match &o.result {
+        Ok(()) => "succeeded".to_string(),
+        Err(e) => format!("failed ({e})"),
+    };
+    format!(
+        "the run {status} ({} pages committed), but its sync_runs row could not be completed",
+        o.summary.pages
+    )
+}
+
+/// How many recent runs the offset-margin advice looks back on.
+const MARGIN_EVIDENCE_RUNS: i64 = 24;
+
+/// The operator's notes on how `updatedAt` is stamped: offsets beyond the margin (records
+/// the index may miss), epoch stamps (never found by the index), and a margin wider than
+/// any offset seen lately (what it costs, and what to set instead).
+async fn stamp_notes(admin: &tokio_postgres::Client, schema: &str, o: &Outcome) -> Result<Vec<String>> {
+    let s = &o.summary;
+    let mut notes = Vec::new();
+    let epoch = s.epoch_stamps();
+    if epoch > 0 {
+        notes.push(format!(
+            "{epoch} records have an updatedAt written as an epoch number: a range query on the index can never find such a record, so the hourly sync misses them; they were synced here only because this run reads whole partitions or files. Fix the writer (ISO 8601, UTC), or re-sync them with backfill"
+        ));
+    }
+    let Some(plan) = &o.plan else { return Ok(notes) };
+    let margin_minutes = (plan.bounds.margin / 60_000_000) as u32;
+    let (beyond, west) = s.beyond_margin(margin_minutes);
+    if beyond > 0 {
+        notes.push(format!(
+            "WARNING: {beyond} records are stamped up to {} west of UTC, more than --offset-margin {}: records written that way can be missed by the index query. Raise --offset-margin to at least {}",
+            hhmm(west),
+            hhmm(margin_minutes),
+            hhmm(west)
+        ));
+    }
+    if margin_minutes > 0 && o.result.is_ok() {
+        let (recent, runs) = ledger::recent_west_offset(admin, schema, MARGIN_EVIDENCE_RUNS).await?;
+        let seen = recent.max(s.stamps.keys().map(|f| f.west_minutes()).max().unwrap_or(0));
+        if seen < margin_minutes {
+            let cost = match s.read_amplification() {
+                Some(a) => format!(
+                    "this run read {} index items for {} changed records ({a:.1}x)",
+                    s.index_items.unwrap_or(0),
+                    s.in_window()
+                ),
+                None => "it re-reads that much of the index on every run".into(),
+            };
+            let setting = if seen == 0 {
+                "--offset-margin 0 (every writer stamps UTC)".to_string()
+            } else {
+                format!("--offset-margin {}", hhmm(seen))
+            };
+            notes.push(format!(
+                "the offset margin ({}) is wider than any offset west of UTC seen in this run and the last {runs} successful ones (largest: {}): {cost}; {setting} would read only what changed",
+                hhmm(margin_minutes),
+                if seen == 0 { "none".to_string() } else { format!("-{}", hhmm(seen)) }
+            ));
+        }
+    }
+    Ok(notes)
+}
+
+fn hhmm(minutes: u32) -> String {
+    match (minutes / 60, minutes % 60) {
+        (h, 0) => format!("{h}h"),
+        (0, m) => format!("{m}m"),
+        (h, m) => format!("{h}h{m}m"),
+    }
 }
 
 async fn dispatch<S: Source>(
@@ -175,7 +306,14 @@ async fn dispatch<S: Source>(
         Scope::Incremental { window, checkpoint } => {
             let store = match AnyCheckpoint::from_args(checkpoint, admin.clone(), schema).await {
                 Ok(s) => s,
-                Err(e) => return Outcome { plan: None, summary: Summary::default(), result: Err(e) },
+                Err(e) => {
+                    return Outcome {
+                        plan: None,
+                        summary: Summary::default(),
+                        result: Err(e),
+                        notes: Vec::new(),
+                    }
+                }
             };
             run::incremental(source, sink, &store, started, window, tuning).await
         }
@@ -227,9 +365,39 @@ pub fn print_summary(label: &str, o: &Outcome) {
     if s.retries > 0 {
         println!("  page retries: {}", s.retries);
     }
+    if !s.stamps.is_empty() {
+        let forms: Vec<String> = s.stamps.iter().map(|(f, n)| format!("{} {n}", f.label())).collect();
+        println!("  updatedAt forms: {}", forms.join(", "));
+    }
+    if let Some(items) = s.index_items {
+        match s.read_amplification() {
+            Some(a) => println!(
+                "  index items read: {items} for {} in the window (read amplification {a:.2})",
+                s.in_window()
+            ),
+            None => println!("  index items read: {items} for 0 in the window"),
+        }
+    }
+    for note in &o.notes {
+        println!("  note: {note}");
+    }
     if let Err(e) = &o.result {
         println!("  error: {e}");
+        println!("  {}", committed(o));
     }
+}
+
+/// What a failed run leaves behind, in one line: pages committed and the checkpoint.
+fn committed(o: &Outcome) -> String {
+    let checkpoint = if o.plan.is_some() {
+        "; the checkpoint did not move, so the next run re-processes the window"
+    } else {
+        ""
+    };
+    format!(
+        "committed before the failure: {} pages, {} records (idempotent: running again is safe){checkpoint}",
+        o.summary.pages, o.summary.read
+    )
 }
 
 /// Maps a run result to its exit status, printing the error.
@@ -238,7 +406,7 @@ pub fn exit_status(r: &Result<Outcome>) -> u8 {
         Ok(o) if o.result.is_ok() => EXIT_OK,
         Ok(o) => {
             if let Err(e) = &o.result {
-                eprintln!("scansync: run failed: {e}");
+                eprintln!("scansync: run failed: {e}; {}", committed(o));
             }
             EXIT_FAILED
         }

@@ -51,7 +51,7 @@ pub async fn demo(url: &str, base_schema: &str, args: &DemoArgs) -> Result<u8> {
         .map_err(|e| Error::from(e).context(format!("resetting the demo schema {schema}")))?;
     println!("scansync demo: bundled sample export -> schema {schema} on {}\n", db::redact(url));
 
-    let tuning = Tuning { fetchers: 2, writers: 2, progress: None };
+    let tuning = Tuning { fetchers: 2, writers: 2, ..Tuning::default() };
     let mut status = command::EXIT_OK;
     for (n, label) in ["first run", "second run (same records again)"].iter().enumerate() {
         let req = RunRequest {

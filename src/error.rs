@@ -3,7 +3,8 @@
 //! Every failure carries a [`Kind`]; [`Error::is_retryable`] is the only function that decides
 //! whether a page (or a checkpoint write) is tried again. Messages are lowercase, say what
 //! failed and, where it helps, what to do. A database URL is never part of a message: use
-//! [`crate::db::redact`] when one has to be shown.
+//! [`crate::db::redact`] when one has to be shown (and every message is scrubbed of the
+//! password anyway).
 
 use std::fmt;
 
@@ -22,6 +23,8 @@ pub enum Kind {
     Aws,
     /// Another run holds the advisory lock of this sync target.
     Locked,
+    /// This run lost its advisory lock (its connection died): it must stop, not retry.
+    LockLost,
     /// Reading the export files failed.
     Io,
     /// Anything else: a broken invariant, a stage that stopped unexpectedly.
@@ -40,8 +43,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Creates an error of `kind` with a lowercase message.
+    ///
+    /// Every message passes through [`crate::db::scrub`]: a database password can never
+    /// reach an operator through an error, whichever road it took into the message.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        let message = message.into();
+        let message = match crate::db::scrub(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(s) => s,
+        };
+        Self { kind, message }
     }
 
     /// Creates a configuration error: the message should say what to change.
@@ -66,7 +77,7 @@ impl Error {
 
     /// Prefixes the message with what was being done, keeping the kind.
     pub fn context(self, what: impl fmt::Display) -> Self {
-        Self { kind: self.kind, message: format!("{what}: {}", self.message) }
+        Self::new(self.kind, format!("{what}: {}", self.message))
     }
 
     /// Tells whether the operation that failed may simply be tried again.

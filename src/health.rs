@@ -1,8 +1,9 @@
 //! `scansync health`: is the store fresh, and did the last run succeed?
 //!
 //! Exit status for probes and alarms: 0 healthy, 1 stale (last success older than
-//! `--max-age`) or never ran, 2 the last finished run failed. "Failed" wins over "stale":
-//! an operator should see the error first.
+//! `--max-age`) or never ran, 2 the last finished run failed or was abandoned (its process
+//! ended without finishing). "Failed" wins over "stale": an operator should see the error
+//! first.
 
 use crate::checkpoint::CheckpointStore;
 use crate::error::Result;
@@ -56,8 +57,16 @@ pub struct Report {
     pub last_success: Option<Timestamp>,
     /// The last finished run: (status, started, finished, error).
     pub last_run: Option<(String, Timestamp, Timestamp, Option<String>)>,
-    /// A run in progress, if any (started at).
+    /// A run in progress, if any (started at): a `running` row while a process holds the
+    /// run lock. A `running` row without the lock is a dead process's, reported as
+    /// `abandoned` in `last_run`.
     pub running_since: Option<Timestamp>,
+    /// Records of the last 24 h of incremental runs that the index query can miss: stamped
+    /// further west of UTC than the run's offset margin.
+    pub beyond_margin: i64,
+    /// Records of the last 24 h whose `updatedAt` is an epoch number (never found by the
+    /// index query; synced only by backfills and exports).
+    pub epoch_stamps: i64,
     /// The checkpoint, or the error reading it.
     pub checkpoint: std::result::Result<Option<Timestamp>, String>,
     /// When the report was made.
@@ -91,6 +100,10 @@ impl Report {
             "running_since": iso(self.running_since),
             "checkpoint": cp,
             "checkpoint_error": cp_err,
+            "stamp_warnings": {
+                "beyond_offset_margin_24h": self.beyond_margin,
+                "epoch_stamps_24h": self.epoch_stamps,
+            },
         })
         .to_string()
     }
@@ -113,6 +126,18 @@ impl Report {
         }
         if let Some(r) = self.running_since {
             out.push_str(&format!("\n  a run is in progress since {r}"));
+        }
+        if self.beyond_margin > 0 {
+            out.push_str(&format!(
+                "\n  WARNING: {} records in the last 24 h were stamped further west of UTC than --offset-margin: the index query can miss such records; raise the margin",
+                self.beyond_margin
+            ));
+        }
+        if self.epoch_stamps > 0 {
+            out.push_str(&format!(
+                "\n  WARNING: {} records in the last 24 h have an updatedAt written as an epoch number: the index query never finds them",
+                self.epoch_stamps
+            ));
         }
         match &self.checkpoint {
             Ok(Some(c)) => out.push_str(&format!("\n  checkpoint: {c}")),
@@ -140,6 +165,8 @@ pub async fn check<C: CheckpointStore>(
         last_success: None,
         last_run: None,
         running_since: None,
+        beyond_margin: 0,
+        epoch_stamps: 0,
         checkpoint: Ok(None),
         now,
     };
@@ -148,13 +175,23 @@ pub async fn check<C: CheckpointStore>(
     }
     let micros = |col: &str| format!("(extract(epoch from {col}) * 1000000)::int8");
     let kinds = "kind in ('sync', 'demo')";
+    // Without the lock, no process is running: a `running` row is a dead run's.
+    let held = crate::lock::is_held(client, schema).await?;
+    let status =
+        if held { "status" } else { "case when status = 'running' then 'abandoned' else status end" };
+    let error = if held {
+        "error"
+    } else {
+        "case when status = 'running' then 'the process ended without finishing the run (killed, or its host was lost)' else error end"
+    };
     let last = client
         .query_opt(
             &format!(
-                "select status, {}, {}, error from {q}.sync_runs
-                 where {kinds} and status <> 'running' order by started_at desc, id desc limit 1",
+                "select {status}, {}, {}, {error} from {q}.sync_runs
+                 where {kinds} and ({held} or status <> 'running') order by started_at desc, id desc limit 1",
                 micros("started_at"),
-                micros("finished_at")
+                micros("coalesce(finished_at, started_at)"),
+                held = if held { "false" } else { "true" },
             ),
             &[],
         )
@@ -171,23 +208,36 @@ pub async fn check<C: CheckpointStore>(
         .await?
         .get::<_, Option<i64>>(0)
         .map(Timestamp);
-    report.running_since = client
+    if held {
+        report.running_since = client
+            .query_one(
+                &format!(
+                    "select {} from {q}.sync_runs where {kinds} and status = 'running'",
+                    micros("max(started_at)")
+                ),
+                &[],
+            )
+            .await?
+            .get::<_, Option<i64>>(0)
+            .map(Timestamp);
+    }
+    let warnings = client
         .query_one(
             &format!(
-                "select {} from {q}.sync_runs where {kinds} and status = 'running'",
-                micros("max(started_at)")
+                "select coalesce(sum(beyond_margin), 0)::int8, coalesce(sum(epoch_stamps), 0)::int8
+                 from {q}.sync_runs where started_at > now() - interval '24 hours'"
             ),
             &[],
         )
-        .await?
-        .get::<_, Option<i64>>(0)
-        .map(Timestamp);
+        .await?;
+    report.beyond_margin = warnings.get(0);
+    report.epoch_stamps = warnings.get(1);
     if let Some(store) = store {
         report.checkpoint = store.read().await.map_err(|e| e.to_string());
     }
     let max_age_micros = max_age.as_micros().min(i64::MAX as u128) as i64;
     report.status = match (&report.last_run, report.last_success) {
-        (Some((s, ..)), _) if s == "failed" => Status::Failed,
+        (Some((s, ..)), _) if s == "failed" || s == "abandoned" => Status::Failed,
         (_, None) => Status::NeverRan,
         (_, Some(t)) if now.0 - t.0 > max_age_micros => Status::Stale,
         _ => Status::Healthy,

@@ -39,6 +39,48 @@ pub async fn start(client: &Client, schema: &str, kind: RunKind, started: Timest
     Ok(row.get(0))
 }
 
+/// Marks every `running` row as `abandoned`. Called by a run that holds the lock: a row
+/// still running then belongs to a process that ended without finishing (killed, its host
+/// lost). Returns how many rows it marked.
+pub async fn abandon_stale(client: &Client, schema: &str) -> Result<u64> {
+    let sql = format!(
+        "update {}.sync_runs set status = 'abandoned', finished_at = now(),
+            error = coalesce(error, 'the process ended without finishing the run (killed, or its host was lost); found by the next run')
+         where status = 'running'",
+        quoted_schema(schema)?
+    );
+    Ok(client.execute(&sql, &[]).await?)
+}
+
+/// The largest offset west of UTC (in minutes) seen by the last `runs` incremental runs, and
+/// how many runs that covers: the evidence for setting `--offset-margin`.
+pub async fn recent_west_offset(client: &Client, schema: &str, runs: i64) -> Result<(u32, i64)> {
+    let sql = format!(
+        "select stamp_forms::text from {}.sync_runs where kind = 'sync' and status = 'succeeded'
+         order by id desc limit $1",
+        quoted_schema(schema)?
+    );
+    let rows = client.query(&sql, &[&runs]).await?;
+    let mut west = 0;
+    for r in &rows {
+        let forms: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&r.get::<_, String>(0)).unwrap_or_default();
+        for label in forms.keys() {
+            west = west.max(west_minutes_of_label(label));
+        }
+    }
+    Ok((west, rows.len() as i64))
+}
+
+/// Reads the offset of a stamp-form label (`-05:00`, `space -03:30`) back, in minutes west.
+pub fn west_minutes_of_label(label: &str) -> u32 {
+    let l = label.trim_start_matches("space ");
+    match l.strip_prefix('-').and_then(|t| t.split_once(':')) {
+        Some((h, m)) => h.parse::<u32>().unwrap_or(0) * 60 + m.parse::<u32>().unwrap_or(0),
+        None => 0,
+    }
+}
+
 /// Completes a run's row with its outcome and counts.
 pub async fn finish(
     client: &Client,
@@ -56,7 +98,9 @@ pub async fn finish(
             pages = $6, records_read = $7, records_skipped = $8,
             rows_creators = $9, rows_communities = $10, rows_tags = $11, rows_content = $12,
             rows_content_tags = $13, quarantined = $14, rejects = $15::text::jsonb,
-            repairs = $16::text::jsonb, drift = $17, page_retries = $18, error = $19
+            repairs = $16::text::jsonb, drift = $17, page_retries = $18, error = $19,
+            index_items = $20, offset_margin_seconds = $21, stamp_forms = $22::text::jsonb,
+            beyond_margin = $23, epoch_stamps = $24
          where id = $1",
         quoted_schema(schema)?
     );
@@ -66,6 +110,9 @@ pub async fn finish(
     let after = plan.map(|p| p.after.to_pg());
     let first = plan.and_then(|p| p.days.first()).map(|d| d.to_string());
     let last = plan.and_then(|p| p.days.last()).map(|d| d.to_string());
+    let margin_minutes = plan.map(|p| (p.bounds.margin / 60_000_000) as u32);
+    let margin_seconds = plan.map(|p| (p.bounds.margin / 1_000_000) as i32);
+    let beyond = margin_minutes.map_or(0, |m| summary.beyond_margin(m).0);
     client
         .execute(
             &sql,
@@ -89,6 +136,11 @@ pub async fn finish(
                 &i(summary.drift.len() as u64),
                 &i(summary.retries),
                 &error,
+                &summary.index_items.map(i),
+                &margin_seconds,
+                &summary.stamps_json(),
+                &i(beyond),
+                &i(summary.epoch_stamps()),
             ],
         )
         .await?;

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod health;
 pub mod ledger;
 pub mod lock;
+pub mod logging;
 pub mod pipeline;
 pub mod retry;
 pub mod run;

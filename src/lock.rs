@@ -1,27 +1,101 @@
 //! The run lock: a PostgreSQL session advisory lock named after the sync target.
 //!
 //! Held on its own connection for the whole run. If the process dies, the connection dies
-//! and PostgreSQL releases the lock: no stale lock files, no manual cleanup.
+//! and PostgreSQL releases the lock: no stale lock files, no manual cleanup. The other side
+//! of that coin: if the *connection* dies while the process lives (PostgreSQL restarted or
+//! failed over), the lock is gone and another run may take it. So the connection is
+//! watched ([`LockWatch`]): once it is lost, writers stop before their next page and the
+//! checkpoint is not written.
 
 use crate::db;
 use crate::error::{Error, Kind, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_postgres::Client;
+
+/// How often the lock's connection is checked while a run holds it.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+/// How long a check may take before the lock counts as lost.
+const WATCH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Returns the lock name of a sync target (its schema).
 pub fn lock_name(schema: &str) -> String {
     format!("scansync:{schema}")
 }
 
+/// The SQL expression of the lock's key (a bigint), given the name as `$1`.
+pub const LOCK_KEY_SQL: &str = "hashtextextended($1, 0)";
+
 /// A held run lock; dropping it closes the connection, which releases the lock.
 pub struct RunLock {
-    _client: Client,
+    watch: LockWatch,
+    watchdog: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        self.watchdog.abort();
+    }
+}
+
+impl RunLock {
+    /// Returns a handle that tells whether the lock is still held.
+    pub fn watch(&self) -> LockWatch {
+        self.watch.clone()
+    }
+}
+
+/// Tells whether a run still holds its lock. Cheap to clone; shared by the writers and the
+/// checkpoint step.
+#[derive(Clone)]
+pub struct LockWatch {
+    client: Arc<Client>,
+    lost: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for LockWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockWatch").field("lost", &self.lost.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl LockWatch {
+    /// Fails fast if the watchdog has seen the lock's connection die.
+    pub fn check(&self) -> Result<()> {
+        if self.lost.load(Ordering::Relaxed) || self.client.is_closed() {
+            self.lost.store(true, Ordering::Relaxed);
+            return Err(lost());
+        }
+        Ok(())
+    }
+
+    /// Asks the lock's connection now (before the checkpoint is written): fails if the
+    /// connection is gone, so the lock may be another run's.
+    pub async fn verify(&self) -> Result<()> {
+        self.check()?;
+        match tokio::time::timeout(WATCH_TIMEOUT, self.client.simple_query("select 1")).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => {
+                self.lost.store(true, Ordering::Relaxed);
+                Err(lost())
+            }
+        }
+    }
+}
+
+fn lost() -> Error {
+    Error::new(
+        Kind::LockLost,
+        "lost the run lock: its PostgreSQL connection closed (a restart or failover?), so another run may have taken it; this run stopped writing and did not move the checkpoint (pages committed so far are kept; the next run re-processes the window)",
+    )
 }
 
 /// Takes the lock of `schema`, or fails at once with [`Kind::Locked`].
 pub async fn acquire(url: &str, schema: &str) -> Result<RunLock> {
-    let client = db::connect(url).await?;
+    let client = Arc::new(db::connect(url).await?);
     let got: bool = client
-        .query_one("select pg_try_advisory_lock(hashtextextended($1, 0))", &[&lock_name(schema)])
+        .query_one(&format!("select pg_try_advisory_lock({LOCK_KEY_SQL})"), &[&lock_name(schema)])
         .await?
         .get(0);
     if !got {
@@ -32,5 +106,28 @@ pub async fn acquire(url: &str, schema: &str) -> Result<RunLock> {
             ),
         ));
     }
-    Ok(RunLock { _client: client })
+    let watch = LockWatch { client, lost: Arc::new(AtomicBool::new(false)) };
+    let w = watch.clone();
+    let watchdog = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            if w.verify().await.is_err() {
+                tracing::error!("the run lock's connection is gone: stopping before the next page");
+                return;
+            }
+        }
+    });
+    Ok(RunLock { watch, watchdog })
+}
+
+/// Tells whether any session holds the run lock of `schema` (read from `pg_locks`, without
+/// taking it: a probe must never make a starting run exit 75).
+pub async fn is_held(client: &Client, schema: &str) -> Result<bool> {
+    // An advisory lock on a bigint key shows in pg_locks as classid (high 32 bits) and
+    // objid (low 32 bits), with objsubid 1.
+    let sql = format!(
+        "select exists (select 1 from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
+            and ((classid::int8 << 32) | objid::int8) = {LOCK_KEY_SQL})"
+    );
+    Ok(client.query_one(&sql, &[&lock_name(schema)]).await?.get(0))
 }

@@ -1,7 +1,7 @@
 //! The `scansync` binary: parses flags, sets up logging, runs a subcommand.
 
 use clap::Parser;
-use scansync::cli::{Cli, Command, LogFormat};
+use scansync::cli::{Cli, Command};
 use scansync::command::{self, AnyCheckpoint, AnySource, RunRequest, Scope};
 use scansync::ledger::RunKind;
 use scansync::window::WindowConfig;
@@ -12,24 +12,16 @@ use std::sync::Arc;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything can print: every message and log line is scrubbed of the password.
+    db::register_secrets(&cli.database_url);
     let level = match cli.command {
         Command::Demo(_) => "error",
         Command::Health(_) | Command::Migrate => "warn",
         _ => "scansync=info,warn",
     };
-    init_logging(cli.log_format, level);
+    scansync::logging::init(cli.log_format, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -66,7 +58,7 @@ async fn dispatch(cli: Cli) -> u8 {
             }
         }
         Command::Sync(args) => {
-            let source = match AnySource::from_args(&args.source, args.tuning.page_size as usize).await {
+            let source = match AnySource::from_args(&args.source, &args.tuning).await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("scansync: {e}");
@@ -77,6 +69,7 @@ async fn dispatch(cli: Cli) -> u8 {
                 lookback: args.window.lookback,
                 overlap_days: args.window.overlap_days,
                 first_run_window: args.window.first_run_window,
+                offset_margin: args.window.offset_margin,
             };
             let req = RunRequest {
                 url,
@@ -97,7 +90,7 @@ async fn dispatch(cli: Cli) -> u8 {
                 eprintln!("scansync: --from {} is after --to {}: swap them", args.from, args.to);
                 return command::EXIT_FAILED;
             }
-            let source = match AnySource::from_args(&args.source, args.tuning.page_size as usize).await {
+            let source = match AnySource::from_args(&args.source, &args.tuning).await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("scansync: {e}");

@@ -9,10 +9,12 @@
 //! not by the window. The first fatal error closes the queues: fetchers and parsers stop at
 //! their next send, and [`execute`] returns the error with the counts of what committed.
 
-use crate::error::{Error, Result};
-use crate::parse::{parse_page, Drift, Filter, Repairs};
-use crate::retry::{backoff, PAGE_ATTEMPTS};
+use crate::error::{Error, Kind, Result};
+use crate::lock::LockWatch;
+use crate::parse::{parse_page, Drift, Filter, Repairs, StampCounts};
+use crate::retry::RetryBudget;
 use crate::source::{KeyBounds, RawPage, Source};
+use crate::time::StampForm;
 use crate::write::{PageWriter, Sink, WriteStats};
 use futures_util::{stream, TryStreamExt};
 use std::collections::BTreeMap;
@@ -36,6 +38,15 @@ pub struct PipelineConfig {
     pub filter: Filter,
     /// Counts raw records of committed pages (for a progress display).
     pub progress: Option<Arc<AtomicU64>>,
+    /// A page in which more than this percentage of the lines are unreadable (not JSON, not
+    /// an item) is a broken input: the run fails instead of quarantining it line by line.
+    /// 100 turns the check off.
+    pub max_unreadable_percent: u8,
+    /// How long a page (or a writer's first connection) is retried after transient
+    /// failures before the run fails: long enough to ride out a managed database failover.
+    pub retry_budget: Duration,
+    /// The run lock: writers stop before their next page once it is lost.
+    pub lock: Option<LockWatch>,
 }
 
 /// What a run did. Counts cover committed pages only.
@@ -57,6 +68,10 @@ pub struct Summary {
     pub written: WriteStats,
     /// Page transactions retried.
     pub retries: u64,
+    /// Records read per `updatedAt` form (committed pages).
+    pub stamps: StampCounts,
+    /// Items the source's index returned, before any trim (None: the source has no index).
+    pub index_items: Option<u64>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -81,6 +96,39 @@ impl Summary {
         self.rejects.values().sum()
     }
 
+    /// Returns the records inside the window: what the run was for.
+    pub fn in_window(&self) -> u64 {
+        self.read.saturating_sub(self.skipped)
+    }
+
+    /// Returns the read amplification: items the index returned ÷ records inside the window
+    /// (1.0 reads only what changed). None when the source has no index or nothing changed.
+    pub fn read_amplification(&self) -> Option<f64> {
+        let items = self.index_items?;
+        (self.in_window() > 0).then(|| items as f64 / self.in_window() as f64)
+    }
+
+    /// Returns the stamp counts as a JSON object text (form label → records).
+    pub fn stamps_json(&self) -> String {
+        let m: serde_json::Map<String, serde_json::Value> =
+            self.stamps.iter().map(|(k, v)| (k.label(), (*v).into())).collect();
+        serde_json::Value::Object(m).to_string()
+    }
+
+    /// Returns the records stamped further west of UTC than `margin_minutes`, and the
+    /// largest such offset in minutes: records that the index query may miss.
+    pub fn beyond_margin(&self, margin_minutes: u32) -> (u64, u32) {
+        self.stamps
+            .iter()
+            .filter(|(f, _)| f.west_minutes() > margin_minutes)
+            .fold((0, 0), |(n, w), (f, c)| (n + c, w.max(f.west_minutes())))
+    }
+
+    /// Returns the records whose `updatedAt` is an epoch number (never found by the index).
+    pub fn epoch_stamps(&self) -> u64 {
+        self.stamps.get(&StampForm::Epoch).copied().unwrap_or(0)
+    }
+
     /// Returns records read per second of wall time.
     pub fn records_per_sec(&self) -> f64 {
         self.read as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -93,6 +141,8 @@ struct PageInfo {
     read: u64,
     skipped: u64,
     rejects: Vec<&'static str>,
+    unreadable: u64,
+    stamps: StampCounts,
     repairs: Repairs,
     drift: Drift,
 }
@@ -155,6 +205,8 @@ pub async fn execute<S: Source, K: Sink>(
                         read: parsed.read,
                         skipped: parsed.skipped,
                         rejects: parsed.rejects.iter().map(|r| r.reason.code()).collect(),
+                        unreadable: parsed.rejects.iter().filter(|r| r.reason.is_unreadable()).count() as u64,
+                        stamps: parsed.stamps,
                         repairs: parsed.repairs,
                         drift: parsed.drift,
                     };
@@ -175,8 +227,13 @@ pub async fn execute<S: Source, K: Sink>(
     for n in 0..writers {
         let (sink, rx, summary) = (sink.clone(), prep_rx.clone(), summary.clone());
         let (raw_rx, progress) = (raw_rx.clone(), cfg.progress.clone());
+        let limits = Limits {
+            max_unreadable_percent: cfg.max_unreadable_percent,
+            retry_budget: cfg.retry_budget,
+            lock: cfg.lock.clone(),
+        };
         handles.push(tokio::spawn(async move {
-            let res = write_loop(&*sink, &rx, &summary, n, progress.as_deref()).await;
+            let res = write_loop(&*sink, &rx, &summary, n, progress.as_deref(), &limits).await;
             if res.is_err() {
                 // Stop everything upstream: parsers and fetchers see closed queues.
                 rx.close();
@@ -212,7 +269,15 @@ pub async fn execute<S: Source, K: Sink>(
     }
     let mut s = summary.lock().expect("summary poisoned").clone();
     s.elapsed = started.elapsed();
+    s.index_items = source.items_returned();
     (s, first_err.map_or(Ok(()), Err))
+}
+
+/// What a writer checks before and around each page.
+struct Limits {
+    max_unreadable_percent: u8,
+    retry_budget: Duration,
+    lock: Option<LockWatch>,
 }
 
 async fn write_loop<K: Sink>(
@@ -221,21 +286,53 @@ async fn write_loop<K: Sink>(
     summary: &Mutex<Summary>,
     writer: usize,
     progress: Option<&AtomicU64>,
+    limits: &Limits,
 ) -> Result<()> {
-    let mut w = sink.writer().await?;
-    while let Ok((info, page)) = rx.recv().await {
-        let mut attempt = 0;
-        let stats = loop {
-            attempt += 1;
-            match w.write(&page).await {
-                Ok(s) => break s,
-                Err(e) if e.is_retryable() && attempt < PAGE_ATTEMPTS => {
-                    let wait = backoff(attempt);
-                    warn!(unit = %info.unit, writer, attempt, error = %e, wait_ms = wait.as_millis() as u64, "page failed, retrying");
-                    summary.lock().expect("summary poisoned").retries += 1;
+    let max_unreadable_percent = limits.max_unreadable_percent;
+    let mut budget = RetryBudget::new(limits.retry_budget);
+    let mut w = loop {
+        match sink.writer().await {
+            Ok(w) => break w,
+            Err(e) => match budget.next(&e) {
+                Some(wait) => {
+                    warn!(writer, attempt = budget.attempts(), error = %e, wait_ms = wait.as_millis() as u64, "writer cannot connect, retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => return Err(e.context(format!("writing a page of {}", info.unit))),
+                None => return Err(budget.give_up(e).context("opening a page writer")),
+            },
+        }
+    };
+    while let Ok((info, page)) = rx.recv().await {
+        if let Some(lock) = &limits.lock {
+            lock.check()?;
+        }
+        if info.unreadable * 100 > u64::from(max_unreadable_percent) * info.read {
+            return Err(Error::new(
+                Kind::Io,
+                format!(
+                    "{}: {} of {} lines are not DynamoDB JSON items (more than --max-unreadable-percent {max_unreadable_percent}): the input is broken, not dirty; this page was not written and the run fails",
+                    info.unit, info.unreadable, info.read
+                ),
+            ));
+        }
+        let mut budget = RetryBudget::new(limits.retry_budget);
+        let stats = loop {
+            // A lost lock ends the retries: another run may hold it now.
+            if let Some(lock) = &limits.lock {
+                lock.check()?;
+            }
+            match w.write(&page).await {
+                Ok(s) => break s,
+                Err(e) => match budget.next(&e) {
+                    Some(wait) => {
+                        warn!(unit = %info.unit, writer, attempt = budget.attempts(), error = %e, wait_ms = wait.as_millis() as u64, "page failed, retrying");
+                        summary.lock().expect("summary poisoned").retries += 1;
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => {
+                        return Err(budget.give_up(e).context(format!("writing a page of {}", info.unit)))
+                    }
+                },
             }
         };
         info!(unit = %info.unit, writer, read = info.read, content = stats.content, rejected = info.rejects.len(), "page committed");
@@ -250,6 +347,9 @@ async fn write_loop<K: Sink>(
             *s.rejects.entry(r).or_default() += 1;
         }
         s.repairs.merge(&info.repairs);
+        for (f, n) in info.stamps {
+            *s.stamps.entry(f).or_default() += n;
+        }
         for (k, n) in info.drift {
             *s.drift.entry(k).or_default() += n;
         }

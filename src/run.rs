@@ -5,19 +5,21 @@
 
 use crate::checkpoint::CheckpointStore;
 use crate::error::{Error, Result};
+use crate::lock::LockWatch;
 use crate::parse::Filter;
 use crate::pipeline::{execute, PipelineConfig, Summary};
-use crate::retry::{backoff, CHECKPOINT_ATTEMPTS};
+use crate::retry::{backoff, CHECKPOINT_ATTEMPTS, DEFAULT_RETRY_BUDGET};
 use crate::source::Source;
 use crate::time::{Day, Timestamp};
 use crate::window::{plan, Plan, WindowConfig};
 use crate::write::Sink;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{info, warn};
 
-/// Parallelism settings of a run.
-#[derive(Debug, Clone, Default)]
+/// Parallelism and input-tolerance settings of a run.
+#[derive(Debug, Clone)]
 pub struct Tuning {
     /// Units fetched at once.
     pub fetchers: usize,
@@ -25,7 +27,30 @@ pub struct Tuning {
     pub writers: usize,
     /// Counts raw records of committed pages as they commit (for a progress display).
     pub progress: Option<Arc<AtomicU64>>,
+    /// A page with more unreadable lines than this percentage fails the run.
+    pub max_unreadable_percent: u8,
+    /// How long transient database failures are retried (per page) before the run fails.
+    pub retry_budget: Duration,
+    /// The run lock, checked before each page and before the checkpoint.
+    pub lock: Option<LockWatch>,
 }
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            fetchers: 4,
+            writers: 2,
+            progress: None,
+            max_unreadable_percent: DEFAULT_MAX_UNREADABLE_PERCENT,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+            lock: None,
+        }
+    }
+}
+
+/// The default of `--max-unreadable-percent`: a page that is mostly not records is a
+/// broken file (binary, wrong format), not a dirty one.
+pub const DEFAULT_MAX_UNREADABLE_PERCENT: u8 = 50;
 
 /// The outcome of a run: what it planned, what committed, and whether it succeeded.
 #[derive(Debug)]
@@ -36,6 +61,9 @@ pub struct Outcome {
     pub summary: Summary,
     /// Ok when every page committed (and, for incremental runs, the checkpoint moved).
     pub result: Result<()>,
+    /// Warnings and advice for the operator (offsets beyond the margin, epoch stamps, a
+    /// margin wider than the writers need), printed with the summary.
+    pub notes: Vec<String>,
 }
 
 /// Runs one incremental sync that started at `started`: reads the checkpoint, plans the
@@ -51,7 +79,9 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
 ) -> Outcome {
     let checkpoint = match read_checkpoint(store).await {
         Ok(c) => c,
-        Err(e) => return Outcome { plan: None, summary: Summary::default(), result: Err(e) },
+        Err(e) => {
+            return Outcome { plan: None, summary: Summary::default(), result: Err(e), notes: Vec::new() }
+        }
     };
     let plan = plan(checkpoint, started, window);
     info!(
@@ -61,24 +91,43 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
         last = %plan.days[plan.days.len() - 1],
         "window planned"
     );
-    let units = match source.units(&plan.days).await {
+    let units = match source.units(&plan.days, Some(&plan.bounds)).await {
         Ok(u) => u,
-        Err(e) => return Outcome { plan: Some(plan), summary: Summary::default(), result: Err(e) },
+        Err(e) => {
+            return Outcome {
+                plan: Some(plan),
+                summary: Summary::default(),
+                result: Err(e),
+                notes: Vec::new(),
+            }
+        }
     };
     let cfg = PipelineConfig {
         fetchers: tuning.fetchers,
         writers: tuning.writers,
         progress: tuning.progress,
+        max_unreadable_percent: tuning.max_unreadable_percent,
+        retry_budget: tuning.retry_budget,
+        lock: tuning.lock.clone(),
         units,
         bounds: Some(plan.bounds.clone()),
         filter: Filter { after: Some(plan.after), days: None },
     };
+    let lock = tuning.lock.clone();
     let (summary, result) = execute(source, sink, cfg).await;
     let result = match result {
-        Ok(()) => write_checkpoint(store, started).await,
+        // The lock is verified last: a run that lost it (a restart, a failover) may overlap
+        // another run by now, and must leave the checkpoint to that one.
+        Ok(()) => match &lock {
+            Some(l) => match l.verify().await {
+                Ok(()) => write_checkpoint(store, started).await,
+                Err(e) => Err(e),
+            },
+            None => write_checkpoint(store, started).await,
+        },
         Err(e) => Err(e),
     };
-    Outcome { plan: Some(plan), summary, result }
+    Outcome { plan: Some(plan), summary, result, notes: Vec::new() }
 }
 
 /// Runs the pipeline over whole day partitions (`days`: inclusive range; `None`: every
@@ -94,20 +143,25 @@ pub async fn full<S: Source, K: Sink>(
         Some((from, to)) => (from.0..=to.0).map(Day).collect(),
         None => Vec::new(),
     };
-    let units = match source.units(&day_list).await {
+    let units = match source.units(&day_list, None).await {
         Ok(u) => u,
-        Err(e) => return Outcome { plan: None, summary: Summary::default(), result: Err(e) },
+        Err(e) => {
+            return Outcome { plan: None, summary: Summary::default(), result: Err(e), notes: Vec::new() }
+        }
     };
     let cfg = PipelineConfig {
         fetchers: tuning.fetchers,
         writers: tuning.writers,
         progress: tuning.progress,
+        max_unreadable_percent: tuning.max_unreadable_percent,
+        retry_budget: tuning.retry_budget,
+        lock: tuning.lock.clone(),
         units,
         bounds: None,
         filter: Filter { after: None, days },
     };
     let (summary, result) = execute(source, sink, cfg).await;
-    Outcome { plan: None, summary, result }
+    Outcome { plan: None, summary, result, notes: Vec::new() }
 }
 
 async fn read_checkpoint<C: CheckpointStore>(store: &C) -> Result<Option<Timestamp>> {

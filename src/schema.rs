@@ -8,15 +8,26 @@ use crate::error::{Error, Result};
 use tokio_postgres::Client;
 
 /// The embedded migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../sql/001_canonical.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("../sql/001_canonical.sql")), (2, include_str!("../sql/002_collation_ledger.sql"))];
 
 /// Checks a schema name and returns it quoted for SQL.
 ///
 /// Only lowercase letters, digits and `_` (not leading digit, at most 63 bytes) are accepted,
 /// which keeps every name usable unquoted by downstream queries.
 pub fn quoted_schema(name: &str) -> Result<String> {
+    if name.len() > 63 {
+        return Err(Error::config(format!(
+            "schema name {name:?} is {} bytes long: PostgreSQL names hold at most 63 (e.g. --schema scansync)",
+            name.len()
+        )));
+    }
+    if name.starts_with("pg_") || name == "information_schema" {
+        return Err(Error::config(format!(
+            "schema {name:?} belongs to PostgreSQL (pg_*, information_schema): choose a schema of scansync's own, e.g. --schema scansync"
+        )));
+    }
     let ok = !name.is_empty()
-        && name.len() <= 63
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if ok {

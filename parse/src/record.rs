@@ -112,6 +112,12 @@ impl RejectReason {
             RejectReason::UnparseableUpdatedAt => "unparseable_updated_at",
         }
     }
+
+    /// Tells whether the input was unreadable (not a record at all) rather than a record
+    /// beyond repair: many of these in one unit mean a broken file, not dirty data.
+    pub fn is_unreadable(self) -> bool {
+        matches!(self, RejectReason::NotJson | RejectReason::NotAMap)
+    }
 }
 
 /// A record beyond repair, on its way to the quarantine table.
@@ -252,7 +258,12 @@ pub struct ParsedPage {
     /// Records outside the run's window (already synced by an earlier run, or outside a
     /// backfill's days).
     pub skipped: u64,
+    /// How the records' `updatedAt` stamps are written, by form.
+    pub stamps: StampCounts,
 }
+
+/// Records read per `updatedAt` form.
+pub type StampCounts = std::collections::BTreeMap<crate::time::StampForm, u64>;
 
 /// Which parsed records a run keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -285,11 +296,18 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> Pars
             RawRecord::Unreadable { reason, raw } => {
                 page.rejects.push(Reject { reason, scan_id: None, partition: partition.to_owned(), raw })
             }
-            RawRecord::Item(item) => match parse_item(&item, partition, &mut page.repairs, &mut page.drift) {
-                Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
-                Ok(rec) => page.records.push(rec),
-                Err(reason) => page.rejects.push(reject_item(&item, reason, partition)),
-            },
+            RawRecord::Item(item) => {
+                if let Some(Attr::S(u) | Attr::N(u)) = item.get("updatedAt") {
+                    if let Some(form) = crate::time::StampForm::of(u) {
+                        *page.stamps.entry(form).or_default() += 1;
+                    }
+                }
+                match parse_item(&item, partition, &mut page.repairs, &mut page.drift) {
+                    Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
+                    Ok(rec) => page.records.push(rec),
+                    Err(reason) => page.rejects.push(reject_item(&item, reason, partition)),
+                }
+            }
         }
     }
     page

@@ -252,6 +252,91 @@ fn parse_epoch(s: &str) -> Option<Timestamp> {
     Some(Timestamp(micros.trunc() as i64))
 }
 
+/// How an `updatedAt` is written: what decides whether a range query on the index's string
+/// sort key can find it. Counted per run, so an operator can see which forms the writers
+/// use and set the offset margin from evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StampForm {
+    /// ISO 8601 with `Z`; `space` when a space separates date and time.
+    Z {
+        /// A space instead of `T`.
+        space: bool,
+    },
+    /// ISO 8601 with an explicit offset, in minutes east of UTC (`+00:00` is 0).
+    Offset {
+        /// Minutes east of UTC (negative: west).
+        minutes: i16,
+        /// A space instead of `T`.
+        space: bool,
+    },
+    /// ISO 8601 without a zone (read as UTC).
+    NoZone {
+        /// A space instead of `T`.
+        space: bool,
+    },
+    /// A date alone (midnight UTC).
+    DateOnly,
+    /// An epoch number (seconds or milliseconds), as a string or a number: it sorts below
+    /// every date, so no range query on the index finds it.
+    Epoch,
+}
+
+impl StampForm {
+    /// Classifies a stamp that [`Timestamp::parse`] accepts; `None` for one it refuses.
+    pub fn of(s: &str) -> Option<StampForm> {
+        Timestamp::parse(s)?;
+        let b = s.trim().as_bytes();
+        if !(b.len() >= 10 && b[4] == b'-' && b[7] == b'-') {
+            return Some(StampForm::Epoch);
+        }
+        if b.len() == 10 {
+            return Some(StampForm::DateOnly);
+        }
+        let space = b[10] == b' ';
+        let Some(z) = b[11..].iter().position(|c| matches!(c, b'Z' | b'z' | b'+' | b'-')).map(|i| i + 11)
+        else {
+            return Some(StampForm::NoZone { space });
+        };
+        if matches!(b[z], b'Z' | b'z') {
+            return Some(StampForm::Z { space });
+        }
+        let d: Vec<i16> =
+            b[z + 1..].iter().filter(|c| c.is_ascii_digit()).map(|c| i16::from(c - b'0')).collect();
+        let (hh, mm) = match d.as_slice() {
+            [a, b2] => (a * 10 + b2, 0),
+            [a, b2, c, e] => (a * 10 + b2, c * 10 + e),
+            _ => return Some(StampForm::NoZone { space }),
+        };
+        let minutes = hh * 60 + mm;
+        Some(StampForm::Offset { minutes: if b[z] == b'-' { -minutes } else { minutes }, space })
+    }
+
+    /// Returns the form's name as the run ledger stores it: `Z`, `+00:00`, `-05:00`,
+    /// `space Z`, `space +00:00`, `no zone`, `date`, `epoch`.
+    pub fn label(self) -> String {
+        let sp = |space: bool| if space { "space " } else { "" };
+        match self {
+            StampForm::Z { space } => format!("{}Z", sp(space)),
+            StampForm::Offset { minutes, space } => {
+                let sign = if minutes < 0 { '-' } else { '+' };
+                let m = minutes.unsigned_abs();
+                format!("{}{sign}{:02}:{:02}", sp(space), m / 60, m % 60)
+            }
+            StampForm::NoZone { space } => format!("{}no zone", sp(space)),
+            StampForm::DateOnly => "date".into(),
+            StampForm::Epoch => "epoch".into(),
+        }
+    }
+
+    /// Returns how far west of UTC the stamp is written, in minutes (0 for UTC and east).
+    pub fn west_minutes(self) -> u32 {
+        match self {
+            StampForm::Offset { minutes, .. } if minutes < 0 => u32::from(minutes.unsigned_abs()),
+            _ => 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,6 +386,22 @@ mod tests {
         assert_eq!(d.to_string(), "2024-02-29");
         assert_eq!(d.plus(1).to_string(), "2024-03-01");
         assert_eq!(Day::parse("1970-01-01").unwrap().0, 0);
+    }
+
+    #[test]
+    fn stamp_forms_are_told_apart_by_zone_separator_and_kind() {
+        let label = |s: &str| StampForm::of(s).map(StampForm::label);
+        assert_eq!(label("2026-11-26T10:00:00Z").as_deref(), Some("Z"));
+        assert_eq!(label("2026-11-26T10:00:00.5+00:00").as_deref(), Some("+00:00"));
+        assert_eq!(label("2026-11-26T05:00:00-05:00").as_deref(), Some("-05:00"));
+        assert_eq!(label("2026-11-26T15:30:00+0530").as_deref(), Some("+05:30"));
+        assert_eq!(label("2026-11-26 10:30:00+00:00").as_deref(), Some("space +00:00"));
+        assert_eq!(label("2026-11-26 10:30:00").as_deref(), Some("space no zone"));
+        assert_eq!(label("2026-11-26").as_deref(), Some("date"));
+        assert_eq!(label("1764151200").as_deref(), Some("epoch"));
+        assert_eq!(label("garbage"), None);
+        assert_eq!(StampForm::of("2026-11-26T00:00:00-12:00").unwrap().west_minutes(), 720);
+        assert_eq!(StampForm::of("2026-11-26T00:00:00+12:00").unwrap().west_minutes(), 0);
     }
 
     #[test]

@@ -34,22 +34,21 @@ impl SsmCheckpoint {
     }
 }
 
-fn ssm_error(what: &str, name: &str, e: impl std::error::Error + 'static) -> Error {
-    let text = format!("{}", aws_sdk_ssm::error::DisplayErrorContext(&e));
-    // Throttling, dispatch (network) failures and 5xx are worth a retry; the rest is not.
-    let transient = [
-        "Throttl",
-        "Rate exceeded",
-        "dispatch failure",
-        "timeout",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "connection",
-    ]
-    .iter()
-    .any(|m| text.contains(m));
-    let kind = if transient { Kind::Connection } else { Kind::Aws };
-    Error::new(kind, format!("ssm {what} of parameter {name} failed: {text}"))
+fn ssm_error<E>(
+    what: &str,
+    name: &str,
+    e: aws_sdk_ssm::error::SdkError<E, aws_sdk_ssm::config::http::HttpResponse>,
+) -> Error
+where
+    E: aws_sdk_ssm::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    // Throttling, dispatch (network) failures, timeouts and 5xx are worth a retry (the
+    // checkpoint writer's); the rest is not. Decided by the SDK's error variant.
+    let kind = match crate::aws::classify(&e) {
+        crate::aws::AwsFailure::Transient => Kind::Connection,
+        _ => Kind::Aws,
+    };
+    Error::new(kind, format!("ssm {what} of parameter {name} failed: {}", crate::aws::describe(&e)))
 }
 
 impl CheckpointStore for SsmCheckpoint {

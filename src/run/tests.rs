@@ -34,7 +34,7 @@ fn items() -> Vec<Item> {
 }
 
 fn tuning() -> Tuning {
-    Tuning { fetchers: 2, writers: 2, progress: None }
+    Tuning { fetchers: 2, writers: 2, ..Tuning::default() }
 }
 
 fn now() -> Timestamp {

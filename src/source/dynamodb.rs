@@ -1,15 +1,20 @@
-//! The DynamoDB source: one GSI query per day partition, followed to the last page.
+//! The DynamoDB source: GSI queries per day partition and key slice, each followed to its
+//! last page.
 //!
-//! The key condition `datePartition = :day AND updatedAt > L − 14 h` is only a coarse,
-//! lexicographic pre-filter (see DESIGN §1.4 and [`KeyBounds`]); stamps that cannot be
-//! later than `L` are dropped as each page arrives, and the exact comparison of instants
-//! happens after parsing. Empty pages, with or without a `LastEvaluatedKey`, are normal.
+//! A partition's sort-key range is cut into contiguous slices ([`KeyBounds::ranges`]) read
+//! concurrently, so `--fetchers` are all busy even when the window lies in one partition
+//! (one chain of `LastEvaluatedKey` pages is latency-bound). The key conditions are only a
+//! lexicographic pre-filter: stamps that cannot be later than the window's lower bound are
+//! dropped as each page arrives, and the exact comparison of instants happens after
+//! parsing. Empty pages, with or without a `LastEvaluatedKey`, are normal.
 
-use super::{KeyBounds, Payload, RawPage, Source};
+use super::{slice_of, slice_units, KeyBounds, Payload, RawPage, Source};
 use crate::error::{Error, Kind, Result};
 use crate::time::Day;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Reads scan records from a DynamoDB table through its date-partition GSI.
 #[derive(Debug, Clone)]
@@ -18,30 +23,34 @@ pub struct DynamoSource {
     table: String,
     index: String,
     page_size: i32,
+    slices: usize,
+    returned: Arc<AtomicU64>,
 }
 
 impl DynamoSource {
     /// Creates the source from the AWS SDK's standard configuration (region, credentials,
     /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB`).
-    pub async fn from_env(table: &str, index: &str, page_size: usize) -> Result<Self> {
+    pub async fn from_env(table: &str, index: &str, page_size: usize, slices: usize) -> Result<Self> {
         let conf = crate::aws::load_config().await?;
-        Ok(Self::new(Client::new(&conf), table, index, page_size))
+        Ok(Self::new(Client::new(&conf), table, index, page_size, slices))
     }
 
-    /// Creates the source from a client.
-    pub fn new(client: Client, table: &str, index: &str, page_size: usize) -> Self {
+    /// Creates the source from a client; each partition is read in `slices` key slices.
+    pub fn new(client: Client, table: &str, index: &str, page_size: usize, slices: usize) -> Self {
         Self {
             client,
             table: table.to_owned(),
             index: index.to_owned(),
             page_size: page_size.clamp(1, i32::MAX as usize) as i32,
+            slices: slices.max(1),
+            returned: Arc::default(),
         }
     }
 }
 
 impl Source for DynamoSource {
-    async fn units(&self, days: &[Day]) -> Result<Vec<String>> {
-        Ok(days.iter().map(Day::to_string).collect())
+    async fn units(&self, days: &[Day], bounds: Option<&KeyBounds>) -> Result<Vec<String>> {
+        Ok(slice_units(days, bounds, self.slices))
     }
 
     async fn fetch(
@@ -50,6 +59,8 @@ impl Source for DynamoSource {
         bounds: Option<KeyBounds>,
         tx: async_channel::Sender<RawPage>,
     ) -> Result<()> {
+        let (day, range) = slice_of(&unit, bounds.as_ref(), self.slices)?;
+        let partition = day.to_string();
         let mut start_key = None;
         let mut pages = 0u64;
         loop {
@@ -60,40 +71,52 @@ impl Source for DynamoSource {
                 .index_name(&self.index)
                 .limit(self.page_size)
                 .expression_attribute_names("#p", "datePartition")
-                .expression_attribute_values(":day", AttributeValue::S(unit.clone()))
+                .expression_attribute_values(":day", AttributeValue::S(partition.clone()))
                 .set_exclusive_start_key(start_key.take());
-            // DynamoDB refuses a FilterExpression on a key attribute (updatedAt is the GSI's
-            // range key), so the negative-offset rule of KeyBounds is applied here, to each
-            // page as it arrives, before anything is decoded.
-            q = match &bounds {
-                Some(b) => q
-                    .key_condition_expression("#p = :day AND #u > :lo")
-                    .expression_attribute_names("#u", "updatedAt")
-                    .expression_attribute_values(":lo", AttributeValue::S(b.any_offset.clone())),
-                None => q.key_condition_expression("#p = :day"),
+            // One condition on the sort key at most: BETWEEN is inclusive, so a key equal to
+            // the range's (exclusive) end is dropped below; the next slice starts there.
+            let cond = match (&range.from, &range.to) {
+                (Some(_), Some(_)) => "#p = :day AND #u BETWEEN :lo AND :hi",
+                (Some(_), None) => "#p = :day AND #u >= :lo",
+                (None, Some(_)) => "#p = :day AND #u < :hi",
+                (None, None) => "#p = :day",
             };
+            q = q.key_condition_expression(cond);
+            if range.from.is_some() || range.to.is_some() {
+                q = q.expression_attribute_names("#u", "updatedAt");
+            }
+            if let Some(lo) = &range.from {
+                q = q.expression_attribute_values(":lo", AttributeValue::S(lo.clone()));
+            }
+            if let Some(hi) = &range.to {
+                q = q.expression_attribute_values(":hi", AttributeValue::S(hi.clone()));
+            }
             let out = q.send().await.map_err(|e| {
                 Error::new(
                     Kind::Aws,
                     format!(
-                        "dynamodb query of table {} index {} partition {unit} failed: {}; check --table, --index, the region and AWS_ENDPOINT_URL",
+                        "dynamodb query of table {} index {} partition {partition} failed: {}; check --table, --index, the region and AWS_ENDPOINT_URL",
                         self.table,
                         self.index,
-                        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                        crate::aws::describe(&e)
                     ),
                 )
             })?;
             pages += 1;
             let mut items = out.items.unwrap_or_default();
-            if let Some(b) = &bounds {
-                items.retain(|i| match i.get("updatedAt") {
-                    Some(AttributeValue::S(u)) => b.admits(u),
-                    _ => true,
-                });
-            }
-            // Empty pages (with or without a key) are normal.
+            self.returned.fetch_add(items.len() as u64, Ordering::Relaxed);
+            // DynamoDB refuses a FilterExpression on a key attribute (updatedAt is the GSI's
+            // range key), so the range's exclusive end and the negative-offset rule of
+            // KeyBounds are applied here, to each page as it arrives, before decoding.
+            items.retain(|i| match i.get("updatedAt") {
+                Some(AttributeValue::S(u)) => {
+                    range.to.as_deref().is_none_or(|hi| u.as_str() < hi)
+                        && bounds.as_ref().is_none_or(|b| b.admits(u))
+                }
+                _ => true,
+            });
             if !items.is_empty() {
-                let page = RawPage { unit: unit.clone(), payload: Payload::Sdk(items) };
+                let page = RawPage { unit: partition.clone(), payload: Payload::Sdk(items) };
                 if tx.send(page).await.is_err() {
                     return Ok(());
                 }
@@ -103,7 +126,11 @@ impl Source for DynamoSource {
                 _ => break,
             }
         }
-        tracing::debug!(partition = %unit, pages, "partition fetched");
+        tracing::debug!(partition = %partition, slice = %unit, pages, "slice fetched");
         Ok(())
+    }
+
+    fn items_returned(&self) -> Option<u64> {
+        Some(self.returned.load(Ordering::Relaxed))
     }
 }

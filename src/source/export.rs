@@ -10,38 +10,62 @@ use crate::error::{Error, Kind, Result};
 use crate::time::Day;
 use flate2::read::MultiGzDecoder;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Reads the data files of a DynamoDB export directory.
+///
+/// Every file read lies inside the export directory: manifest entries that are absolute or
+/// climb out with `..`, and symlinks that resolve outside it, are refused; a symlink loop is
+/// walked once. A data file whose line count differs from its manifest `itemCount` fails
+/// its unit (a truncated file must never pass as a short one).
 #[derive(Debug, Clone)]
 pub struct ExportSource {
-    files: Vec<PathBuf>,
+    files: Vec<DataFile>,
     page_size: usize,
+}
+
+/// One data file of an export, and what its manifest says it holds.
+#[derive(Debug, Clone)]
+struct DataFile {
+    path: PathBuf,
+    item_count: Option<u64>,
 }
 
 impl ExportSource {
     /// Lists the export's data files. Fails with a clear message when the directory is
-    /// missing, a manifest entry points at no file, or no data file is found.
+    /// missing, a manifest entry points at no file or outside the export, or no data file
+    /// is found.
     pub fn open(dir: &Path, page_size: usize) -> Result<Self> {
+        if dir.is_file() {
+            return Err(Error::config(format!(
+                "--export-dir {} is a file, not a directory: pass the folder holding manifest-files.json (or the data files)",
+                dir.display()
+            )));
+        }
         if !dir.is_dir() {
             return Err(Error::config(format!(
                 "export directory {} does not exist: pass --export-dir with the folder holding manifest-files.json",
                 dir.display()
             )));
         }
-        let manifest = dir.join("manifest-files.json");
+        let root = dir
+            .canonicalize()
+            .map_err(|e| Error::new(Kind::Io, format!("cannot resolve {}: {e}", dir.display())))?;
+        let manifest = root.join("manifest-files.json");
         let mut files = if manifest.is_file() {
-            read_manifest(dir, &manifest)?
+            read_manifest(&root, &manifest)?
         } else {
             let mut found = Vec::new();
-            walk(dir, &mut found)?;
+            let mut seen = std::collections::HashSet::new();
+            walk(&root, &root, &mut seen, &mut found)?;
             found.retain(|p| {
                 let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
                 (n.ends_with(".json") || n.ends_with(".json.gz")) && !n.starts_with("manifest-")
             });
-            found
+            found.into_iter().map(|path| DataFile { path, item_count: None }).collect()
         };
-        files.sort();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        files.dedup_by(|a, b| a.path == b.path);
         if files.is_empty() {
             return Err(Error::config(format!(
                 "no data files in export directory {}: expected manifest-files.json or *.json / *.json.gz files",
@@ -52,12 +76,18 @@ impl ExportSource {
     }
 
     /// Returns the data files, in the order they are read.
-    pub fn files(&self) -> &[PathBuf] {
-        &self.files
+    pub fn files(&self) -> Vec<&Path> {
+        self.files.iter().map(|f| f.path.as_path()).collect()
     }
 }
 
-fn read_manifest(dir: &Path, manifest: &Path) -> Result<Vec<PathBuf>> {
+/// Resolves `path` and checks it stays inside `root` (symlinks included).
+fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    let real = path.canonicalize().ok()?;
+    real.starts_with(root).then_some(real)
+}
+
+fn read_manifest(root: &Path, manifest: &Path) -> Result<Vec<DataFile>> {
     let text = std::fs::read_to_string(manifest)
         .map_err(|e| Error::new(Kind::Io, format!("cannot read {}: {e}", manifest.display())))?;
     let mut files = Vec::new();
@@ -67,33 +97,70 @@ fn read_manifest(dir: &Path, manifest: &Path) -> Result<Vec<PathBuf>> {
         let key = v.get("dataFileS3Key").and_then(|k| k.as_str()).ok_or_else(|| {
             Error::config(format!("{} line {}: no dataFileS3Key", manifest.display(), n + 1))
         })?;
+        let escapes =
+            Path::new(key).components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        if escapes {
+            return Err(Error::config(format!(
+                "{} line {}: dataFileS3Key {key:?} points outside the export directory (absolute or with ..); refused",
+                manifest.display(),
+                n + 1
+            )));
+        }
+        let item_count = match v.get("itemCount") {
+            None => None,
+            Some(c) => Some(c.as_u64().ok_or_else(|| {
+                Error::config(format!("{} line {}: itemCount {c} is not a count", manifest.display(), n + 1))
+            })?),
+        };
         // The key is relative to the bucket; the export may have been copied with or
         // without its leading folders.
-        let direct = dir.join(key);
-        let base = Path::new(key).file_name().map(|b| dir.join("data").join(b));
-        let path = if direct.is_file() {
-            direct
-        } else if let Some(b) = base.filter(|b| b.is_file()) {
-            b
-        } else {
-            return Err(Error::config(format!(
-                "{} lists {key}, which is not under {} (nor in its data/ folder)",
+        let direct = root.join(key);
+        let base = Path::new(key).file_name().map(|b| root.join("data").join(b));
+        let path =
+            [Some(direct), base].into_iter().flatten().find(|p| p.symlink_metadata().is_ok()).ok_or_else(
+                || {
+                    Error::config(format!(
+                        "{} lists {key}, which is not under {} (nor in its data/ folder)",
+                        manifest.display(),
+                        root.display()
+                    ))
+                },
+            )?;
+        let path = inside(root, &path).filter(|p| p.is_file()).ok_or_else(|| {
+            Error::config(format!(
+                "{} lists {key}, which resolves outside the export directory {} (a symlink?) or is not a file; refused",
                 manifest.display(),
-                dir.display()
-            )));
-        };
-        files.push(path);
+                root.display()
+            ))
+        })?;
+        files.push(DataFile { path, item_count });
     }
     Ok(files)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
+/// Lists the files under `dir`, following symlinks only while they stay inside `root`, and
+/// each real directory once (a symlink loop is walked once).
+fn walk(
+    root: &Path,
+    dir: &Path,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let Some(real) = inside(root, dir) else {
+        tracing::warn!(path = %dir.display(), "skipped: resolves outside the export directory");
+        return Ok(());
+    };
+    if !seen.insert(real.clone()) {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(&real)? {
         let path = entry?.path();
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(root, &path, seen, out)?;
+        } else if let Some(file) = inside(root, &path) {
+            out.push(file);
         } else {
-            out.push(path);
+            tracing::warn!(path = %path.display(), "skipped: resolves outside the export directory");
         }
     }
     Ok(())
@@ -113,10 +180,10 @@ fn open_lines(path: &Path) -> Result<Box<dyn BufRead + Send>> {
 }
 
 impl Source for ExportSource {
-    async fn units(&self, _days: &[Day]) -> Result<Vec<String>> {
+    async fn units(&self, _days: &[Day], _bounds: Option<&super::KeyBounds>) -> Result<Vec<String>> {
         // An export is not indexed by day: every file is read and the parse stage keeps
         // the records of the window.
-        Ok(self.files.iter().map(|p| p.display().to_string()).collect())
+        Ok(self.files.iter().map(|f| f.path.display().to_string()).collect())
     }
 
     async fn fetch(
@@ -126,6 +193,8 @@ impl Source for ExportSource {
         tx: async_channel::Sender<RawPage>,
     ) -> Result<()> {
         let page_size = self.page_size;
+        let expected =
+            self.files.iter().find(|f| f.path.as_os_str() == unit.as_str()).and_then(|f| f.item_count);
         // File reading and gunzip block: keep them off the tokio workers.
         tokio::task::spawn_blocking(move || -> Result<()> {
             let path = PathBuf::from(&unit);
@@ -133,6 +202,7 @@ impl Source for ExportSource {
                 path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| unit.clone());
             let mut reader = open_lines(&path)?;
             let mut lines = Vec::with_capacity(page_size);
+            let mut items = 0u64;
             loop {
                 let mut line = Vec::new();
                 let n = reader
@@ -148,6 +218,7 @@ impl Source for ExportSource {
                     continue;
                 }
                 lines.push(line);
+                items += 1;
                 if lines.len() == page_size {
                     let page =
                         RawPage { unit: label.clone(), payload: Payload::Lines(std::mem::take(&mut lines)) };
@@ -156,10 +227,18 @@ impl Source for ExportSource {
                     }
                 }
             }
-            if !lines.is_empty() {
-                let _ = tx.send_blocking(RawPage { unit: label, payload: Payload::Lines(lines) });
+            if !lines.is_empty() && tx.send_blocking(RawPage { unit: label.clone(), payload: Payload::Lines(lines) }).is_err() {
+                return Ok(());
             }
-            Ok(())
+            match expected {
+                Some(n) if n != items => Err(Error::new(
+                    Kind::Io,
+                    format!(
+                        "export file {label} holds {items} items but its manifest itemCount says {n}: the file is truncated or not the one the export wrote; its records were synced, but the run fails so that none goes missing unnoticed"
+                    ),
+                )),
+                _ => Ok(()),
+            }
         })
         .await
         .map_err(|e| Error::internal(format!("export reader stopped: {e}")))?

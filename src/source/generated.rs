@@ -39,7 +39,7 @@ impl GeneratedSource {
 }
 
 impl Source for GeneratedSource {
-    async fn units(&self, _days: &[Day]) -> Result<Vec<String>> {
+    async fn units(&self, _days: &[Day], _bounds: Option<&super::KeyBounds>) -> Result<Vec<String>> {
         Ok((0..self.units).map(|u| u.to_string()).collect())
     }
 

@@ -11,10 +11,11 @@ pub mod generated;
 pub mod memory;
 
 use crate::attr::Item;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::parse::export::decode_export_line;
 use crate::parse::RawRecord;
 use crate::time::Day;
+pub use crate::window::{KeyBounds, KeyRange};
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -68,35 +69,41 @@ impl Payload {
     }
 }
 
-/// The `updatedAt` key bounds of an incremental fetch (DESIGN §1.4), as strings.
-///
-/// Writers stamp `updatedAt` in `Z`, `+00:00`, positive or negative offsets. For the first
-/// three, string order past `utc` is instant order past the window's lower bound. Only a
-/// negative offset writes an instant *later* than the bound as a string *smaller* than it,
-/// by at most the offset (12 h; 14 h is used, as DESIGN says). So a source queries from
-/// `any_offset`, and of the stamps in `[any_offset, utc]` keeps only those with neither
-/// `Z` nor `+` ([`KeyBounds::admits`]): older UTC stamps are dropped before they are
-/// decoded. The exact instant comparison happens after parsing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyBounds {
-    /// The window's lower bound as a zone-less UTC prefix (`YYYY-MM-DDTHH:MM:SS`).
-    pub utc: String,
-    /// The same bound minus the largest negative offset.
-    pub any_offset: String,
+/// The key ranges of one partition: the incremental window's (with `bounds`), or the whole
+/// partition's, cut into `slices` slices.
+pub fn partition_ranges(day: Day, bounds: Option<&KeyBounds>, slices: usize) -> Vec<KeyRange> {
+    match bounds {
+        Some(b) => b.ranges(day, slices),
+        None => crate::window::whole_partition(day, slices),
+    }
 }
 
-impl KeyBounds {
-    /// Tells whether a stamp passes the bounds: what the two DynamoDB queries return.
-    pub fn admits(&self, updated_at: &str) -> bool {
-        updated_at > self.utc.as_str()
-            || (updated_at >= self.any_offset.as_str() && !updated_at.contains(['Z', 'z', '+']))
-    }
+/// The units of a sliced, partitioned source: `DAY#i` for each key range `i` of each day.
+pub fn slice_units(days: &[Day], bounds: Option<&KeyBounds>, slices: usize) -> Vec<String> {
+    days.iter()
+        .flat_map(|d| (0..partition_ranges(*d, bounds, slices).len()).map(move |i| format!("{d}#{i}")))
+        .collect()
+}
+
+/// Reads a unit made by [`slice_units`] back into its day and key range.
+pub fn slice_of(unit: &str, bounds: Option<&KeyBounds>, slices: usize) -> Result<(Day, KeyRange)> {
+    let bad = || Error::internal(format!("unit {unit:?} is not DAY#SLICE"));
+    let (day, i) = unit.split_once('#').ok_or_else(bad)?;
+    let day = Day::parse(day).ok_or_else(bad)?;
+    let i: usize = i.parse().map_err(|_| bad())?;
+    let range = partition_ranges(day, bounds, slices).into_iter().nth(i).ok_or_else(bad)?;
+    Ok((day, range))
 }
 
 /// A source of raw scan records.
 pub trait Source: Send + Sync + 'static {
-    /// Lists the units to fetch (in parallel) to cover these UTC day partitions.
-    fn units(&self, days: &[Day]) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Lists the units to fetch (in parallel) to cover these UTC day partitions, read with
+    /// these key bounds (none: whole partitions).
+    fn units(
+        &self,
+        days: &[Day],
+        bounds: Option<&KeyBounds>,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
 
     /// Fetches one unit to its end, sending non-empty pages to `tx`. `bounds` are key bounds
     /// on `updatedAt` the source may use as a pre-filter (they never drop a record whose
@@ -107,4 +114,11 @@ pub trait Source: Send + Sync + 'static {
         bounds: Option<KeyBounds>,
         tx: async_channel::Sender<RawPage>,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Returns how many items the source's index returned so far, before any trim by the
+    /// key bounds: the numerator of the read amplification. `None` when the source has no
+    /// index (an export, generated records): everything it reads is what it delivers.
+    fn items_returned(&self) -> Option<u64> {
+        None
+    }
 }

@@ -6,24 +6,26 @@
 //! skips a row still locks it and writes WAL, so a replay would cost as much as a load.
 
 /// Staging tables, created once per writer connection; emptied at every commit.
+/// Scan ids are `collate "C"` like their target columns: ties compare byte by byte, as the
+/// in-page fold in Rust does, whatever the database's default collation.
 /// `metadata` and `extra` are staged as text and cast to `jsonb` only for rows that change:
 /// a replay does not pay for parsing JSON it then throws away.
-pub const CREATE_STAGING: &str = "
+pub const CREATE_STAGING: &str = r#"
 create temp table if not exists stage_creators (
     platform text, external_id text, handle text, display_name text, follower_count numeric,
-    source_updated_at timestamptz, source_scan_id text, deleted boolean
+    source_updated_at timestamptz, source_scan_id text collate "C", deleted boolean
 ) on commit delete rows;
 create temp table if not exists stage_communities (
     platform text, external_id text, name text,
-    source_updated_at timestamptz, source_scan_id text
+    source_updated_at timestamptz, source_scan_id text collate "C"
 ) on commit delete rows;
 create temp table if not exists stage_content (
     platform text, external_id text,
-    live_at timestamptz, live_scan text,
+    live_at timestamptz, live_scan text collate "C",
     url text, caption text, creator_external_id text, community_external_id text,
     view_count numeric, like_count numeric, comment_count numeric, share_count numeric,
     posted_at timestamptz, metadata text, extra text, tags text[],
-    tomb_at timestamptz, tomb_scan text
+    tomb_at timestamptz, tomb_scan text collate "C"
 ) on commit delete rows;
 create temp table if not exists stage_winners (
     content_id bigint, platform text, external_id text, inserted boolean
@@ -31,7 +33,7 @@ create temp table if not exists stage_winners (
 create temp table if not exists stage_edges (
     content_id bigint, tag_id bigint, inserted boolean
 ) on commit delete rows;
-";
+"#;
 
 /// COPY targets, column order matching the writer's encoding.
 pub const COPY_CREATORS: &str = "copy stage_creators (platform, external_id, handle, display_name, follower_count, source_updated_at, source_scan_id, deleted) from stdin";

@@ -3,9 +3,11 @@
 
 mod demo;
 mod export;
+mod hardening;
 mod health;
 mod jsonb_property;
 mod merge_rules;
 mod ssm;
 mod support;
 mod sync;
+mod window;

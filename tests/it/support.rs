@@ -40,10 +40,20 @@ pub struct TestDb {
 impl TestDb {
     /// Creates an empty database.
     pub async fn new() -> Self {
+        Self::create("").await
+    }
+
+    /// Creates an empty database whose default collation is ICU's `en-US` (what managed
+    /// services default to): there `'scan-a' < 'scan-B'`, unlike byte order.
+    pub async fn new_icu() -> Self {
+        Self::create(" template template0 locale_provider icu icu_locale 'en-US' locale 'C.UTF-8'").await
+    }
+
+    async fn create(options: &str) -> Self {
         let admin_url = env("SCANSYNC_TEST_DATABASE_URL");
         let name = format!("scansync_test_{}", unique());
         let admin = connect(&admin_url).await;
-        admin.batch_execute(&format!("create database {name}")).await.expect("create database");
+        admin.batch_execute(&format!("create database {name}{options}")).await.expect("create database");
         let base = admin_url.rsplit_once('/').expect("database url has a path").0;
         TestDb { url: format!("{base}/{name}"), name, admin_url }
     }
@@ -178,9 +188,14 @@ pub async fn scansync(db: &TestDb, args: &[&str]) -> Output {
 
 /// Runs the binary with extra environment variables.
 pub async fn scansync_env(db: &TestDb, args: &[&str], extra: &[(&str, String)]) -> Output {
+    scansync_url(&db.url, args, extra).await
+}
+
+/// Runs the binary against the database at `url`, with extra environment variables.
+pub async fn scansync_url(url: &str, args: &[&str], extra: &[(&str, String)]) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scansync"));
     cmd.args(args)
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", url)
         .env("AWS_ENDPOINT_URL_DYNAMODB", env("SCANSYNC_TEST_DYNAMODB_URL"))
         .env("AWS_ENDPOINT_URL_SSM", env("SCANSYNC_TEST_SSM_URL"))
         .env("AWS_REGION", "us-east-1")
@@ -308,4 +323,91 @@ pub fn export_line(item: &Item) -> String {
     scansync::attr::write_item_dynamodb_json(item, &mut s);
     s.push('}');
     s
+}
+
+/// A throwaway PostgreSQL cluster of the test's own (its own data directory and port), for
+/// restarts and outages; the machine's shared cluster is never touched. `initdb` refuses to
+/// run as root, so the cluster runs as the `postgres` OS user.
+pub struct Cluster {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+fn pg_bin(tool: &str) -> String {
+    let version = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .max()
+        .expect("a PostgreSQL version");
+    format!("/usr/lib/postgresql/{version}/bin/{tool}")
+}
+
+fn as_postgres(cmd: &str) {
+    let out = std::process::Command::new("su")
+        .args(["postgres", "-s", "/bin/bash", "-c", cmd])
+        .output()
+        .expect("run su postgres");
+    assert!(
+        out.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Cluster {
+    /// Creates and starts a cluster (trust auth) on a free port.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("scansync-test-cluster-{}", unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::process::Command::new("chown")
+            .args(["postgres:postgres", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        as_postgres(&format!(
+            "{} -D {}/data -U postgres --auth=trust -N >/dev/null",
+            pg_bin("initdb"),
+            dir.display()
+        ));
+        let c = Cluster { port, dir };
+        c.ctl("start");
+        c
+    }
+
+    fn ctl(&self, action: &str) {
+        let d = self.dir.display();
+        let opts = format!("-p {} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off", self.port);
+        as_postgres(&format!(
+            "{} -D {d}/data -o '{opts}' -l {d}/log -w -m fast {action} >/dev/null",
+            pg_bin("pg_ctl")
+        ));
+    }
+
+    /// Restarts the server (fast shutdown: every session is cut).
+    pub fn restart(&self) {
+        self.ctl("restart");
+    }
+
+    /// Returns the URL of database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let d = self.dir.display();
+        let _ = std::process::Command::new("su")
+            .args([
+                "postgres",
+                "-s",
+                "/bin/bash",
+                "-c",
+                &format!("{} -D {d}/data -m immediate stop", pg_bin("pg_ctl")),
+            ])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -319,5 +319,6 @@ async fn a_database_password_never_appears_in_any_output() {
         assert!(!text.contains(secret), "{args:?} printed the password: {text}");
     }
     let out = scansync_env(&db, &["migrate"], &[("DATABASE_URL", url)]).await;
-    assert!(String::from_utf8_lossy(&out.stderr).contains("app:***@127.0.0.1:1"));
+    // The target is shown rebuilt from what the driver parsed: there is no password field.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("postgres://app@127.0.0.1:1/x"));
 }
