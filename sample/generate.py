@@ -2,7 +2,7 @@
 """Writes the bundled demo sample: a small DynamoDB export of dirty scan records.
 
 Deterministic (seeded), so the committed files only change when this script does.
-Covers every field-name variant of DESIGN section 2 and the dirty cases of section 3:
+Covers every field-name variant of docs/contract.md (field names and the dirty cases):
 numeric ids past 2^53, counts past 2^64, double-encoded metadata with BOM / NUL / lone
 surrogate escapes, control characters, non-NFC captions, every tag container, epoch and
 offset timestamps, tombstones, drift attributes, and records beyond repair.

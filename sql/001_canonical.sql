@@ -1,4 +1,4 @@
--- The canonical store (DESIGN §4) and the bookkeeping tables, version 1.
+-- The canonical store (docs/contract.md) and the bookkeeping tables, version 1.
 -- Runs inside the target schema (search_path); every statement is idempotent.
 
 -- Versions are (source_updated_at, source_scan_id): newest instant wins, ties go to the

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod command;
 pub mod db;
 pub mod demo;
+pub mod docs;
 pub mod health;
 pub mod ledger;
 pub mod lock;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 /// The default time a page (or a writer's connection) is retried through transient
 /// failures: longer than a managed database's failover (60–120 s).
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(180);
-/// Attempts for the checkpoint write (DESIGN §1.7).
+/// Attempts for the checkpoint write (docs/run.md, "Checkpoint last").
 pub const CHECKPOINT_ATTEMPTS: u32 = 3;
 
 /// Returns how long to wait before retry number `attempt` (1 for the first retry):

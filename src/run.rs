@@ -1,4 +1,4 @@
-//! One run, step by step (DESIGN §1): checkpoint → window → pipeline → checkpoint last.
+//! One run, step by step (docs/run.md): checkpoint → window → pipeline → checkpoint last.
 //!
 //! Generic over the source, sink and checkpoint store so the logic is tested with the
 //! in-memory twins; the lock and the run ledger wrap it in [`crate::command`].

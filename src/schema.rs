@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use tokio_postgres::Client;
 
 /// The embedded migrations, in order: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] =
+pub const MIGRATIONS: &[(i32, &str)] =
     &[(1, include_str!("../sql/001_canonical.sql")), (2, include_str!("../sql/002_collation_ledger.sql"))];
 
 /// Checks a schema name and returns it quoted for SQL.

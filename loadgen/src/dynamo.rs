@@ -122,3 +122,44 @@ pub async fn write_items(
     }
     Ok(retries)
 }
+
+/// Tells whether the GSI returns the item `scan` under (`partition`, `stamp`): the soak's
+/// test of whether a record the sync did not land was ever findable.
+pub async fn index_has(
+    client: &Client,
+    table: &str,
+    index: &str,
+    partition: &str,
+    stamp: &str,
+    scan: &str,
+) -> Result<bool, String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(table)
+            .index_name(index)
+            .key_condition_expression("#p = :p AND #u = :u")
+            .expression_attribute_names("#p", "datePartition")
+            .expression_attribute_names("#u", "updatedAt")
+            .expression_attribute_values(":p", AttributeValue::S(partition.into()))
+            .expression_attribute_values(":u", AttributeValue::S(stamp.into()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| format!("index query: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
+        let found = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .any(|i| matches!(i.get("scanId"), Some(AttributeValue::S(s)) if s == scan));
+        if found {
+            return Ok(true);
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(false),
+        }
+    }
+}

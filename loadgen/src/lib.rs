@@ -1,8 +1,8 @@
 //! A deterministic, seeded generator of realistic, dirty scan records.
 //!
-//! Records look like what upstream writers produce (DESIGN §2): every field-name variant,
+//! Records look like what upstream writers produce (docs/contract.md): every field-name variant,
 //! every container form, every timestamp form, with a configurable share of the dirty cases
-//! of DESIGN §3, updates of existing content, tombstones, drifted attributes and records
+//! of docs/contract.md, updates of existing content, tombstones, drifted attributes and records
 //! beyond repair. Creators, communities and tags are Zipf-skewed, as social data is.
 //! The same seed and mix always give the same records.
 
@@ -17,18 +17,40 @@ pub struct Mix {
     pub update_rate: f64,
     /// Updates that are tombstones.
     pub tombstone_rate: f64,
-    /// Records carrying one dirty case of DESIGN §3.
+    /// Records carrying one dirty case of docs/contract.md.
     pub dirty_rate: f64,
     /// Records carrying an attribute outside the contract.
     pub drift_rate: f64,
     /// Records beyond repair (no content id or no platform).
     pub reject_rate: f64,
+    /// How writers stamp `updatedAt`.
+    pub stamps: Stamps,
 }
 
 impl Default for Mix {
     fn default() -> Self {
-        Self { update_rate: 0.2, tombstone_rate: 0.05, dirty_rate: 0.2, drift_rate: 0.02, reject_rate: 0.002 }
+        Self {
+            update_rate: 0.2,
+            tombstone_rate: 0.05,
+            dirty_rate: 0.2,
+            drift_rate: 0.02,
+            reject_rate: 0.002,
+            stamps: Stamps::Default,
+        }
     }
+}
+
+/// How the writers of a generated load stamp `updatedAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamps {
+    /// Four UTC precisions and one writer at New York time (`-05:00`), a fifth each.
+    Default,
+    /// Every writer stamps UTC (`Z` or `+00:00`, `T` or a space): the case for
+    /// `--offset-margin 0`.
+    Utc,
+    /// Every form seen in the wild: UTC precisions, a space separator, and writers at
+    /// `-05:00`, `-08:00`, `-12:00` (the most negative offset in use) and `+05:30`.
+    Mixed,
 }
 
 /// Skew and cardinality of the entities.
@@ -226,6 +248,35 @@ impl Generator {
 
     fn stamp(&mut self, at: Timestamp) -> String {
         let iso = at.to_iso(); // YYYY-MM-DDTHH:MM:SS.ffffffZ
+        let local = |minutes: i64| {
+            let l = at.add_micros(minutes * 60_000_000).to_iso();
+            let sign = if minutes < 0 { '-' } else { '+' };
+            let m = minutes.unsigned_abs();
+            format!("{}{sign}{:02}:{:02}", &l[..23], m / 60, m % 60)
+        };
+        match self.mix.stamps {
+            Stamps::Default => {}
+            Stamps::Utc => {
+                return match self.rng.u8(..4) {
+                    0 => format!("{}Z", &iso[..23]),
+                    1 => iso,
+                    2 => format!("{}+00:00", &iso[..23]),
+                    _ => format!("{} {}+00:00", &iso[..10], &iso[11..23]),
+                }
+            }
+            Stamps::Mixed => {
+                return match self.rng.u8(..8) {
+                    0 => format!("{}Z", &iso[..19]),
+                    1 => iso,
+                    2 => format!("{}+00:00", &iso[..23]),
+                    3 => format!("{} {}+00:00", &iso[..10], &iso[11..23]),
+                    4 => local(-300),
+                    5 => local(-480).replacen('T', " ", 1),
+                    6 => local(-720),
+                    _ => local(330),
+                }
+            }
+        }
         match self.rng.u8(..5) {
             0 => format!("{}Z", &iso[..19]),
             1 => format!("{}Z", &iso[..23]),

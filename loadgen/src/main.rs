@@ -4,9 +4,10 @@
 mod bench;
 mod dynamo;
 mod export;
+mod slices;
 mod soak;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use loadgen::{Generator, Mix, Shape};
 use scansync_parse::time::Timestamp;
 use std::path::PathBuf;
@@ -23,6 +24,27 @@ use std::time::{Duration, Instant};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// How the soak's writers stamp `updatedAt` (see [`loadgen::Stamps`]).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StampsArg {
+    /// Four UTC forms and -05:00.
+    Default,
+    /// Every writer in UTC.
+    Utc,
+    /// UTC, space-separated and four offsets down to -12:00.
+    Mixed,
+}
+
+impl From<StampsArg> for loadgen::Stamps {
+    fn from(s: StampsArg) -> Self {
+        match s {
+            StampsArg::Default => loadgen::Stamps::Default,
+            StampsArg::Utc => loadgen::Stamps::Utc,
+            StampsArg::Mixed => loadgen::Stamps::Mixed,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +128,41 @@ enum Command {
         /// Seed.
         #[arg(long, env = "LOADGEN_SEED", default_value_t = 1)]
         seed: u64,
+        /// How the writers stamp updatedAt: default (four UTC forms and -05:00), utc (every
+        /// writer in UTC: run with --offset-margin 0), mixed (UTC, space-separated, -05:00,
+        /// -08:00, -12:00, +05:30).
+        #[arg(long, env = "LOADGEN_STAMPS", value_enum, default_value_t = StampsArg::Default)]
+        stamps: StampsArg,
+        /// Extra flags for every scansync sync, after `--` (e.g. -- --offset-margin 0).
+        #[arg(last = true)]
+        sync_flags: Vec<String>,
+    },
+    /// Latency-bound reading: --items changed items in one partition, read by scansync
+    /// through a proxy adding --latency-ms to every DynamoDB request, once per --slices
+    /// value; prints each wall time, the speed-up over the first, and whether the tables of
+    /// every run are identical.
+    Slices {
+        /// Changed items (all in the last hour, UTC stamps).
+        #[arg(long, default_value_t = 200_000)]
+        items: u64,
+        /// Latency added to each request, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
+        /// Slice counts to compare, comma-separated (the first is the baseline).
+        #[arg(long, value_delimiter = ',', default_value = "1,4")]
+        slices: Vec<u16>,
+        /// Table (created).
+        #[arg(long, env = "LOADGEN_TABLE", default_value = "slices_scans")]
+        table: String,
+        /// GSI.
+        #[arg(long, env = "LOADGEN_INDEX", default_value = "datePartition-updatedAt-index")]
+        index: String,
+        /// PostgreSQL.
+        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        /// The scansync binary (default: next to this one).
+        #[arg(long, env = "LOADGEN_SCANSYNC")]
+        scansync: Option<PathBuf>,
     },
     /// The side-by-side benchmark: raw COPY (ceiling), row-by-row writer (floor), scansync
     /// first load and re-run with 10 % updated, as rows/s and ratios to raw COPY.
@@ -228,8 +285,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             scansync,
             concurrency,
             seed,
+            stamps,
+            sync_flags,
         } => {
             let spec = soak::SoakSpec {
+                stamps: stamps.into(),
+                sync_flags,
                 rate,
                 duration: Duration::from_secs(duration),
                 every: Duration::from_secs(every),
@@ -248,14 +309,67 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 r.written, r.write_rate, r.rejects
             );
             println!(
-                "  content keys landed {}, missing {}, superseded versions {}, syncs {}",
-                r.landed, r.missing, r.superseded, r.syncs
+                "  content keys landed {}, missing {} (engine), not in the index {} (source artefact), superseded versions {}, syncs {}",
+                r.landed, r.missing, r.source_artefacts, r.superseded, r.syncs
             );
             println!(
                 "  freshness lag: p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s",
                 r.lag[0], r.lag[1], r.lag[2], r.lag[3]
             );
+            let [first, median, last] = r.durations();
+            println!(
+                "  sync wall time: first {first:.1} s, median {median:.1} s, last {last:.1} s (last/median {:.2})",
+                last / median
+            );
+            let items: Vec<i64> = r.runs.iter().map(|x| x.index_items).collect();
+            let amp = r.amplifications();
+            if !amp.is_empty() {
+                println!(
+                    "  index items per run: median {}, max {}; read amplification: median {:.2}, max {:.2}",
+                    {
+                        let mut i = items.clone();
+                        i.sort_unstable();
+                        i[i.len() / 2]
+                    },
+                    items.iter().max().copied().unwrap_or(0),
+                    amp[amp.len() / 2],
+                    amp[amp.len() - 1]
+                );
+            }
             if r.missing > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Slices { items, latency_ms, slices, table, index, database_url, scansync } => {
+            let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").map_err(|_| {
+                "set AWS_ENDPOINT_URL_DYNAMODB to the DynamoDB endpoint (dynalite)".to_string()
+            })?;
+            let spec = slices::SlicesSpec {
+                items,
+                delay: Duration::from_millis(latency_ms),
+                slices,
+                table,
+                index,
+                database_url,
+                scansync: scansync.unwrap_or_else(sibling_scansync),
+                upstream,
+            };
+            let runs = slices::run(&spec).await?;
+            println!("slices: {items} changed items in one partition, {latency_ms} ms added per request");
+            let base = runs[0].seconds;
+            for r in &runs {
+                println!(
+                    "  {} slices: {:.1} s for {} records ({:.0} records/s), {:.2}x the first",
+                    r.slices,
+                    r.seconds,
+                    r.read,
+                    r.read as f64 / r.seconds,
+                    base / r.seconds
+                );
+            }
+            let same = runs.windows(2).all(|w| w[0].fingerprint == w[1].fingerprint);
+            println!("  tables identical across runs: {same}");
+            if !same {
                 return Ok(ExitCode::FAILURE);
             }
         }

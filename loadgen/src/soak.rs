@@ -7,7 +7,7 @@
 
 use crate::bench::run_scansync;
 use crate::dynamo;
-use loadgen::{Generator, Mix, Shape};
+use loadgen::{Generator, Mix, Shape, Stamps};
 use scansync_parse::time::Timestamp;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -38,6 +38,10 @@ pub struct SoakSpec {
     pub concurrency: usize,
     /// Seed.
     pub seed: u64,
+    /// How the writers stamp `updatedAt`.
+    pub stamps: Stamps,
+    /// Extra flags for every `scansync sync` (e.g. `--offset-margin 0`).
+    pub sync_flags: Vec<String>,
 }
 
 /// What the soak found.
@@ -49,8 +53,12 @@ pub struct SoakReport {
     pub write_rate: f64,
     /// Content keys whose newest version landed.
     pub landed: u64,
-    /// Content keys whose newest version is not in PostgreSQL (must be 0).
+    /// Content keys whose newest version is not in PostgreSQL although the index returns
+    /// it: engine misses (must be 0).
     pub missing: u64,
+    /// Content keys whose newest version is in the table but not in the index (a fault of
+    /// the DynamoDB server, not of the engine).
+    pub source_artefacts: u64,
     /// Records beyond repair (quarantined, not expected in content).
     pub rejects: u64,
     /// Versions overtaken before they could land.
@@ -59,17 +67,56 @@ pub struct SoakReport {
     pub syncs: u64,
     /// Freshness lag percentiles in seconds: p50, p95, p99, max.
     pub lag: [f64; 4],
+    /// Per sync run: wall time (s), items the index returned, records inside the window.
+    pub runs: Vec<RunStats>,
+}
+
+/// One sync run of the soak.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunStats {
+    /// Wall time of the scansync process, seconds.
+    pub seconds: f64,
+    /// Items the index returned (before any trim).
+    pub index_items: i64,
+    /// Records inside the run's window.
+    pub in_window: i64,
+}
+
+impl SoakReport {
+    /// Sync wall times: first, median and last (seconds).
+    pub fn durations(&self) -> [f64; 3] {
+        let mut d: Vec<f64> = self.runs.iter().map(|r| r.seconds).collect();
+        let (first, last) = (d.first().copied().unwrap_or(f64::NAN), d.last().copied().unwrap_or(f64::NAN));
+        d.sort_by(|a, b| a.total_cmp(b));
+        [first, d.get(d.len() / 2).copied().unwrap_or(f64::NAN), last]
+    }
+
+    /// Read amplification of each run (index items ÷ records in the window), sorted.
+    pub fn amplifications(&self) -> Vec<f64> {
+        let mut a: Vec<f64> = self
+            .runs
+            .iter()
+            .filter(|r| r.in_window > 0)
+            .map(|r| r.index_items as f64 / r.in_window as f64)
+            .collect();
+        a.sort_by(|x, y| x.total_cmp(y));
+        a
+    }
 }
 
 /// One written version: instant as written, scan id, tombstone, write ack (epoch µs).
 type Version = (Timestamp, String, bool, i64);
+
+/// The newest version of a key: instant, scan id, tombstone, and the item's index key
+/// (datePartition, updatedAt as written) to look it up in the index.
+type Newest = (Timestamp, String, bool, String, String);
 
 #[derive(Default)]
 struct Ledger {
     /// scan id → (write ack, epoch µs).
     written_at: HashMap<String, i64>,
     /// key → newest version (instant as written, scan id) and whether it is a tombstone.
-    newest: HashMap<(String, String), (Timestamp, String, bool)>,
+    newest: HashMap<(String, String), Newest>,
     /// key → every version written (instant, scan id, tombstone, write ack), for diagnosing
     /// a key that does not reconcile.
     history: HashMap<(String, String), Vec<Version>>,
@@ -95,7 +142,8 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
     let writer = {
         let (client, ledger, spec) = (client.clone(), ledger.clone(), spec.clone());
         tokio::spawn(async move {
-            let mut g = Generator::new(spec.seed, Mix::default(), Shape::default());
+            let mix = Mix { stamps: spec.stamps, ..Mix::default() };
+            let mut g = Generator::new(spec.seed, mix, Shape::default());
             let start = Instant::now();
             let mut written = 0u64;
             let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -123,10 +171,20 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
                                 acked,
                             ));
                             // Newest by the engine's rule: instant as written, then scan id.
-                            let entry =
-                                l.newest.entry(k).or_insert((r.updated_at, r.scan_id.clone(), r.deleted));
+                            let text = |name: &str| match r.item.get(name) {
+                                Some(scansync_parse::attr::Attr::S(v)) => v.clone(),
+                                _ => String::new(),
+                            };
+                            let newest = (
+                                r.updated_at,
+                                r.scan_id.clone(),
+                                r.deleted,
+                                text("datePartition"),
+                                text("updatedAt"),
+                            );
+                            let entry = l.newest.entry(k).or_insert_with(|| newest.clone());
                             if (r.updated_at, &r.scan_id) > (entry.0, &entry.1) {
-                                *entry = (r.updated_at, r.scan_id, r.deleted);
+                                *entry = newest;
                             }
                         }
                         None => l.rejects += 1,
@@ -146,7 +204,7 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
     let started = Instant::now();
     let table = spec.table.clone();
     let bin = spec.scansync.clone();
-    let sync_args = [
+    let mut sync_args: Vec<String> = [
         "--schema",
         spec.schema.as_str(),
         "sync",
@@ -156,7 +214,11 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
         table.as_str(),
         "--index",
         spec.index.as_str(),
-    ];
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sync_args.extend(spec.sync_flags.iter().cloned());
     let mut finished = false;
     let mut writer = Some(writer);
     let mut report = SoakReport::default();
@@ -179,14 +241,29 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
             }
         }
         let (bin, url) = (bin.clone(), spec.database_url.clone());
-        let args: Vec<String> = sync_args.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
+        let args = sync_args.clone();
+        let (took, _, _) = tokio::task::spawn_blocking(move || {
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             run_scansync(&bin, &url, &a)
         })
         .await
         .map_err(|e| e.to_string())??;
         syncs += 1;
+        let r = pg
+            .query_one(
+                &format!(
+                    "select coalesce(index_items, 0), records_read - records_skipped from {}.sync_runs order by id desc limit 1",
+                    spec.schema
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        report.runs.push(RunStats {
+            seconds: took.as_secs_f64(),
+            index_items: r.get(0),
+            in_window: r.get(1),
+        });
         let rows = pg
             .query(
                 &format!(
@@ -212,9 +289,13 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
             }
         }
         drop(l);
+        let last = report.runs.last().copied().unwrap_or_default();
         eprintln!(
-            "loadgen soak: sync {syncs} done at {:.0} s, {} versions landed",
+            "loadgen soak: sync {syncs} done at {:.0} s in {:.1} s, {} index items for {} in the window, {} versions landed",
             started.elapsed().as_secs_f64(),
+            last.seconds,
+            last.index_items,
+            last.in_window,
             landed_scans.len()
         );
         if finished {
@@ -237,8 +318,10 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
     for r in rows {
         db.insert((r.get(0), r.get(1)), (r.get(2), r.get(3), r.get(4)));
     }
-    let l = ledger.lock().expect("ledger");
-    for (key, (_, scan, deleted)) in &l.newest {
+    // The writer is done: take the ledger out of its lock (the reconciler awaits queries).
+    let l = std::mem::take(&mut *ledger.lock().expect("ledger"));
+    let mut unreconciled = Vec::new();
+    for (key, (_, scan, deleted, partition, stamp)) in &l.newest {
         let ok = match db.get(key) {
             Some((live, tomb, is_deleted)) => {
                 if *deleted {
@@ -252,12 +335,25 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
         if ok {
             report.landed += 1;
         } else {
+            unreconciled.push((key.clone(), scan.clone(), partition.clone(), stamp.clone()));
+        }
+    }
+    // A key that did not reconcile is an engine miss only if the index returns its newest
+    // version; an item the table holds but the index lost is the server's fault.
+    for (key, scan, partition, stamp) in unreconciled {
+        let in_index =
+            dynamo::index_has(&client, &spec.table, &spec.index, &partition, &stamp, &scan).await?;
+        let label = if in_index {
             report.missing += 1;
-            if report.missing <= 10 {
-                eprintln!("loadgen soak: MISSING {key:?}: in postgres {:?}", db.get(key));
-                for (at, scan, deleted, acked) in l.history.get(key).into_iter().flatten() {
-                    eprintln!("    version {scan} at {at} deleted={deleted} acked={}", Timestamp(*acked));
-                }
+            "MISSING (engine)"
+        } else {
+            report.source_artefacts += 1;
+            "not in the index (source artefact)"
+        };
+        if report.missing + report.source_artefacts <= 10 {
+            eprintln!("loadgen soak: {label} {key:?}: in postgres {:?}", db.get(&key));
+            for (at, scan, deleted, acked) in l.history.get(&key).into_iter().flatten() {
+                eprintln!("    version {scan} at {at} deleted={deleted} acked={}", Timestamp(*acked));
             }
         }
     }

@@ -1,8 +1,8 @@
 //! Records: raw DynamoDB items in, uniform [`Record`]s or quarantine [`Reject`]s out.
 //!
 //! Runs on the rayon pool, one page at a time ([`parse_page`]); it never blocks on I/O.
-//! Every field-name variant of the upstream contract (DESIGN §2) is normalised here, and
-//! every known kind of dirt (DESIGN §3) is repaired by a named [`Rule`] and counted, or the
+//! Every field-name variant of the upstream contract (docs/contract.md) is normalised here, and
+//! every known kind of dirt (docs/contract.md) is repaired by a named [`Rule`] and counted, or the
 //! record is rejected with a [`RejectReason`]. Nothing is dropped silently.
 //!
 //! Fields missing at the top level are looked up in the metadata, at these paths:
@@ -113,6 +113,30 @@ impl RejectReason {
         }
     }
 
+    /// Every reason, in code order.
+    pub const ALL: [RejectReason; 6] = [
+        RejectReason::NotJson,
+        RejectReason::NotAMap,
+        RejectReason::MissingContentId,
+        RejectReason::MissingPlatform,
+        RejectReason::MissingUpdatedAt,
+        RejectReason::UnparseableUpdatedAt,
+    ];
+
+    /// Says, for the docs, when a record is rejected for this reason.
+    pub fn description(self) -> &'static str {
+        match self {
+            RejectReason::NotJson => "an export line that is not JSON at all (a truncated or binary line)",
+            RejectReason::NotAMap => "a JSON line whose `Item` is not a DynamoDB map",
+            RejectReason::MissingContentId => {
+                "no content id anywhere: not `contentId`, `content_id` or `postId`, nor `id`/`contentId`/`postId` in the metadata"
+            }
+            RejectReason::MissingPlatform => "no platform, neither at the top level nor in the metadata",
+            RejectReason::MissingUpdatedAt => "no `updatedAt`: the record cannot be ordered against its other versions",
+            RejectReason::UnparseableUpdatedAt => "an `updatedAt` that is not a timestamp in any accepted form",
+        }
+    }
+
     /// Tells whether the input was unreadable (not a record at all) rather than a record
     /// beyond repair: many of these in one unit mean a broken file, not dirty data.
     pub fn is_unreadable(self) -> bool {
@@ -191,6 +215,23 @@ impl Rule {
             Rule::MetadataUnfit => "metadata_unfit",
             Rule::MetadataFallback => "metadata_fallback",
             Rule::TypeCoerced => "type_coerced",
+        }
+    }
+
+    /// Says, for the docs, what the rule repairs and how.
+    pub fn description(self) -> &'static str {
+        match self {
+            Rule::TextSurrogate => "a lone surrogate (raw or as a `\\uD83D` escape) or invalid UTF-8 in a string becomes U+FFFD",
+            Rule::TextControl => "control characters are removed from a string (`\\n` and `\\t` are kept)",
+            Rule::TextNfc => "a string is normalised to Unicode NFC",
+            Rule::NumberInvalid => "a count (`stats`, followers) that is not a number becomes null",
+            Rule::TimestampInvalid => "a timestamp other than `updatedAt` (e.g. `postedAt`) that does not parse becomes null",
+            Rule::MetadataRepaired => "metadata text is repaired before parsing: BOM stripped, NUL bytes and `\\u0000` removed, lone surrogate escapes replaced",
+            Rule::MetadataUnwrapped => "metadata that is JSON encoded twice (or deeper, bounded) is unwrapped",
+            Rule::MetadataInvalid => "metadata text that is not JSON even after repair is stored as null",
+            Rule::MetadataUnfit => "metadata that parsed but is still unfit for `jsonb` is stored as null",
+            Rule::MetadataFallback => "a field missing at the top level (platform, id, url, caption, …) is taken from the metadata",
+            Rule::TypeCoerced => "a known attribute that arrives with another DynamoDB type is coerced where that is unambiguous",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! An in-memory sink that keeps the merge rules of DESIGN §4, for unit tests of the run
+//! An in-memory sink that keeps the merge rules of docs/contract.md, for unit tests of the run
 //! logic (checkpoint-last, retries, failures) without a database.
 //!
 //! It is deliberately a second, independent statement of the rules: tests that feed the

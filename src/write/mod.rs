@@ -2,7 +2,7 @@
 //! in-memory twin that keeps the same merge rules for unit tests.
 //!
 //! Guarantee expected of every sink: writing a page is **atomic** (all of it or none) and
-//! **idempotent and monotonic** (DESIGN §4): the same records written twice, in any order,
+//! **idempotent and monotonic** (docs/contract.md): the same records written twice, in any order,
 //! with any interleaving of pages, leave the same state. The pipeline relies on that to
 //! retry pages and to re-process windows after a failure.
 

@@ -1,4 +1,4 @@
-//! The merge rules of DESIGN §4 against real PostgreSQL: newest wins whatever the order,
+//! The merge rules of docs/contract.md against real PostgreSQL: newest wins whatever the order,
 //! duplicates fold, tag edges follow the winner, tombstones and revivals.
 
 use crate::support::*;

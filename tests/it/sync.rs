@@ -1,4 +1,4 @@
-//! One incremental run from DynamoDB, end to end (DESIGN §1).
+//! One incremental run from DynamoDB, end to end (docs/run.md).
 
 use crate::support::*;
 use scansync::attr::{Attr, Item};
