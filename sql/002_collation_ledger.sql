@@ -28,3 +28,7 @@ alter table sync_runs
     add column if not exists beyond_margin bigint not null default 0,
     -- Records whose updatedAt is an epoch number: the index query never finds them.
     add column if not exists epoch_stamps bigint not null default 0;
+
+-- Where a quarantined record was read from: the partition, or the export file and line
+-- (`file-00.json.gz:17`), so an operator can find it in the source.
+alter table quarantine add column if not exists origin text;

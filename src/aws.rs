@@ -7,10 +7,17 @@ use aws_config::BehaviorVersion;
 
 /// Loads the shared AWS configuration: region, credentials and endpoint from the standard
 /// environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, profiles…).
-/// The SDK retries throttling and transient errors itself, up to 5 attempts.
+/// The SDK retries throttling and transient errors itself, up to 5 attempts, each bounded
+/// in time (a connection that hangs must fail, so the caller's own retries can act);
+/// callers retry transient failures further ([`classify`]).
 pub async fn load_config() -> Result<aws_config::SdkConfig> {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(30))
+        .build();
     let conf = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(timeouts)
         .load()
         .await;
     if conf.region().is_none() {

@@ -218,9 +218,11 @@ pub struct TuningArgs {
     /// quarantining it line by line. 100 turns the check off.
     #[arg(long, env = "SCANSYNC_MAX_UNREADABLE_PERCENT", default_value_t = crate::run::DEFAULT_MAX_UNREADABLE_PERCENT, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub max_unreadable_percent: u8,
-    /// How long a page (and the run's bookkeeping) is retried through transient database
-    /// failures (connection lost, restart, failover, deadlock) before the run fails. The
-    /// default covers a managed database's failover (60-120 s).
+    /// How long a page (and the run's bookkeeping) is retried through transient failures
+    /// before the run fails: of PostgreSQL (connection lost, restart, failover, deadlock,
+    /// serialization) and of DynamoDB queries (throttling, 5xx, timeouts, connection
+    /// failures, beyond the SDK's own 5 attempts). The default covers a managed database's
+    /// failover (60-120 s).
     #[arg(long, env = "SCANSYNC_RETRY_BUDGET", default_value = "180s", value_parser = parse_retry_budget)]
     pub retry_budget: Duration,
 }

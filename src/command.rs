@@ -46,7 +46,8 @@ impl AnySource {
                     Error::config("--source dynamodb needs --table NAME (or SCANSYNC_TABLE)")
                 })?;
                 let slices = usize::from(t.slices.unwrap_or(t.fetchers));
-                Ok(AnySource::Dynamo(DynamoSource::from_env(table, &a.index, page_size, slices).await?))
+                let source = DynamoSource::from_env(table, &a.index, page_size, slices).await?;
+                Ok(AnySource::Dynamo(source.with_retry_budget(t.retry_budget)))
             }
             SourceKind::Export => {
                 let dir = a.export_dir.as_deref().ok_or_else(|| {
@@ -177,7 +178,8 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     // The run's connection may have died with the failure it reports (a restart): record
     // the outcome on a fresh one, within the same retry budget as the pages.
     let mut admin = admin;
-    let mut budget = RetryBudget::new(retry_budget);
+    // The bookkeeping waits longer than a page: recording the cause is worth a minute.
+    let mut budget = RetryBudget::new(retry_budget.max(LEDGER_BUDGET));
     loop {
         if admin.is_closed() {
             match db::connect(req.url).await {
@@ -220,6 +222,9 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     }
     Ok(outcome)
 }
+
+/// The least time the run's ledger row is retried for, whatever --retry-budget says.
+const LEDGER_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn ledger_unwritten(o: &Outcome) -> String {
     let status = match &o.result {

@@ -198,7 +198,13 @@ pub async fn execute<S: Source, K: Sink>(
                 }
                 let (sink, tx) = (sink.clone(), prep_tx.clone());
                 rayon::spawn(move || {
-                    let parsed = parse_page(&page.unit, page.payload.into_raw(), &filter);
+                    let (raw, lines) = page.payload.into_raw();
+                    let mut parsed = parse_page(&page.unit, raw, &filter);
+                    if let Some(lines) = lines {
+                        for r in &mut parsed.rejects {
+                            r.origin = format!("{}:{}", page.unit, lines[r.index]);
+                        }
+                    }
                     let prepared = sink.prepare(&parsed);
                     let info = PageInfo {
                         unit: page.unit,

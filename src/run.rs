@@ -114,6 +114,19 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
         filter: Filter { after: Some(plan.after), days: None },
     };
     let lock = tuning.lock.clone();
+    if broken_on_purpose() {
+        // Deliberately wrong (the checkpoint before the pages): lets the fault suite prove
+        // that it detects an engine that loses records. Never set in production.
+        warn!("SCANSYNC_TEST_BREAK=checkpoint-first: writing the checkpoint before the pages");
+        if let Err(e) = write_checkpoint(store, started).await {
+            return Outcome {
+                plan: Some(plan),
+                summary: Summary::default(),
+                result: Err(e),
+                notes: Vec::new(),
+            };
+        }
+    }
     let (summary, result) = execute(source, sink, cfg).await;
     let result = match result {
         // The lock is verified last: a run that lost it (a restart, a failover) may overlap
@@ -162,6 +175,12 @@ pub async fn full<S: Source, K: Sink>(
     };
     let (summary, result) = execute(source, sink, cfg).await;
     Outcome { plan: None, summary, result, notes: Vec::new() }
+}
+
+/// The test-only switch `SCANSYNC_TEST_BREAK=checkpoint-first`: the fault suite runs a
+/// deliberately broken engine with it and must report mismatches.
+fn broken_on_purpose() -> bool {
+    std::env::var("SCANSYNC_TEST_BREAK").is_ok_and(|v| v == "checkpoint-first")
 }
 
 async fn read_checkpoint<C: CheckpointStore>(store: &C) -> Result<Option<Timestamp>> {

@@ -2,8 +2,11 @@
 //! the side-by-side throughput benchmark of scansync.
 
 mod bench;
+mod chaos;
+mod cluster;
 mod dynamo;
 mod export;
+mod proxy;
 mod slices;
 mod soak;
 
@@ -137,6 +140,39 @@ enum Command {
         #[arg(last = true)]
         sync_flags: Vec<String>,
     },
+    /// The fault suite: --trials real scansync runs against a throwaway PostgreSQL cluster
+    /// and dynalite, one fault per trial at a random moment (kill -9, PostgreSQL restarted or
+    /// down, connections reset or terminated, deadlocks, DynamoDB throttling / 500s / stalls,
+    /// the checkpoint write failing), recovery by running again, and every canonical table
+    /// compared with one clean run of the same records. Exits 1 on any mismatch or broken
+    /// invariant (with --expect-failure: exits 1 unless one is found).
+    Chaos {
+        /// Trials in all, spread over the fault kinds in turn.
+        #[arg(long, default_value_t = 100)]
+        trials: u32,
+        /// Fault kinds (comma-separated; default: every kind).
+        #[arg(long, value_delimiter = ',', value_enum)]
+        faults: Vec<chaos::Fault>,
+        /// Records in the data set.
+        #[arg(long, default_value_t = 3000)]
+        records: u64,
+        /// Seed of the records and of the fault moments.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The scansync binary (default: next to this one).
+        #[arg(long, env = "LOADGEN_SCANSYNC")]
+        scansync: Option<PathBuf>,
+        /// Where the throwaway PostgreSQL cluster lives.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("scansync-chaos"))]
+        work_dir: PathBuf,
+        /// Run the faulted runs with a deliberately broken engine (the checkpoint written
+        /// before the pages): the suite must then report mismatches.
+        #[arg(long)]
+        broken_engine: bool,
+        /// Exit 0 only if a mismatch or broken invariant was found (with --broken-engine).
+        #[arg(long)]
+        expect_failure: bool,
+    },
     /// Latency-bound reading: --items changed items in one partition, read by scansync
     /// through a proxy adding --latency-ms to every DynamoDB request, once per --slices
     /// value; prints each wall time, the speed-up over the first, and whether the tables of
@@ -151,6 +187,9 @@ enum Command {
         /// Slice counts to compare, comma-separated (the first is the baseline).
         #[arg(long, value_delimiter = ',', default_value = "1,4")]
         slices: Vec<u16>,
+        /// scansync --page-size (the DynamoDB query Limit).
+        #[arg(long, default_value_t = 1000)]
+        page_size: u32,
         /// Table (created).
         #[arg(long, env = "LOADGEN_TABLE", default_value = "slices_scans")]
         table: String,
@@ -340,7 +379,70 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Slices { items, latency_ms, slices, table, index, database_url, scansync } => {
+        Command::Chaos {
+            trials,
+            faults,
+            records,
+            seed,
+            scansync,
+            work_dir,
+            broken_engine,
+            expect_failure,
+        } => {
+            let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").map_err(|_| {
+                "set AWS_ENDPOINT_URL_DYNAMODB to the DynamoDB endpoint (dynalite)".to_string()
+            })?;
+            let faults = if faults.is_empty() {
+                <chaos::Fault as clap::ValueEnum>::value_variants().to_vec()
+            } else {
+                faults
+            };
+            let spec = chaos::ChaosSpec {
+                trials,
+                faults,
+                records,
+                seed,
+                scansync: scansync.unwrap_or_else(sibling_scansync),
+                work_dir,
+                dynamodb,
+                faulted_env: if broken_engine {
+                    vec![("SCANSYNC_TEST_BREAK".into(), "checkpoint-first".into())]
+                } else {
+                    Vec::new()
+                },
+            };
+            let report = chaos::run(&spec).await?;
+            println!(
+                "chaos: {trials} trials, {records} records, seed {seed}{}",
+                if broken_engine { ", BROKEN ENGINE" } else { "" }
+            );
+            println!(
+                "  {:<16} {:>6} {:>10} {:>13} {:>10} {:>10}",
+                "fault", "trials", "recoveries", "rows compared", "mismatches", "violations"
+            );
+            let (mut bad, mut total) = (0u64, 0u64);
+            for (fault, r) in &report {
+                let name = format!("{fault:?}");
+                println!(
+                    "  {name:<16} {:>6} {:>10} {:>13} {:>10} {:>10}",
+                    r.trials,
+                    r.recoveries,
+                    r.rows_compared,
+                    r.mismatches,
+                    r.violations.len()
+                );
+                bad += u64::from(r.mismatches) + r.violations.len() as u64;
+                total += u64::from(r.trials);
+                for v in r.violations.iter().take(5) {
+                    println!("    violation: {v}");
+                }
+            }
+            println!("  all: {total} trials, {bad} mismatches or violations");
+            if (bad > 0) != expect_failure {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Slices { items, latency_ms, slices, page_size, table, index, database_url, scansync } => {
             let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").map_err(|_| {
                 "set AWS_ENDPOINT_URL_DYNAMODB to the DynamoDB endpoint (dynalite)".to_string()
             })?;
@@ -348,6 +450,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 items,
                 delay: Duration::from_millis(latency_ms),
                 slices,
+                page_size,
                 table,
                 index,
                 database_url,
@@ -355,16 +458,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 upstream,
             };
             let runs = slices::run(&spec).await?;
-            println!("slices: {items} changed items in one partition, {latency_ms} ms added per request");
-            let base = runs[0].seconds;
+            println!("slices: {items} changed items in one partition, {latency_ms} ms added per request, pages of {page_size}");
+            let (base, replay_base) = (runs[0].seconds, runs[0].replay_seconds);
             for r in &runs {
                 println!(
-                    "  {} slices: {:.1} s for {} records ({:.0} records/s), {:.2}x the first",
+                    "  {} slices: first load {:.1} s ({:.0} records/s, {:.2}x the first count); replay {:.1} s ({:.0} records/s, {:.2}x)",
                     r.slices,
                     r.seconds,
-                    r.read,
                     r.read as f64 / r.seconds,
-                    base / r.seconds
+                    base / r.seconds,
+                    r.replay_seconds,
+                    r.read as f64 / r.replay_seconds,
+                    replay_base / r.replay_seconds
                 );
             }
             let same = runs.windows(2).all(|w| w[0].fingerprint == w[1].fingerprint);

@@ -12,8 +12,6 @@ use scansync_parse::time::Timestamp;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_postgres::NoTls;
 
 /// Settings of the measurement.
@@ -25,6 +23,8 @@ pub struct SlicesSpec {
     pub delay: Duration,
     /// Slice counts to compare (the first is the baseline).
     pub slices: Vec<u16>,
+    /// scansync --page-size (the DynamoDB query Limit).
+    pub page_size: u32,
     /// DynamoDB table (created).
     pub table: String,
     /// The GSI.
@@ -37,37 +37,16 @@ pub struct SlicesSpec {
     pub upstream: String,
 }
 
-/// Forwards connections from `listener` to `upstream`, delaying every client chunk.
-pub async fn proxy(listener: TcpListener, upstream: SocketAddr, delay: Duration) {
-    while let Ok((mut client, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let Ok(mut server) = TcpStream::connect(upstream).await else { return };
-            let (mut cr, mut cw) = client.split();
-            let (mut sr, mut sw) = server.split();
-            let up = async {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = cr.read(&mut buf).await?;
-                    if n == 0 {
-                        return sw.shutdown().await;
-                    }
-                    tokio::time::sleep(delay).await;
-                    sw.write_all(&buf[..n]).await?;
-                }
-            };
-            let down = tokio::io::copy(&mut sr, &mut cw);
-            let _ = tokio::try_join!(up, down);
-        });
-    }
-}
-
 /// What one scansync run took.
 #[derive(Debug, Clone)]
 pub struct SliceRun {
     /// Slices per partition.
     pub slices: u16,
-    /// Wall time of the scansync process.
+    /// Wall time of the scansync process (a first load: read and write).
     pub seconds: f64,
+    /// Wall time of the same window again (a replay writes almost nothing: reading,
+    /// decoding and parsing dominate).
+    pub replay_seconds: f64,
     /// Records read.
     pub read: i64,
     /// A fingerprint of every canonical table (natural keys, no ids).
@@ -99,9 +78,8 @@ pub async fn run(spec: &SlicesSpec) -> Result<Vec<SliceRun>, String> {
         .trim_end_matches('/')
         .parse()
         .map_err(|e| format!("upstream {}: {e} (expected http://127.0.0.1:PORT)", spec.upstream))?;
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let proxy_url = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
-    tokio::spawn(proxy(listener, upstream, spec.delay));
+    let proxy = crate::proxy::TcpProxy::start(upstream, spec.delay).await?;
+    let proxy_url = format!("http://{}", proxy.addr);
 
     let (pg, conn) = tokio_postgres::connect(&spec.database_url, NoTls).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
@@ -134,6 +112,7 @@ pub async fn run(spec: &SlicesSpec) -> Result<Vec<SliceRun>, String> {
         .await
         .map_err(|e| e.to_string())?;
         let n = slices.to_string();
+        let page_size = spec.page_size.to_string();
         let args: Vec<String> = [
             "--schema",
             &schema,
@@ -148,23 +127,38 @@ pub async fn run(spec: &SlicesSpec) -> Result<Vec<SliceRun>, String> {
             "0s",
             "--slices",
             &n,
+            "--page-size",
+            &page_size,
             "--fetchers",
             &n,
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // Every run starts from the same state: no dirty buffers or pending autovacuum left
+        // by the run before (a checkpoint during a run slowed it 5x here).
+        pg.batch_execute("checkpoint").await.map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        tokio::task::block_in_place(|| run(args.clone()))?;
+        let seconds = t.elapsed().as_secs_f64();
+        pg.execute(
+            &format!("update {schema}.checkpoints set value = $1::text::timestamptz"),
+            &[&checkpoint.to_pg()],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        pg.batch_execute("checkpoint").await.map_err(|e| e.to_string())?;
         let t = Instant::now();
         tokio::task::block_in_place(|| run(args))?;
-        let seconds = t.elapsed().as_secs_f64();
+        let replay_seconds = t.elapsed().as_secs_f64();
         let read: i64 = pg
-            .query_one(&format!("select records_read from {schema}.sync_runs order by id desc limit 1"), &[])
+            .query_one(&format!("select records_read from {schema}.sync_runs order by id limit 1"), &[])
             .await
             .map_err(|e| e.to_string())?
             .get(0);
         let fingerprint = fingerprint(&pg, &schema).await?;
-        eprintln!("loadgen slices: {slices} slices: {seconds:.1} s, {read} records");
-        out.push(SliceRun { slices, seconds, read, fingerprint });
+        eprintln!("loadgen slices: {slices} slices: first load {seconds:.1} s, replay {replay_seconds:.1} s, {read} records");
+        out.push(SliceRun { slices, seconds, replay_seconds, read, fingerprint });
     }
     Ok(out)
 }

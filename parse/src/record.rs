@@ -155,6 +155,11 @@ pub struct Reject {
     pub partition: String,
     /// The raw record as text (DynamoDB JSON, or the export line as read).
     pub raw: String,
+    /// The record's position in its page (a source maps it back to, e.g., a line number).
+    pub index: usize,
+    /// Where it was read from: the page's unit (a partition, an export file), which a
+    /// source may make more precise (`file.json.gz:17`).
+    pub origin: String,
 }
 
 /// The named repair rules; each firing is counted per page and per run.
@@ -332,11 +337,16 @@ impl Filter {
 pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> ParsedPage {
     let mut page =
         ParsedPage { partition: partition.to_owned(), read: raw.len() as u64, ..ParsedPage::default() };
-    for r in raw {
+    for (index, r) in raw.into_iter().enumerate() {
         match r {
-            RawRecord::Unreadable { reason, raw } => {
-                page.rejects.push(Reject { reason, scan_id: None, partition: partition.to_owned(), raw })
-            }
+            RawRecord::Unreadable { reason, raw } => page.rejects.push(Reject {
+                reason,
+                scan_id: None,
+                partition: partition.to_owned(),
+                raw,
+                index,
+                origin: partition.to_owned(),
+            }),
             RawRecord::Item(item) => {
                 if let Some(Attr::S(u) | Attr::N(u)) = item.get("updatedAt") {
                     if let Some(form) = crate::time::StampForm::of(u) {
@@ -346,7 +356,7 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> Pars
                 match parse_item(&item, partition, &mut page.repairs, &mut page.drift) {
                     Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
                     Ok(rec) => page.records.push(rec),
-                    Err(reason) => page.rejects.push(reject_item(&item, reason, partition)),
+                    Err(reason) => page.rejects.push(reject_item(&item, reason, partition, index)),
                 }
             }
         }
@@ -354,7 +364,7 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> Pars
     page
 }
 
-fn reject_item(item: &Item, reason: RejectReason, partition: &str) -> Reject {
+fn reject_item(item: &Item, reason: RejectReason, partition: &str, index: usize) -> Reject {
     let mut raw = String::new();
     write_item_dynamodb_json(item, &mut raw);
     let text_of = |name: &str| match item.get(name) {
@@ -367,6 +377,8 @@ fn reject_item(item: &Item, reason: RejectReason, partition: &str) -> Reject {
         // The record's own partition when it has one; else where it was read from.
         partition: text_of("datePartition").unwrap_or_else(|| partition.to_owned()),
         raw,
+        index,
+        origin: partition.to_owned(),
     }
 }
 

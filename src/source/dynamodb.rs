@@ -10,11 +10,13 @@
 
 use super::{slice_of, slice_units, KeyBounds, Payload, RawPage, Source};
 use crate::error::{Error, Kind, Result};
+use crate::retry::RetryBudget;
 use crate::time::Day;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Reads scan records from a DynamoDB table through its date-partition GSI.
 #[derive(Debug, Clone)]
@@ -24,6 +26,7 @@ pub struct DynamoSource {
     index: String,
     page_size: i32,
     slices: usize,
+    retry_budget: Duration,
     returned: Arc<AtomicU64>,
 }
 
@@ -43,8 +46,16 @@ impl DynamoSource {
             index: index.to_owned(),
             page_size: page_size.clamp(1, i32::MAX as usize) as i32,
             slices: slices.max(1),
+            retry_budget: crate::retry::DEFAULT_RETRY_BUDGET,
             returned: Arc::default(),
         }
+    }
+
+    /// Sets how long a query is retried through transient failures (throttling, 5xx,
+    /// timeouts, connection failures), beyond the SDK's own attempts.
+    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = budget;
+        self
     }
 }
 
@@ -63,7 +74,9 @@ impl Source for DynamoSource {
         let partition = day.to_string();
         let mut start_key = None;
         let mut pages = 0u64;
+        let mut budget = RetryBudget::new(self.retry_budget);
         loop {
+            let retry_key = start_key.clone();
             let mut q = self
                 .client
                 .query()
@@ -91,17 +104,34 @@ impl Source for DynamoSource {
             if let Some(hi) = &range.to {
                 q = q.expression_attribute_values(":hi", AttributeValue::S(hi.clone()));
             }
-            let out = q.send().await.map_err(|e| {
-                Error::new(
-                    Kind::Aws,
-                    format!(
-                        "dynamodb query of table {} index {} partition {partition} failed: {}; check --table, --index, the region and AWS_ENDPOINT_URL",
-                        self.table,
-                        self.index,
-                        crate::aws::describe(&e)
-                    ),
-                )
-            })?;
+            let out = match q.send().await {
+                Ok(out) => {
+                    budget = RetryBudget::new(self.retry_budget);
+                    out
+                }
+                Err(e) => {
+                    let transient = crate::aws::classify(&e) == crate::aws::AwsFailure::Transient;
+                    let err = Error::new(
+                        if transient { Kind::Connection } else { Kind::Aws },
+                        format!(
+                            "dynamodb query of table {} index {} partition {partition} failed: {}; check --table, --index, the region and AWS_ENDPOINT_URL",
+                            self.table,
+                            self.index,
+                            crate::aws::describe(&e)
+                        ),
+                    );
+                    match budget.next(&err) {
+                        Some(wait) => {
+                            tracing::warn!(partition = %partition, slice = %unit, attempt = budget.attempts(), error = %err, wait_ms = wait.as_millis() as u64, "query failed, retrying");
+                            tokio::time::sleep(wait).await;
+                            // The same page again: the start key is kept.
+                            start_key = retry_key.clone();
+                            continue;
+                        }
+                        None => return Err(budget.give_up(err)),
+                    }
+                }
+            };
             pages += 1;
             let mut items = out.items.unwrap_or_default();
             self.returned.fetch_add(items.len() as u64, Ordering::Relaxed);

@@ -203,6 +203,7 @@ impl Source for ExportSource {
             let mut reader = open_lines(&path)?;
             let mut lines = Vec::with_capacity(page_size);
             let mut items = 0u64;
+            let mut line_no = 0u64;
             loop {
                 let mut line = Vec::new();
                 let n = reader
@@ -211,13 +212,14 @@ impl Source for ExportSource {
                 if n == 0 {
                     break;
                 }
+                line_no += 1;
                 while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     line.pop();
                 }
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                lines.push(line);
+                lines.push((line_no, line));
                 items += 1;
                 if lines.len() == page_size {
                     let page =

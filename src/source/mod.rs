@@ -35,8 +35,9 @@ pub enum Payload {
     Items(Vec<Item>),
     /// DynamoDB SDK items.
     Sdk(Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>),
-    /// Export lines (`{"Item": {…}}` in DynamoDB JSON), undecoded.
-    Lines(Vec<Vec<u8>>),
+    /// Export lines (`{"Item": {…}}` in DynamoDB JSON), undecoded, with their line numbers
+    /// in the file (1-based).
+    Lines(Vec<(u64, Vec<u8>)>),
 }
 
 impl Payload {
@@ -54,17 +55,26 @@ impl Payload {
         self.len() == 0
     }
 
-    /// Decodes the payload into raw records. CPU work: call it on the rayon pool.
-    pub fn into_raw(self) -> Vec<RawRecord> {
+    /// Decodes the payload into raw records, and the line number of each when the source
+    /// has lines. CPU work: call it on the rayon pool.
+    pub fn into_raw(self) -> (Vec<RawRecord>, Option<Vec<u64>>) {
         match self {
-            Payload::Items(items) => items.into_iter().map(RawRecord::Item).collect(),
-            Payload::Sdk(items) => items
-                .into_iter()
-                .map(|m| {
-                    RawRecord::Item(m.into_iter().map(|(k, v)| (k, crate::attr::sdk::from_sdk(v))).collect())
-                })
-                .collect(),
-            Payload::Lines(lines) => lines.into_iter().map(decode_export_line).collect(),
+            Payload::Items(items) => (items.into_iter().map(RawRecord::Item).collect(), None),
+            Payload::Sdk(items) => (
+                items
+                    .into_iter()
+                    .map(|m| {
+                        RawRecord::Item(
+                            m.into_iter().map(|(k, v)| (k, crate::attr::sdk::from_sdk(v))).collect(),
+                        )
+                    })
+                    .collect(),
+                None,
+            ),
+            Payload::Lines(lines) => {
+                let numbers = lines.iter().map(|(n, _)| *n).collect();
+                (lines.into_iter().map(|(_, l)| decode_export_line(l)).collect(), Some(numbers))
+            }
         }
     }
 }

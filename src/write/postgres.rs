@@ -51,6 +51,7 @@ pub struct PgPage {
     q_scan: Vec<Option<String>>,
     q_partition: Vec<String>,
     q_raw: Vec<String>,
+    q_origin: Vec<String>,
 }
 
 /// Encodes a folded batch as the three COPY payloads.
@@ -126,6 +127,7 @@ impl Sink for PgSink {
             p.q_reason.push(r.reason.code().to_owned());
             p.q_scan.push(r.scan_id.clone());
             p.q_partition.push(r.partition.clone());
+            p.q_origin.push(r.origin.clone());
             // `text` refuses NUL: keep it visible as an escape instead of losing the record.
             p.q_raw.push(r.raw.replace('\0', "\\u0000"));
         }
@@ -247,7 +249,7 @@ impl PageWriter for PgWriter {
             stats.quarantined = tx
                 .execute(
                     sql::INSERT_QUARANTINE,
-                    &[&page.q_reason, &page.q_scan, &page.q_partition, &page.q_raw, &runs],
+                    &[&page.q_reason, &page.q_scan, &page.q_partition, &page.q_raw, &runs, &page.q_origin],
                 )
                 .await?;
         }

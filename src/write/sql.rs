@@ -229,7 +229,7 @@ where (excluded.deleted_at, excluded.deleted_scan_id)
 
 /// Quarantine: one row per (reason, raw record); seen again, nothing is added.
 pub const INSERT_QUARANTINE: &str = "
-insert into quarantine (reason, scan_id, partition, raw, run_id)
-select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[])
+insert into quarantine (reason, scan_id, partition, raw, run_id, origin)
+select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[])
 on conflict (reason, md5(raw)) do nothing
 ";

@@ -188,6 +188,23 @@ async fn system_schemas_and_overlong_names_are_refused_with_the_rule() {
 }
 
 #[tokio::test]
+async fn quarantine_rows_of_an_export_name_the_file_and_the_line() {
+    let db = TestDb::new().await;
+    let mut l = lines(4);
+    l.insert(2, "not json".into());
+    l.push(String::new()); // a blank line is skipped, but counted as a line
+    l.push("{\"Item\": [1]}".into());
+    let dir = write_export(&[l]);
+    let manifest = dir.join("manifest-files.json");
+    let m = std::fs::read_to_string(&manifest).unwrap().replace(r#""itemCount":7,"#, r#""itemCount":6,"#);
+    std::fs::write(&manifest, m).unwrap();
+    assert_exit(&run(&db, &export_args(&dir)).await, 0);
+    let origins = column(&db.client().await, "select origin from scansync.quarantine order by origin").await;
+    assert_eq!(origins, ["file-00.json.gz:3", "file-00.json.gz:7"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn an_export_dir_that_is_a_file_says_so() {
     let db = TestDb::new().await;
     let file = std::env::temp_dir().join(format!("scansync-test-file-{}", unique()));
