@@ -1,9 +1,6 @@
-//! Where records come from: the [`Source`] boundary and its implementations.
-//!
-//! Guarantee: **at-least-once**. A source delivers every record of the units it is asked
-//! for, possibly more than once and in any order; the sink's idempotent, monotonic merges
-//! make that safe. Sources deliver raw payloads: turning them into items (JSON parsing,
-//! SDK value conversion) is CPU work and happens on the rayon pool, in [`Payload::into_raw`].
+//! Where records come from: the [`Source`] boundary and its implementations. Sources
+//! deliver raw payloads: turning them into items (JSON parsing, SDK value conversion) is CPU
+//! work and happens on the rayon pool, in [`Payload::into_raw`].
 
 pub mod dynamodb;
 pub mod export;
@@ -106,6 +103,11 @@ pub fn slice_of(unit: &str, bounds: Option<&KeyBounds>, slices: usize) -> Result
 }
 
 /// A source of raw scan records.
+///
+/// Guarantee: **at-least-once**. A source delivers every record of the units it is asked
+/// for that its key bounds admit, possibly more than once and in any order; the sink's
+/// idempotent, monotonic merges make that safe. A unit it cannot read completely (a file
+/// shorter than its manifest, a query that keeps failing) is an error, never a short unit.
 pub trait Source: Send + Sync + 'static {
     /// Lists the units to fetch (in parallel) to cover these UTC day partitions, read with
     /// these key bounds (none: whole partitions).

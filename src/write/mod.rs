@@ -1,10 +1,5 @@
 //! Where records land: the [`Sink`] boundary, its PostgreSQL implementation and an
 //! in-memory twin that keeps the same merge rules for unit tests.
-//!
-//! Guarantee expected of every sink: writing a page is **atomic** (all of it or none) and
-//! **idempotent and monotonic** (docs/contract.md): the same records written twice, in any order,
-//! with any interleaving of pages, leave the same state. The pipeline relies on that to
-//! retry pages and to re-process windows after a failure.
 
 pub mod batch;
 pub mod copy;
@@ -46,6 +41,12 @@ impl WriteStats {
 }
 
 /// A destination for parsed pages.
+///
+/// Guarantee expected of every sink: writes are **idempotent and monotonic**
+/// (docs/contract.md): the same records written twice, in any order, with any interleaving
+/// of pages, leave the same state. The pipeline relies on that to retry pages and to
+/// re-process windows after a failure. What [`PageWriter::write`] makes durable, and when,
+/// is on that method.
 pub trait Sink: Send + Sync + 'static {
     /// A page made ready for writing (folded, encoded): built on the rayon pool.
     type Prepared: Send + 'static;
@@ -64,7 +65,11 @@ pub trait PageWriter: Send + 'static {
     /// What [`Sink::prepare`] produced.
     type Prepared: Send + 'static;
 
-    /// Writes one page atomically. A retryable error leaves nothing written and the writer
-    /// usable (it reconnects if it must), so the same page can simply be written again.
+    /// Writes one page. When it returns `Ok`, the whole page is durable (committed). On an
+    /// error, the page's content rows and tag edges are not written, but rows that only
+    /// *add* facts may already be (the PostgreSQL writer commits new creators, communities
+    /// and tags in a short transaction before the page's own): they carry the newest
+    /// version the page has, so writing the page again, or any newer one, converges. A
+    /// retryable error leaves the writer usable (it reconnects if it must).
     fn write(&mut self, page: &Self::Prepared) -> impl Future<Output = Result<WriteStats>> + Send;
 }

@@ -1,10 +1,12 @@
-//! The PostgreSQL sink: COPY into staging tables, then set-based merges, one transaction
-//! per page.
+//! The PostgreSQL sink: COPY into staging tables, then set-based merges.
 //!
-//! Why this is fast: each page costs a handful of round trips whatever its size (three
-//! COPYs, at most nine statements, one commit), every row is folded and encoded on the rayon pool
-//! before the transaction opens, and stale versions are filtered before the upserts so a
-//! replay writes (almost) nothing.
+//! A page is two transactions: a short one that inserts the creators, communities and tags
+//! that do not exist yet (so writers do not queue behind each other on a first load), then
+//! the page's own, which merges content and tag edges and updates creators and communities.
+//! Why this is fast: each page costs a handful of round trips whatever its size (at most
+//! five COPYs and about a dozen statements over two commits), every row is folded and
+//! encoded on the rayon pool before the transactions open, and stale versions are filtered
+//! before the upserts so a replay writes (almost) nothing.
 
 use super::batch::Batch;
 use super::copy::CopyBuf;

@@ -262,3 +262,26 @@ async fn scan_id_ties_converge_on_an_icu_database_whatever_the_page_split() {
     }
     assert!(dumps.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[tokio::test]
+async fn epoch_stamps_are_synced_by_an_export_and_counted_and_warned_about() {
+    let db = TestDb::new().await;
+    let t = Timestamp::now().add_micros(-3_600_000_000);
+    let lines = vec![
+        export_line(&stamped("epoch", t, (t.0 / 1_000_000).to_string())),
+        export_line(&stamped("iso", t, t.to_iso())),
+    ];
+    let dir = write_export(&[lines]);
+    let out = scansync(&db, &["sync", "--source", "export", "--export-dir", dir.to_str().unwrap()]).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_exit(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 records have an updatedAt written as an epoch number"), "{stdout}");
+    let cl = db.client().await;
+    assert_eq!(column(&cl, "select external_id from scansync.content order by 1").await, ["epoch", "iso"]);
+    let n: i64 = cl.query_one("select epoch_stamps from scansync.sync_runs", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+    let health = scansync(&db, &["health", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    assert_eq!(json["stamp_warnings"]["epoch_stamps_24h"], 1, "{json}");
+}
