@@ -153,6 +153,20 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Runs `scansync <subcommand>` against `db` directly (no proxy, no fault) to its end.
+    fn plain(&self, db: &str, subcommand: &str) -> Result<(i32, String), String> {
+        let child = Command::new(&self.spec.scansync)
+            .arg(subcommand)
+            .env("DATABASE_URL", self.cluster.url(self.cluster.port, db))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        tokio::task::block_in_place(|| wait(child, Duration::from_secs(60)))
+    }
+}
+
 fn wait(child: Child, limit: Duration) -> Result<(i32, String), String> {
     let started = Instant::now();
     let mut child = child;
@@ -254,16 +268,7 @@ async fn trial_once(
     let mut expected_retries = None;
     match fault {
         Fault::PgErrors | Fault::CheckpointFail => {
-            let (code, text) = wait(
-                Command::new(&env.spec.scansync)
-                    .arg("migrate")
-                    .env("DATABASE_URL", &direct)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| e.to_string())?,
-                Duration::from_secs(60),
-            )?;
+            let (code, text) = env.plain(db, "migrate")?;
             if code != 0 {
                 return Err(format!("migrate: {text}"));
             }
@@ -400,18 +405,7 @@ async fn trial_once(
         }
         if has_schema && !backfill {
             // Health reports it until a run succeeds.
-            let (h, htext) = tokio::task::block_in_place(|| {
-                wait(
-                    Command::new(&env.spec.scansync)
-                        .arg("health")
-                        .env("DATABASE_URL", &direct)
-                        .stdout(Stdio::piped())
-                        .stderr(Stdio::piped())
-                        .spawn()
-                        .map_err(|e| e.to_string())?,
-                    Duration::from_secs(60),
-                )
-            })?;
+            let (h, htext) = env.plain(db, "health")?;
             if h != 2 {
                 r.violations.push(format!("{db}: after a failed run health exits {h}: {htext}"));
             }
