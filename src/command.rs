@@ -11,7 +11,7 @@ use crate::retry::RetryBudget;
 use crate::run::{self, Outcome, Tuning};
 use crate::source::dynamodb::DynamoSource;
 use crate::source::export::ExportSource;
-use crate::source::Source;
+use crate::source::{KeyBounds, Source};
 use crate::time::{Day, Timestamp};
 use crate::window::WindowConfig;
 use crate::write::postgres::PgSink;
@@ -55,6 +55,37 @@ impl AnySource {
                 })?;
                 Ok(AnySource::Export(ExportSource::open(dir, page_size)?))
             }
+        }
+    }
+}
+
+impl Source for AnySource {
+    async fn units(&self, days: &[Day], bounds: Option<&KeyBounds>) -> Result<Vec<String>> {
+        match self {
+            AnySource::Dynamo(s) => s.units(days, bounds).await,
+            AnySource::Export(s) => s.units(days, bounds).await,
+            AnySource::Generated(s) => s.units(days, bounds).await,
+        }
+    }
+
+    async fn fetch(
+        &self,
+        unit: String,
+        bounds: Option<KeyBounds>,
+        tx: async_channel::Sender<crate::source::RawPage>,
+    ) -> Result<()> {
+        match self {
+            AnySource::Dynamo(s) => s.fetch(unit, bounds, tx).await,
+            AnySource::Export(s) => s.fetch(unit, bounds, tx).await,
+            AnySource::Generated(s) => s.fetch(unit, bounds, tx).await,
+        }
+    }
+
+    fn items_returned(&self) -> Option<u64> {
+        match self {
+            AnySource::Dynamo(s) => s.items_returned(),
+            AnySource::Export(s) => s.items_returned(),
+            AnySource::Generated(s) => s.items_returned(),
         }
     }
 }
@@ -164,12 +195,7 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     let (scope, schema, mut tuning) = (&req.scope, req.schema, req.tuning);
     tuning.lock = Some(lock.watch());
     let retry_budget = tuning.retry_budget;
-    let outcome = match req.source {
-        AnySource::Dynamo(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
-        AnySource::Export(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
-        AnySource::Generated(s) => dispatch(Arc::new(s), sink, scope, &admin, schema, started, tuning).await,
-    };
-    let mut outcome = outcome;
+    let mut outcome = dispatch(Arc::new(req.source), sink, scope, &admin, schema, started, tuning).await;
     let error = outcome.result.as_ref().err().map(|e| e.to_string());
     // Drift is logged once per attribute and type per run, never per record.
     for ((attribute, observed_type), records) in &outcome.summary.drift {

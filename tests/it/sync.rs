@@ -63,7 +63,7 @@ async fn incremental_run_over_several_partitions_with_small_pages_lands_exactly_
             "select c.external_id, c.caption, c.view_count::text, cr.external_id, cr.handle, cr.follower_count::text,
                     array(select t.name from scansync.content_tags ct join scansync.tags t on t.id = ct.tag_id
                           where ct.content_id = c.id order by 1)::text
-             from scansync.content c join scansync.creators cr on cr.id = c.creator_id order by 1",
+             from scansync.content c left join scansync.creators cr on cr.id = c.creator_id order by 1",
             &[],
         )
         .await
@@ -88,13 +88,22 @@ async fn incremental_run_over_several_partitions_with_small_pages_lands_exactly_
     }
     let run = c
         .query_one(
-            "select status, pages, records_read, records_skipped, rows_content from scansync.sync_runs",
+            "select status, pages, records_read, records_skipped, rows_content, index_items from scansync.sync_runs",
             &[],
         )
         .await
         .unwrap();
     assert_eq!(run.get::<_, String>(0), "succeeded");
     assert!(run.get::<_, i64>(1) >= 24, "pages of 5 records: {}", run.get::<_, i64>(1));
+    // 120 versions in the window were read; the 5 older records lie inside the 12 h offset
+    // margin, so the index returned them, and they were dropped before decoding (UTC stamps
+    // older than the bound): read amplification 125/120.
+    assert_eq!((run.get::<_, i64>(2), run.get::<_, i64>(3)), (120, 0), "records read, skipped");
+    // Row changes: at least one per post, at most one per version (a version arriving after a
+    // newer one changes nothing; three fetchers interleave the partitions).
+    let changed = run.get::<_, i64>(4);
+    assert!((40..=120).contains(&changed), "content rows changed: {changed}");
+    assert_eq!(run.get::<_, Option<i64>>(5), Some(125), "index items");
 }
 
 #[tokio::test]
@@ -178,7 +187,23 @@ async fn a_page_failing_after_others_committed_leaves_the_checkpoint_and_the_nex
         (r.get(0), r.get(1))
     };
     assert_eq!(cp as i64 / 1000, checkpoint.0 / 1000, "checkpoint unchanged");
-    assert!(landed < 40, "pages after the failed one did not commit ({landed} of 40 newest versions)");
+    // The poisoned page is the first of the newest partition and one writer takes pages in
+    // order: nothing of that partition may land (a run that skipped the failed page and
+    // carried on would land 36 of them).
+    assert_eq!(landed, 0, "no page after the failed one committed ({landed} of 40 newest versions)");
+    let absent: (i64, i64) = {
+        let r = c
+            .query_one(
+                "select (select count(*) from scansync.content where external_id = 'poison'),
+                        (select count(*) from scansync.content_tags ct join scansync.tags t on t.id = ct.tag_id
+                         where t.name = 't2')",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(absent, (0, 0), "the failed page's content row and tag edges were rolled back");
     let older: i64 = c.query_one("select count(*) from scansync.content", &[]).await.unwrap().get(0);
     assert_eq!(older, 40, "pages of the earlier partitions committed");
     let run: (String, Option<String>) = {
