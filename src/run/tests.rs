@@ -110,8 +110,14 @@ async fn transient_page_failures_are_retried_and_the_run_succeeds() {
 async fn checkpoint_write_is_retried_with_backoff() {
     let store = MemoryCheckpoint::new(None);
     store.fail_next_writes(2);
+    let started = std::time::Instant::now();
     write_checkpoint(&store, now()).await.unwrap();
     assert_eq!(store.get(), Some(now()));
+    // Two retries wait at least backoff(1) + backoff(2) ≥ 100 + 200 ms: a retry loop without
+    // backoff (hammering a throttled SSM) would return at once.
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(300), "waited {waited:?}");
+    assert!(waited < std::time::Duration::from_secs(5), "waited {waited:?}");
 }
 
 #[tokio::test]

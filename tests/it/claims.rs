@@ -1,0 +1,130 @@
+//! Claims of the docs that no other test pins: health precedence, a checkpoint that never
+//! moves backwards, a lock per schema that a crash releases, migrations that race safely.
+
+use crate::support::*;
+use scansync::checkpoint::postgres::{PgCheckpoint, INCREMENTAL};
+use scansync::checkpoint::CheckpointStore;
+use scansync::time::Timestamp;
+use std::sync::Arc;
+
+fn export_of(n: usize) -> std::path::PathBuf {
+    write_export(&[(0..n)
+        .map(|i| export_line(&record(&format!("p{i}"), &format!("s{i}"), &hours_ago(1.0), "x")))
+        .collect::<Vec<_>>()])
+}
+
+#[tokio::test]
+async fn health_says_failed_before_stale_when_both_hold() {
+    let db = TestDb::new().await;
+    let dir = export_of(2);
+    let sync = ["sync", "--source", "export", "--export-dir", dir.to_str().unwrap()];
+    assert_exit(&scansync(&db, &sync).await, 0);
+    // The next run fails: PostgreSQL refuses every content row.
+    db.client()
+        .await
+        .batch_execute(
+            "create function scansync.refuse() returns trigger language plpgsql as
+             $$ begin raise exception 'refused by test'; end $$;
+             create trigger refuse before insert or update on scansync.content
+             for each row execute function scansync.refuse();
+             delete from scansync.checkpoints; delete from scansync.content;",
+        )
+        .await
+        .unwrap();
+    assert_exit(&scansync(&db, &sync).await, 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let out = scansync(&db, &["health", "--max-age", "1s", "--json"]).await;
+    assert_exit(&out, 2);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "failed", "{json}");
+}
+
+#[tokio::test]
+async fn the_postgres_checkpoint_never_moves_backwards() {
+    let db = TestDb::new().await;
+    assert_exit(&scansync(&db, &["migrate"]).await, 0);
+    let store = PgCheckpoint::new(Arc::new(db.client().await), "scansync", INCREMENTAL).unwrap();
+    let later = Timestamp::parse("2026-11-26T12:00:00Z").unwrap();
+    store.write(later).await.unwrap();
+    store.write(Timestamp::parse("2026-11-26T11:00:00Z").unwrap()).await.unwrap();
+    assert_eq!(store.read().await.unwrap(), Some(later));
+}
+
+#[tokio::test]
+async fn the_run_lock_is_per_schema() {
+    let db = TestDb::new().await;
+    let dir = export_of(2);
+    let holder = db.client().await;
+    holder.execute("select pg_advisory_lock(hashtextextended('scansync:a', 0))", &[]).await.unwrap();
+    let args = |schema: &'static str| {
+        ["--schema", schema, "sync", "--source", "export", "--export-dir", dir.to_str().unwrap()]
+    };
+    assert_exit(&scansync(&db, &args("a")).await, 75);
+    assert_exit(&scansync(&db, &args("b")).await, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_run_killed_with_sigkill_releases_its_lock() {
+    let db = TestDb::new().await;
+    let dir = export_of(20_000);
+    let args = [
+        "sync",
+        "--source",
+        "export",
+        "--export-dir",
+        dir.to_str().unwrap(),
+        "--page-size",
+        "50",
+        "--writers",
+        "1",
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scansync"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it holds the lock and is writing.
+    let c = db.client().await;
+    let mut writing = false;
+    for _ in 0..500 {
+        let n: Option<i64> =
+            c.query_one("select count(*) from scansync.content", &[]).await.ok().map(|r| r.get(0));
+        if n.is_some_and(|n| n > 0) {
+            writing = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(writing, "the run never started writing");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The kernel closes its sockets; PostgreSQL ends the session and frees the lock.
+    let mut out = scansync(&db, &args).await;
+    for _ in 0..20 {
+        if out.status.code() != Some(75) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        out = scansync(&db, &args).await;
+    }
+    assert_exit(&out, 0);
+    let statuses = column(&c, "select status from scansync.sync_runs order by id").await;
+    assert_eq!(statuses, ["abandoned", "succeeded"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn migrations_started_at_once_all_succeed_and_apply_once() {
+    let db = TestDb::new().await;
+    let runs: Vec<_> = (0..4).map(|_| scansync(&db, &["migrate"])).collect();
+    for out in futures_util::future::join_all(runs).await {
+        assert_exit(&out, 0);
+    }
+    let versions =
+        column(&db.client().await, "select version::text from scansync.schema_migrations order by 1").await;
+    assert_eq!(versions, ["1", "2"]);
+}
