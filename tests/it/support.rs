@@ -143,15 +143,17 @@ impl Table {
             .send()
             .await
             .expect("create table");
-        // dynalite creates tables asynchronously.
-        for _ in 0..100 {
+        // dynalite creates tables asynchronously: wait, and fail loudly if it never is ready.
+        let mut status = None;
+        for _ in 0..400 {
             let d = client.describe_table().table_name(&name).send().await.unwrap();
-            let status = d.table.and_then(|t| t.table_status).map(|s| s.as_str().to_owned());
+            status = d.table.and_then(|t| t.table_status).map(|s| s.as_str().to_owned());
             if status.as_deref() == Some("ACTIVE") {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        assert_eq!(status.as_deref(), Some("ACTIVE"), "table {name} did not become active in 20 s");
         Table { name, client }
     }
 

@@ -300,15 +300,19 @@ async fn first_run_reads_24_hours_back_in_utc_days_with_the_overlap_day() {
     let r = c
         .query_one(
             "select extract(epoch from r.started_at - r.window_after)::float8, r.first_partition::text,
-                    r.last_partition::text, k.value = r.started_at
+                    r.last_partition::text, k.value = r.started_at,
+                    (extract(epoch from r.started_at) * 1e6)::int8
              from scansync.sync_runs r, scansync.checkpoints k",
             &[],
         )
         .await
         .unwrap();
     assert!((r.get::<_, f64>(0) - 87_300.0).abs() < 1.0, "now − 24 h − 15 min: {}", r.get::<_, f64>(0));
-    assert_eq!(r.get::<_, String>(1), day(-1));
-    assert_eq!(r.get::<_, String>(2), now.day().to_string());
+    // Expected days from the run's own start (not the test's clock: they may straddle 00:00 UTC).
+    let started = Timestamp(r.get::<_, i64>(4));
+    let after = started.add_micros(-(24 * 60 + 15) * 60_000_000);
+    assert_eq!(r.get::<_, String>(1), after.day().plus(-1).to_string());
+    assert_eq!(r.get::<_, String>(2), started.day().to_string());
     assert!(r.get::<_, bool>(3), "the checkpoint is the run's start time");
 }
 
