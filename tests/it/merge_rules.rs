@@ -148,11 +148,27 @@ async fn older_versions_arriving_in_a_later_run_change_nothing() {
         .map(|scan| export_line(items.iter().find(|i| i["scanId"] == Attr::S(scan.to_string())).unwrap()))
         .collect();
     backfill_export(&db, std::slice::from_ref(&newest), "3").await;
+    let c = db.client().await;
+    let before = column(&c, "select external_id || ' ' || c::text from scansync.content c order by 1").await;
     // Everything again, older versions included, late: only the missing facts may change
     // (dead-first's live values arrive; dead's live values arrive under its tombstone).
     let all: Vec<String> = items.iter().map(export_line).collect();
     backfill_export(&db, &[all], "3").await;
     assert_expected_state(&db).await;
+    let after = column(&c, "select external_id || ' ' || c::text from scansync.content c order by 1").await;
+    let changed: Vec<&str> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, _)| b.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(changed, ["dead", "dead-first"], "rows whose newest version was already there are untouched");
+    let second: i64 = c
+        .query_one("select rows_content from scansync.sync_runs order by id desc limit 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(second, 2, "the late run changed exactly the two rows that lacked live values");
 }
 
 #[tokio::test]
@@ -180,6 +196,13 @@ async fn dynamodb_backfill_converges_to_the_same_state_as_an_export() {
     .await;
     assert_exit(&out, 0);
     assert_expected_state(&db).await;
+    // The same records from an export: the same tables.
+    let from_export = TestDb::new().await;
+    backfill_export(&from_export, &[history().iter().map(export_line).collect()], "2").await;
+    assert_eq!(
+        dump_logical(&db.client().await, "scansync").await,
+        dump_logical(&from_export.client().await, "scansync").await
+    );
     // A backfill never touches the incremental checkpoint.
     let c = db.client().await;
     let n: i64 = c.query_one("select count(*) from scansync.checkpoints", &[]).await.unwrap().get(0);
