@@ -128,3 +128,112 @@ async fn migrations_started_at_once_all_succeed_and_apply_once() {
         column(&db.client().await, "select version::text from scansync.schema_migrations order by 1").await;
     assert_eq!(versions, ["1", "2"]);
 }
+
+fn with_creator(item: scansync::attr::Item, deleted: Option<bool>) -> scansync::attr::Item {
+    use scansync::attr::Attr;
+    let mut m = vec![("id".to_string(), Attr::S("c1".into())), ("handle".to_string(), Attr::S("h".into()))];
+    if let Some(d) = deleted {
+        m.push(("deleted".into(), Attr::Bool(d)));
+    }
+    with(item, &[("creator", Attr::M(m.into_iter().collect()))])
+}
+
+#[tokio::test]
+async fn creator_deleted_at_follows_only_the_creators_own_flag_and_communities_take_the_newest() {
+    use scansync::attr::Attr;
+    let db = TestDb::new().await;
+    let (t1, t2, t3) = (hours_ago(3.0), hours_ago(2.0), hours_ago(1.0));
+    let rec = |id: &str, scan: &str, at: &str, deleted_creator: Option<bool>, community: &str| {
+        let mut it = with_creator(record(id, scan, at, "x"), deleted_creator);
+        it.insert(
+            "community".into(),
+            Attr::M(
+                [("id".to_string(), Attr::S("g1".into())), ("name".to_string(), Attr::S(community.into()))]
+                    .into(),
+            ),
+        );
+        it
+    };
+    let lines = vec![
+        // A content tombstone does not say the account is gone.
+        export_line(&with(rec("p1", "s1", &t1, None, "old name"), &[("deleted", Attr::Bool(true))])),
+        export_line(&rec("p2", "s2", &t3, None, "new name")),
+        export_line(&rec("p3", "s3", &t2, None, "middle name")),
+    ];
+    let dir = write_export(&[lines]);
+    let sync = [
+        "sync",
+        "--source",
+        "export",
+        "--export-dir",
+        dir.to_str().unwrap(),
+        "--page-size",
+        "1",
+        "--writers",
+        "1",
+    ];
+    assert_exit(&scansync(&db, &sync).await, 0);
+    let c = db.client().await;
+    let r = c
+        .query_one("select deleted_at is null from scansync.creators where external_id = 'c1'", &[])
+        .await
+        .unwrap();
+    assert!(r.get::<_, bool>(0), "a content tombstone left the creator alone");
+    let name: String = c
+        .query_one("select name from scansync.communities where external_id = 'g1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "new name", "the community takes its newest record's name, whatever the order");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // The creator's own flag, in a newer record, sets deleted_at to that record's time.
+    let t4 = hours_ago(0.5);
+    let dir = write_export(&[vec![export_line(&rec("p4", "s4", &t4, Some(true), "new name"))]]);
+    let sync = ["sync", "--source", "export", "--export-dir", dir.to_str().unwrap()];
+    c.batch_execute("delete from scansync.checkpoints").await.unwrap();
+    assert_exit(&scansync(&db, &sync).await, 0);
+    let set: bool = c
+        .query_one(
+            "select deleted_at = $1::text::timestamptz from scansync.creators where external_id = 'c1'",
+            &[&Timestamp::parse(&t4).unwrap().to_pg()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(set, "the creator's own deleted flag sets deleted_at to the record's time");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_export_backfill_keeps_only_the_days_asked_for() {
+    let db = TestDb::new().await;
+    let lines: Vec<String> =
+        ["2026-01-09T12:00:00Z", "2026-01-10T12:00:00Z", "2026-01-11T12:00:00Z", "2026-01-12T12:00:00Z"]
+            .iter()
+            .enumerate()
+            .map(|(i, at)| export_line(&record(&format!("d{i}"), &format!("s{i}"), at, "x")))
+            .collect();
+    let dir = write_export(&[lines]);
+    let out = scansync(
+        &db,
+        &[
+            "backfill",
+            "--from",
+            "2026-01-10",
+            "--to",
+            "2026-01-11",
+            "--source",
+            "export",
+            "--export-dir",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_exit(&out, 0);
+    let c = db.client().await;
+    assert_eq!(column(&c, "select external_id from scansync.content order by 1").await, ["d1", "d2"]);
+    let r = c.query_one("select records_read, records_skipped from scansync.sync_runs", &[]).await.unwrap();
+    assert_eq!((r.get::<_, i64>(0), r.get::<_, i64>(1)), (4, 2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
