@@ -4,7 +4,7 @@ use crate::checkpoint::postgres::{PgCheckpoint, INCREMENTAL};
 use crate::checkpoint::ssm::SsmCheckpoint;
 use crate::checkpoint::CheckpointStore;
 use crate::cli::{CheckpointArgs, CheckpointKind, SourceArgs, SourceKind, TuningArgs};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::ledger::{self, RunKind};
 use crate::pipeline::Summary;
 use crate::retry::RetryBudget;
@@ -349,106 +349,6 @@ async fn dispatch<S: Source>(
             run::incremental(source, sink, &store, started, window, tuning).await
         }
         Scope::Days(days) => run::full(source, sink, *days, tuning).await,
-    }
-}
-
-/// Prints a run's summary for people.
-pub fn print_summary(label: &str, o: &Outcome) {
-    let s = &o.summary;
-    let status = if o.result.is_ok() { "succeeded" } else { "FAILED" };
-    println!(
-        "{label} {status} in {:.2} s: {} records read ({:.0} records/s), {} pages, {} outside the window",
-        s.elapsed.as_secs_f64(),
-        s.read,
-        s.records_per_sec(),
-        s.pages,
-        s.skipped
-    );
-    if let Some(p) = &o.plan {
-        println!(
-            "  window: updatedAt after {}, partitions {} .. {}",
-            p.after,
-            p.days[0],
-            p.days[p.days.len() - 1]
-        );
-    }
-    let w = &s.written;
-    println!(
-        "  rows changed: creators {}, communities {}, tags {}, content {}, content_tags {}",
-        w.creators, w.communities, w.tags, w.content, w.content_tags
-    );
-    let rejects: Vec<String> = s.rejects.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!(
-        "  quarantined: {} new ({} rejected{}{})",
-        w.quarantined,
-        s.rejected(),
-        if rejects.is_empty() { "" } else { ": " },
-        rejects.join(", ")
-    );
-    let repairs: Vec<String> = s.repairs.fired().map(|(r, n)| format!("{} {n}", r.name())).collect();
-    if !repairs.is_empty() {
-        println!("  repaired: {}", repairs.join(", "));
-    }
-    if !s.drift.is_empty() {
-        let d: Vec<String> = s.drift.iter().map(|((a, t), n)| format!("{a}:{t} {n}")).collect();
-        println!("  schema drift: {}", d.join(", "));
-    }
-    if s.retries > 0 {
-        println!("  page retries: {}", s.retries);
-    }
-    if !s.stamps.is_empty() {
-        let forms: Vec<String> = s.stamps.iter().map(|(f, n)| format!("{} {n}", f.label())).collect();
-        println!("  updatedAt forms: {}", forms.join(", "));
-    }
-    if let Some(items) = s.index_items {
-        match s.read_amplification() {
-            Some(a) => println!(
-                "  index items read: {items} for {} in the window (read amplification {a:.2})",
-                s.in_window()
-            ),
-            None => println!("  index items read: {items} for 0 in the window"),
-        }
-    }
-    for note in &o.notes {
-        println!("  note: {note}");
-    }
-    if let Err(e) = &o.result {
-        println!("  error: {e}");
-        println!("  {}", committed(o));
-    }
-}
-
-/// What a failed run leaves behind, in one line: pages committed and the checkpoint.
-fn committed(o: &Outcome) -> String {
-    let checkpoint = if o.plan.is_some() {
-        "; the checkpoint did not move, so the next run re-processes the window"
-    } else {
-        ""
-    };
-    format!(
-        "committed before the failure: {} pages, {} records (idempotent: running again is safe){checkpoint}",
-        o.summary.pages, o.summary.read
-    )
-}
-
-/// Maps a run result to its exit status, printing the error.
-pub fn exit_status(r: &Result<Outcome>) -> u8 {
-    match r {
-        Ok(o) if o.result.is_ok() => EXIT_OK,
-        Ok(o) => {
-            if let Err(e) = &o.result {
-                eprintln!("scansync: run failed: {e}; {}", committed(o));
-            }
-            EXIT_FAILED
-        }
-        Err(e) if e.kind() == Kind::Locked => {
-            eprintln!("scansync: {e}");
-            EXIT_LOCKED
-        }
-        Err(e) => {
-            eprintln!("scansync: {e}");
-            EXIT_FAILED
-        }
     }
 }
 

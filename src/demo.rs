@@ -13,6 +13,7 @@ use crate::run::Tuning;
 use crate::schema::quoted_schema;
 use crate::source::export::ExportSource;
 use crate::source::generated::GeneratedSource;
+use crate::summary;
 use crate::time::Timestamp;
 use crate::{checkpoint::memory::MemoryCheckpoint, db};
 use std::io::{IsTerminal, Write};
@@ -62,16 +63,13 @@ pub async fn demo(url: &str, base_schema: &str, args: &DemoArgs) -> Result<u8> {
             source: AnySource::Export(ExportSource::open(&dir, 100)?),
             tuning: tuning.clone(),
         };
-        let outcome = command::run(req).await;
-        let code = command::exit_status(&outcome);
-        if let Ok(o) = &outcome {
-            command::print_summary(label, o);
-            if n == 1 && o.result.is_ok() {
-                let w = &o.summary.written;
-                let changed =
-                    w.creators + w.communities + w.tags + w.content + w.content_tags + w.quarantined;
-                println!("  -> {changed} rows changed: applying the same records twice is a no-op");
-            }
+        let o = command::run(req).await?;
+        summary::print(label, &o);
+        let code = summary::exit_status(&o);
+        if n == 1 && o.result.is_ok() {
+            let w = &o.summary.written;
+            let changed = w.creators + w.communities + w.tags + w.content + w.content_tags + w.quarantined;
+            println!("  -> {changed} rows changed: applying the same records twice is a no-op");
         }
         println!();
         status = status.max(code);
@@ -159,9 +157,7 @@ async fn generated(url: &str, base_schema: &str, records: u64, args: &DemoArgs) 
         bar.abort();
         eprint!("\r{}\r", " ".repeat(80));
     }
-    let code = command::exit_status(&outcome);
-    if let Ok(o) = &outcome {
-        command::print_summary("run", o);
-    }
-    Ok(code)
+    let o = outcome?;
+    summary::print("run", &o);
+    Ok(summary::exit_status(&o))
 }

@@ -26,5 +26,6 @@ pub mod retry;
 pub mod run;
 pub mod schema;
 pub mod source;
+pub mod summary;
 pub mod window;
 pub mod write;

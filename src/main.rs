@@ -1,11 +1,11 @@
 //! The `scansync` binary: parses flags, sets up logging, runs a subcommand.
 
 use clap::Parser;
-use scansync::cli::{Cli, Command};
+use scansync::cli::{Cli, Command, SourceArgs, TuningArgs};
 use scansync::command::{self, AnyCheckpoint, AnySource, RunRequest, Scope};
 use scansync::ledger::RunKind;
 use scansync::window::WindowConfig;
-use scansync::{db, demo, health, schema};
+use scansync::{db, demo, health, schema, summary, Error, Kind, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -32,84 +32,51 @@ fn main() -> ExitCode {
     ExitCode::from(runtime.block_on(dispatch(cli)))
 }
 
+/// Runs the subcommand; every error that ends it prints here, once.
 async fn dispatch(cli: Cli) -> u8 {
-    let url = cli.database_url.as_str();
-    let schema_name = cli.schema.as_str();
-    if let Err(e) = schema::quoted_schema(schema_name) {
-        eprintln!("scansync: {e}");
-        return command::EXIT_FAILED;
-    }
-    match cli.command {
-        Command::Migrate => {
-            let result = async {
-                let mut client = db::connect(url).await?;
-                schema::migrate(&mut client, schema_name).await
-            }
-            .await;
-            match result {
-                Ok(n) => {
-                    println!("schema {schema_name} is current ({n} migrations applied)");
-                    command::EXIT_OK
-                }
-                Err(e) => {
-                    eprintln!("scansync: {e}");
-                    command::EXIT_FAILED
-                }
+    match subcommand(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("scansync: {e}");
+            if e.kind() == Kind::Locked {
+                command::EXIT_LOCKED
+            } else {
+                command::EXIT_FAILED
             }
         }
+    }
+}
+
+async fn subcommand(cli: Cli) -> Result<u8> {
+    let url = cli.database_url.as_str();
+    let schema_name = cli.schema.as_str();
+    schema::quoted_schema(schema_name)?;
+    match cli.command {
+        Command::Migrate => {
+            let mut client = db::connect(url).await?;
+            let n = schema::migrate(&mut client, schema_name).await?;
+            println!("schema {schema_name} is current ({n} migrations applied)");
+            Ok(command::EXIT_OK)
+        }
         Command::Sync(args) => {
-            let source = match AnySource::from_args(&args.source, &args.tuning).await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("scansync: {e}");
-                    return command::EXIT_FAILED;
-                }
-            };
             let window = WindowConfig {
                 lookback: args.window.lookback,
                 overlap_days: args.window.overlap_days,
                 first_run_window: args.window.first_run_window,
                 offset_margin: args.window.offset_margin,
             };
-            let req = RunRequest {
-                url,
-                schema: schema_name,
-                kind: RunKind::Sync,
-                scope: Scope::Incremental { window, checkpoint: &args.checkpoint },
-                source,
-                tuning: command::tuning(&args.tuning),
-            };
-            let outcome = command::run(req).await;
-            if let Ok(o) = &outcome {
-                command::print_summary("sync", o);
-            }
-            command::exit_status(&outcome)
+            let scope = Scope::Incremental { window, checkpoint: &args.checkpoint };
+            run(url, schema_name, RunKind::Sync, scope, &args.source, &args.tuning).await
         }
         Command::Backfill(args) => {
             if args.from > args.to {
-                eprintln!("scansync: --from {} is after --to {}: swap them", args.from, args.to);
-                return command::EXIT_FAILED;
+                return Err(Error::config(format!(
+                    "--from {} is after --to {}: swap them",
+                    args.from, args.to
+                )));
             }
-            let source = match AnySource::from_args(&args.source, &args.tuning).await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("scansync: {e}");
-                    return command::EXIT_FAILED;
-                }
-            };
-            let req = RunRequest {
-                url,
-                schema: schema_name,
-                kind: RunKind::Backfill,
-                scope: Scope::Days(Some((args.from, args.to))),
-                source,
-                tuning: command::tuning(&args.tuning),
-            };
-            let outcome = command::run(req).await;
-            if let Ok(o) = &outcome {
-                command::print_summary("backfill", o);
-            }
-            command::exit_status(&outcome)
+            let scope = Scope::Days(Some((args.from, args.to)));
+            run(url, schema_name, RunKind::Backfill, scope, &args.source, &args.tuning).await
         }
         Command::Health(args) => {
             let result = async {
@@ -118,7 +85,7 @@ async fn dispatch(cli: Cli) -> u8 {
                 health::check(&client, schema_name, Some(&store), args.max_age).await
             }
             .await;
-            match result {
+            Ok(match result {
                 Ok(report) => {
                     if args.json {
                         println!("{}", report.to_json());
@@ -139,14 +106,26 @@ async fn dispatch(cli: Cli) -> u8 {
                     }
                     2
                 }
-            }
+            })
         }
-        Command::Demo(args) => match demo::demo(url, schema_name, &args).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("scansync: demo failed: {e}");
-                command::EXIT_FAILED
-            }
-        },
+        Command::Demo(args) => {
+            demo::demo(url, schema_name, &args).await.map_err(|e| e.context("demo failed"))
+        }
     }
+}
+
+/// Sync and backfill: one path from flags to exit status.
+async fn run(
+    url: &str,
+    schema: &str,
+    kind: RunKind,
+    scope: Scope<'_>,
+    source: &SourceArgs,
+    tuning: &TuningArgs,
+) -> Result<u8> {
+    let source = AnySource::from_args(source, tuning).await?;
+    let req = RunRequest { url, schema, kind, scope, source, tuning: command::tuning(tuning) };
+    let outcome = command::run(req).await?;
+    summary::print(kind.as_str(), &outcome);
+    Ok(summary::exit_status(&outcome))
 }
