@@ -181,92 +181,142 @@ async fn copy_in(tx: &tokio_postgres::Transaction<'_>, stmt: &str, data: &Option
 impl PageWriter for PgWriter {
     type Prepared = PgPage;
 
+    /// The steps of a page, in the one order they run (see the module doc):
+    /// [`insert_new_entities`] in a short transaction, then in the page's transaction
+    /// [`copy_staging`], [`merge_content`], [`update_entities`], [`quarantine`], commit.
     async fn write(&mut self, page: &PgPage) -> Result<WriteStats> {
         let run_id = self.sink.run_id;
         let client = self.ensure_connected().await?;
         let mut stats = WriteStats::default();
-        // Creators and communities that do not exist yet are created in a short transaction
-        // of their own. In the page transaction, an insert of a key another writer has just
-        // inserted waits for that writer's whole page to commit, and on a first load every
-        // page brings new creators its neighbours also bring: the writers queued behind each
-        // other (measured: 365 ms of a page with three writers). This is safe under the
-        // merge rules: the rows carry the newest version the page has, newest-wins keeps
-        // them monotonic, and if the page then fails they are facts a retry writes again
-        // while the checkpoint does not move.
-        let entities_started = std::time::Instant::now();
-        // Tags, an insert-only dictionary, likewise.
-        if page.creators.is_some() || page.communities.is_some() || !page.tags.is_empty() {
-            let tx = client.transaction().await?;
-            copy_in(&tx, sql::COPY_CREATORS, &page.creators).await?;
-            copy_in(&tx, sql::COPY_COMMUNITIES, &page.communities).await?;
-            if page.creators.is_some() {
-                stats.creators = tx.execute(sql::INSERT_NEW_CREATORS, &[]).await?;
-            }
-            if page.communities.is_some() {
-                stats.communities = tx.execute(sql::INSERT_NEW_COMMUNITIES, &[]).await?;
-            }
-            if !page.tags.is_empty() {
-                stats.tags = tx.execute(sql::MERGE_TAGS, &[&page.tags]).await?;
-            }
-            tx.commit().await?;
-        }
-        let entities_ms = entities_started.elapsed().as_secs_f64() * 1e3;
+        let mut t = Timings::start();
+        insert_new_entities(client, page, &mut stats).await?;
+        t.lap("entities");
         let tx = client.transaction().await?;
-        // Per-step timings, logged once per page at debug level: where a page's time goes.
-        let mut t = std::time::Instant::now();
-        let mut lap = || {
-            let ms = t.elapsed().as_secs_f64() * 1e3;
-            t = std::time::Instant::now();
-            ms
-        };
-        copy_in(&tx, sql::COPY_CREATORS, &page.creators).await?;
-        copy_in(&tx, sql::COPY_COMMUNITIES, &page.communities).await?;
-        copy_in(&tx, sql::COPY_CONTENT, &page.content).await?;
-        let copy_ms = lap();
-        let (mut live_ms, mut edges_ms) = (0.0, 0.0);
-        if page.content.is_some() {
-            let live = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
-            live_ms = lap();
-            if live > 0 {
-                tx.execute(sql::STAGE_EDGES, &[]).await?;
-                let removed = tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
-                let added = tx.execute(sql::INSERT_EDGES, &[]).await?;
-                stats.content_tags = removed + added;
-            }
-            edges_ms = lap();
-            let tombs = tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
-            stats.content = live + tombs;
-        }
-        let tombs_ms = lap();
-        // Last: the row locks on hot creators and communities are held only until commit.
-        if page.creators.is_some() {
-            stats.creators += tx.execute(sql::UPDATE_CREATORS, &[]).await?;
-        }
-        if page.communities.is_some() {
-            stats.communities += tx.execute(sql::UPDATE_COMMUNITIES, &[]).await?;
-        }
-        let updates_ms = lap();
-        if !page.q_raw.is_empty() {
-            let runs: Vec<Option<i64>> = vec![run_id; page.q_raw.len()];
-            stats.quarantined = tx
-                .execute(
-                    sql::INSERT_QUARANTINE,
-                    &[&page.q_reason, &page.q_scan, &page.q_partition, &page.q_raw, &runs, &page.q_origin],
-                )
-                .await?;
-        }
+        copy_staging(&tx, page).await?;
+        t.lap("copy");
+        merge_content(&tx, page, &mut stats).await?;
+        t.lap("content");
+        update_entities(&tx, page, &mut stats).await?;
+        t.lap("updates");
+        quarantine(&tx, page, run_id, &mut stats).await?;
         tx.commit().await?;
-        let commit_ms = lap();
-        tracing::debug!(
-            copy_ms,
-            entities_ms,
-            live_ms,
-            edges_ms,
-            tombs_ms,
-            updates_ms,
-            commit_ms,
-            "page timings"
-        );
+        t.lap("commit");
+        t.log();
         Ok(stats)
+    }
+}
+
+/// Creators and communities that do not exist yet, and new tags, in a short transaction of
+/// their own. In the page transaction, an insert of a key another writer has just inserted
+/// waits for that writer's whole page to commit, and on a first load every page brings new
+/// creators its neighbours also bring: the writers queued behind each other (measured: 365
+/// ms of a page with three writers). This is safe under the merge rules: the rows carry the
+/// newest version the page has, newest-wins keeps them monotonic, and if the page then
+/// fails they are facts a retry writes again while the checkpoint does not move.
+async fn insert_new_entities(client: &mut Client, page: &PgPage, stats: &mut WriteStats) -> Result<()> {
+    if page.creators.is_none() && page.communities.is_none() && page.tags.is_empty() {
+        return Ok(());
+    }
+    let tx = client.transaction().await?;
+    copy_in(&tx, sql::COPY_CREATORS, &page.creators).await?;
+    copy_in(&tx, sql::COPY_COMMUNITIES, &page.communities).await?;
+    if page.creators.is_some() {
+        stats.creators = tx.execute(sql::INSERT_NEW_CREATORS, &[]).await?;
+    }
+    if page.communities.is_some() {
+        stats.communities = tx.execute(sql::INSERT_NEW_COMMUNITIES, &[]).await?;
+    }
+    if !page.tags.is_empty() {
+        stats.tags = tx.execute(sql::MERGE_TAGS, &[&page.tags]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// COPYs the page into the staging tables (emptied at commit).
+async fn copy_staging(tx: &tokio_postgres::Transaction<'_>, page: &PgPage) -> Result<()> {
+    copy_in(tx, sql::COPY_CREATORS, &page.creators).await?;
+    copy_in(tx, sql::COPY_COMMUNITIES, &page.communities).await?;
+    copy_in(tx, sql::COPY_CONTENT, &page.content).await
+}
+
+/// Live values, then the tag edges of the rows that changed, then tombstones.
+async fn merge_content(
+    tx: &tokio_postgres::Transaction<'_>,
+    page: &PgPage,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    if page.content.is_none() {
+        return Ok(());
+    }
+    let live = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
+    if live > 0 {
+        tx.execute(sql::STAGE_EDGES, &[]).await?;
+        let removed = tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
+        let added = tx.execute(sql::INSERT_EDGES, &[]).await?;
+        stats.content_tags = removed + added;
+    }
+    let tombs = tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
+    stats.content = live + tombs;
+    Ok(())
+}
+
+/// Newer versions of existing creators and communities. Last in the page transaction: the
+/// row locks on hot creators and communities are held only until the commit.
+async fn update_entities(
+    tx: &tokio_postgres::Transaction<'_>,
+    page: &PgPage,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    if page.creators.is_some() {
+        stats.creators += tx.execute(sql::UPDATE_CREATORS, &[]).await?;
+    }
+    if page.communities.is_some() {
+        stats.communities += tx.execute(sql::UPDATE_COMMUNITIES, &[]).await?;
+    }
+    Ok(())
+}
+
+/// The page's records beyond repair (each (reason, raw record) once).
+async fn quarantine(
+    tx: &tokio_postgres::Transaction<'_>,
+    page: &PgPage,
+    run_id: Option<i64>,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    if page.q_raw.is_empty() {
+        return Ok(());
+    }
+    let runs: Vec<Option<i64>> = vec![run_id; page.q_raw.len()];
+    stats.quarantined = tx
+        .execute(
+            sql::INSERT_QUARANTINE,
+            &[&page.q_reason, &page.q_scan, &page.q_partition, &page.q_raw, &runs, &page.q_origin],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Per-step timings of a page, logged once per page at debug level: where a page's time goes.
+struct Timings {
+    at: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Timings {
+    fn start() -> Self {
+        Self { at: std::time::Instant::now(), laps: Vec::with_capacity(5) }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        self.laps.push((step, self.at.elapsed().as_secs_f64() * 1e3));
+        self.at = std::time::Instant::now();
+    }
+
+    fn log(&self) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let steps: Vec<String> = self.laps.iter().map(|(s, ms)| format!("{s}={ms:.1}ms")).collect();
+            tracing::debug!(steps = %steps.join(" "), "page timings");
+        }
     }
 }

@@ -21,11 +21,11 @@ create temp table if not exists stage_communities (
 ) on commit delete rows;
 create temp table if not exists stage_content (
     platform text, external_id text,
-    live_at timestamptz, live_scan text collate "C",
+    source_updated_at timestamptz, source_scan_id text collate "C",
     url text, caption text, creator_external_id text, community_external_id text,
     view_count numeric, like_count numeric, comment_count numeric, share_count numeric,
     posted_at timestamptz, metadata text, extra text, tags text[],
-    tomb_at timestamptz, tomb_scan text collate "C"
+    deleted_at timestamptz, deleted_scan_id text collate "C"
 ) on commit delete rows;
 create temp table if not exists stage_winners (
     content_id bigint, platform text, external_id text, inserted boolean
@@ -41,7 +41,7 @@ pub const COPY_CREATORS: &str = "copy stage_creators (platform, external_id, han
 pub const COPY_COMMUNITIES: &str =
     "copy stage_communities (platform, external_id, name, source_updated_at, source_scan_id) from stdin";
 /// COPY into the content staging table.
-pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, live_at, live_scan, url, caption, creator_external_id, community_external_id, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, tags, tomb_at, tomb_scan) from stdin";
+pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, source_updated_at, source_scan_id, url, caption, creator_external_id, community_external_id, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, tags, deleted_at, deleted_scan_id) from stdin";
 
 /// New creators are inserted first, so content can reference them. `DO NOTHING` takes no
 /// lock on rows that already exist: the hot rows of a skewed load (the top creators are in
@@ -128,16 +128,19 @@ with incoming as (
     left join content e on e.platform = s.platform and e.external_id = s.external_id
     left join creators cr on cr.platform = s.platform and cr.external_id = s.creator_external_id
     left join communities cm on cm.platform = s.platform and cm.external_id = s.community_external_id
-    where s.live_at is not null
+    -- A row comparison with a NULL member is NULL, neither true nor false: a row that holds
+    -- only a tombstone (no live version yet) is tested for explicitly, or it could never take
+    -- a live version.
+    where s.source_updated_at is not null
       and (e.id is null or e.source_updated_at is null
-           or (e.source_updated_at, e.source_scan_id) < (s.live_at, s.live_scan))
+           or (e.source_updated_at, e.source_scan_id) < (s.source_updated_at, s.source_scan_id))
 ), up as (
     insert into content as c (platform, external_id, url, caption, creator_id, community_id,
         view_count, like_count, comment_count, share_count, posted_at,
         source_updated_at, source_scan_id, metadata, extra, synced_at)
     select platform, external_id, url, caption, creator_id, community_id,
         view_count, like_count, comment_count, share_count, posted_at,
-        live_at, live_scan, metadata::jsonb, extra::jsonb, now()
+        source_updated_at, source_scan_id, metadata::jsonb, extra::jsonb, now()
     from incoming
     order by platform, external_id
     on conflict (platform, external_id) do update set
@@ -210,13 +213,15 @@ on conflict do nothing
 /// and than any tombstone already recorded; other columns keep their last live values.
 pub const MERGE_CONTENT_TOMBSTONES: &str = "
 insert into content as c (platform, external_id, deleted_at, deleted_scan_id, synced_at)
-select s.platform, s.external_id, s.tomb_at, s.tomb_scan, now()
+select s.platform, s.external_id, s.deleted_at, s.deleted_scan_id, now()
 from stage_content s
 left join content e on e.platform = s.platform and e.external_id = s.external_id
-where s.tomb_at is not null
+where s.deleted_at is not null
+  -- NULLs again: a missing live version compares as the oldest possible ('-infinity', ''),
+  -- and a missing tombstone is tested for explicitly.
   and (e.id is null or (
-        (s.tomb_at, s.tomb_scan) > (coalesce(e.source_updated_at, '-infinity'), coalesce(e.source_scan_id, ''))
-        and (e.deleted_at is null or (s.tomb_at, s.tomb_scan) > (e.deleted_at, e.deleted_scan_id))))
+        (s.deleted_at, s.deleted_scan_id) > (coalesce(e.source_updated_at, '-infinity'), coalesce(e.source_scan_id, ''))
+        and (e.deleted_at is null or (s.deleted_at, s.deleted_scan_id) > (e.deleted_at, e.deleted_scan_id))))
 order by s.platform, s.external_id
 on conflict (platform, external_id) do update set
     deleted_at = excluded.deleted_at,
