@@ -8,6 +8,36 @@ use crate::cli::Cli;
 use crate::parse::{RejectReason, Rule};
 use clap::CommandFactory;
 
+/// Renders the table of fields and the names they arrive under, from the parser's own
+/// alias table (`parse/src/record/fields.rs`).
+pub fn fields() -> String {
+    let code = |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let mut out = String::from(
+        "| field | attribute names (first present wins) | inside its map | metadata fallback | accepted |\n|---|---|---|---|---|\n",
+    );
+    for f in crate::parse::fields::FIELDS {
+        let mut top = code(f.top);
+        if !f.flat.is_empty() {
+            let flat: Vec<&str> = f.flat.iter().map(|(_, a)| *a).collect();
+            top.push_str(&format!("; flat: {}", code(&flat)));
+        }
+        let inside: Vec<String> =
+            f.inside.iter().map(|(sub, names)| format!("{sub}: {}", code(names))).collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            f.name,
+            top,
+            if inside.is_empty() { "".into() } else { inside.join("; ") },
+            code(f.metadata),
+            f.accepts
+        ));
+    }
+    out.push_str(
+        "| anything else | kept in `content.extra` by name and counted in `schema_drift` | | | any |\n",
+    );
+    out
+}
+
 /// Renders the table of repair rules, by the name the run ledger uses.
 pub fn rules() -> String {
     let mut out = String::from("| rule (`sync_runs.repairs`) | what it repairs |\n|---|---|\n");
@@ -86,6 +116,7 @@ mod tests {
 
     #[test]
     fn docs_list_every_repair_rule_and_reject_reason_as_the_code_names_them() {
+        generated("contract.md", "fields", &fields());
         generated("contract.md", "rules", &rules());
         generated("contract.md", "rejects", &rejects());
     }

@@ -1,0 +1,121 @@
+//! A page: raw records in, parsed records, rejects and counts out, and the filter that keeps
+//! a run's window.
+
+use super::{parse_item, Record, Reject, RejectReason, Repairs};
+use crate::attr::{write_item_dynamodb_json, Attr, Item};
+use crate::text::clean_text;
+use crate::time::{Day, Timestamp};
+use std::collections::HashMap;
+
+/// Drift observed in a page: (attribute, observed DynamoDB type) → how many records.
+pub type Drift = HashMap<(String, &'static str), u64>;
+
+/// One raw input record as a source delivers it.
+#[derive(Debug, Clone)]
+pub enum RawRecord {
+    /// A DynamoDB item.
+    Item(Item),
+    /// An export line that could not be read as an item.
+    Unreadable {
+        /// Why.
+        reason: RejectReason,
+        /// The line as read (invalid UTF-8 replaced).
+        raw: String,
+    },
+}
+
+/// A page of parsed records, ready for the writer.
+#[derive(Debug, Default)]
+pub struct ParsedPage {
+    /// The partition (or export file) the page came from.
+    pub partition: String,
+    /// Records inside the window.
+    pub records: Vec<Record>,
+    /// Records beyond repair.
+    pub rejects: Vec<Reject>,
+    /// Repairs made.
+    pub repairs: Repairs,
+    /// Drifted attributes seen.
+    pub drift: Drift,
+    /// Raw records read.
+    pub read: u64,
+    /// Records outside the run's window (already synced by an earlier run, or outside a
+    /// backfill's days).
+    pub skipped: u64,
+    /// How the records' `updatedAt` stamps are written, by form.
+    pub stamps: StampCounts,
+}
+
+/// Records read per `updatedAt` form.
+pub type StampCounts = std::collections::BTreeMap<crate::time::StampForm, u64>;
+
+/// Which parsed records a run keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Filter {
+    /// Keep only records with `updatedAt` strictly after this instant (the exact incremental
+    /// filter); `None` keeps every record.
+    pub after: Option<Timestamp>,
+    /// Keep only records whose partition day lies in this inclusive range (backfill of an
+    /// export, which is not indexed by day).
+    pub days: Option<(Day, Day)>,
+}
+
+impl Filter {
+    fn keeps(&self, r: &Record) -> bool {
+        let after_ok = self.after.is_none_or(|l| r.updated_at > l);
+        let day_ok = self.days.is_none_or(|(from, to)| {
+            let d = Day::parse(&r.partition).unwrap_or_else(|| r.updated_at.day());
+            from <= d && d <= to
+        });
+        after_ok && day_ok
+    }
+}
+
+/// Parses one page and keeps the records `filter` lets through.
+pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> ParsedPage {
+    let mut page =
+        ParsedPage { partition: partition.to_owned(), read: raw.len() as u64, ..ParsedPage::default() };
+    for (index, r) in raw.into_iter().enumerate() {
+        match r {
+            RawRecord::Unreadable { reason, raw } => page.rejects.push(Reject {
+                reason,
+                scan_id: None,
+                partition: partition.to_owned(),
+                raw,
+                index,
+                origin: partition.to_owned(),
+            }),
+            RawRecord::Item(item) => {
+                if let Some(Attr::S(u) | Attr::N(u)) = item.get(super::fields::UPDATED_AT.top[0]) {
+                    if let Some(form) = crate::time::StampForm::of(u) {
+                        *page.stamps.entry(form).or_default() += 1;
+                    }
+                }
+                match parse_item(&item, partition, &mut page.repairs, &mut page.drift) {
+                    Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
+                    Ok(rec) => page.records.push(rec),
+                    Err(reason) => page.rejects.push(reject_item(&item, reason, partition, index)),
+                }
+            }
+        }
+    }
+    page
+}
+
+pub(crate) fn reject_item(item: &Item, reason: RejectReason, partition: &str, index: usize) -> Reject {
+    let mut raw = String::new();
+    write_item_dynamodb_json(item, &mut raw);
+    let text_of = |name: &str| match item.get(name) {
+        Some(Attr::S(s)) | Some(Attr::N(s)) => clean_text(s).0,
+        _ => None,
+    };
+    Reject {
+        reason,
+        scan_id: text_of("scanId"),
+        // The record's own partition when it has one; else where it was read from.
+        partition: text_of("datePartition").unwrap_or_else(|| partition.to_owned()),
+        raw,
+        index,
+        origin: partition.to_owned(),
+    }
+}
