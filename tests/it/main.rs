@@ -3,6 +3,7 @@
 
 mod claims;
 mod demo;
+mod differential;
 mod export;
 mod hardening;
 mod health;
