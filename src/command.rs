@@ -1,17 +1,14 @@
 //! The subcommands: each wraps a run in the lock and the run ledger and reports it.
 
-use crate::checkpoint::postgres::{PgCheckpoint, INCREMENTAL};
-use crate::checkpoint::ssm::SsmCheckpoint;
-use crate::checkpoint::CheckpointStore;
-use crate::cli::{CheckpointArgs, CheckpointKind, SourceArgs, SourceKind, TuningArgs};
-use crate::error::{Error, Result};
+pub use crate::checkpoint::any::AnyCheckpoint;
+use crate::cli::{CheckpointArgs, TuningArgs};
+use crate::error::Result;
 use crate::ledger::{self, RunKind};
 use crate::pipeline::Summary;
 use crate::retry::RetryBudget;
 use crate::run::{self, Outcome, Tuning};
-use crate::source::dynamodb::DynamoSource;
-use crate::source::export::ExportSource;
-use crate::source::{KeyBounds, Source};
+pub use crate::source::any::AnySource;
+use crate::source::Source;
 use crate::time::{Day, Timestamp};
 use crate::window::WindowConfig;
 use crate::write::postgres::PgSink;
@@ -25,115 +22,6 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit status: another run holds the lock (EX_TEMPFAIL).
 pub const EXIT_LOCKED: u8 = 75;
-
-/// A source chosen on the command line.
-pub enum AnySource {
-    /// DynamoDB.
-    Dynamo(DynamoSource),
-    /// An export directory.
-    Export(ExportSource),
-    /// Records made on the fly by the loadgen generator (`demo --records N`).
-    Generated(crate::source::generated::GeneratedSource),
-}
-
-impl AnySource {
-    /// Builds the source the flags describe, or says which flag is missing.
-    pub async fn from_args(a: &SourceArgs, t: &TuningArgs) -> Result<Self> {
-        let page_size = t.page_size as usize;
-        match a.source {
-            SourceKind::Dynamodb => {
-                let table = a.table.as_deref().ok_or_else(|| {
-                    Error::config("--source dynamodb needs --table NAME (or SCANSYNC_TABLE)")
-                })?;
-                let slices = usize::from(t.slices.unwrap_or(t.fetchers));
-                let source = DynamoSource::from_env(table, &a.index, page_size, slices).await?;
-                Ok(AnySource::Dynamo(source.with_retry_budget(t.retry_budget)))
-            }
-            SourceKind::Export => {
-                let dir = a.export_dir.as_deref().ok_or_else(|| {
-                    Error::config("--source export needs --export-dir DIR (or SCANSYNC_EXPORT_DIR)")
-                })?;
-                Ok(AnySource::Export(ExportSource::open(dir, page_size)?))
-            }
-        }
-    }
-}
-
-impl Source for AnySource {
-    async fn units(&self, days: &[Day], bounds: Option<&KeyBounds>) -> Result<Vec<String>> {
-        match self {
-            AnySource::Dynamo(s) => s.units(days, bounds).await,
-            AnySource::Export(s) => s.units(days, bounds).await,
-            AnySource::Generated(s) => s.units(days, bounds).await,
-        }
-    }
-
-    async fn fetch(
-        &self,
-        unit: String,
-        bounds: Option<KeyBounds>,
-        tx: async_channel::Sender<crate::source::RawPage>,
-    ) -> Result<()> {
-        match self {
-            AnySource::Dynamo(s) => s.fetch(unit, bounds, tx).await,
-            AnySource::Export(s) => s.fetch(unit, bounds, tx).await,
-            AnySource::Generated(s) => s.fetch(unit, bounds, tx).await,
-        }
-    }
-
-    fn items_returned(&self) -> Option<u64> {
-        match self {
-            AnySource::Dynamo(s) => s.items_returned(),
-            AnySource::Export(s) => s.items_returned(),
-            AnySource::Generated(s) => s.items_returned(),
-        }
-    }
-}
-
-/// A checkpoint store chosen on the command line.
-pub enum AnyCheckpoint {
-    /// The PostgreSQL table.
-    Pg(PgCheckpoint),
-    /// An SSM parameter.
-    Ssm(SsmCheckpoint),
-}
-
-impl AnyCheckpoint {
-    /// Builds the store the flags describe.
-    pub async fn from_args(
-        a: &CheckpointArgs,
-        client: Arc<tokio_postgres::Client>,
-        schema: &str,
-    ) -> Result<Self> {
-        match a.checkpoint {
-            CheckpointKind::Postgres => {
-                Ok(AnyCheckpoint::Pg(PgCheckpoint::new(client, schema, INCREMENTAL)?))
-            }
-            CheckpointKind::Ssm => {
-                let name = a.ssm_parameter.as_deref().ok_or_else(|| {
-                    Error::config("--checkpoint ssm needs --ssm-parameter NAME (or SCANSYNC_SSM_PARAMETER)")
-                })?;
-                Ok(AnyCheckpoint::Ssm(SsmCheckpoint::from_env(name).await?))
-            }
-        }
-    }
-}
-
-impl CheckpointStore for AnyCheckpoint {
-    async fn read(&self) -> Result<Option<Timestamp>> {
-        match self {
-            AnyCheckpoint::Pg(s) => s.read().await,
-            AnyCheckpoint::Ssm(s) => s.read().await,
-        }
-    }
-
-    async fn write(&self, at: Timestamp) -> Result<()> {
-        match self {
-            AnyCheckpoint::Pg(s) => s.write(at).await,
-            AnyCheckpoint::Ssm(s) => s.write(at).await,
-        }
-    }
-}
 
 /// What a run reads.
 pub enum Scope<'a> {

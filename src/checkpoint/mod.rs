@@ -4,6 +4,7 @@
 //! written only after every page of a run has committed, so it can never move past data
 //! that is not durable; the PostgreSQL store also refuses to move it backwards.
 
+pub mod any;
 pub mod memory;
 pub mod postgres;
 pub mod ssm;

@@ -2,6 +2,7 @@
 //! deliver raw payloads: turning them into items (JSON parsing, SDK value conversion) is CPU
 //! work and happens on the rayon pool, in [`Payload::into_raw`].
 
+pub mod any;
 pub mod dynamodb;
 pub mod export;
 pub mod generated;

@@ -205,6 +205,18 @@ async fn quarantine_rows_of_an_export_name_the_file_and_the_line() {
 }
 
 #[tokio::test]
+async fn a_schema_named_like_a_keyword_works_because_every_name_is_quoted() {
+    let db = TestDb::new().await;
+    let dir = write_export(&[lines(2)]);
+    let mut args: Vec<String> = vec!["--schema".into(), "select".into()];
+    args.extend(export_args(&dir));
+    assert_exit(&run(&db, &args).await, 0);
+    assert_eq!(count(&db, "select count(*) from \"select\".content").await, 2);
+    assert_exit(&scansync(&db, &["--schema", "select", "health"]).await, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn an_export_dir_that_is_a_file_says_so() {
     let db = TestDb::new().await;
     let file = std::env::temp_dir().join(format!("scansync-test-file-{}", unique()));

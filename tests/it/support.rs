@@ -80,9 +80,12 @@ impl Drop for TestDb {
 }
 
 /// Connects to PostgreSQL.
+/// Connects to PostgreSQL. Sessions use UTC, so timestamps read back as text do not depend
+/// on the server's time zone setting.
 pub async fn connect(url: &str) -> Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect to postgres");
     tokio::spawn(conn);
+    client.batch_execute("set timezone = 'UTC'").await.expect("set the session time zone");
     client
 }
 

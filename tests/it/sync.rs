@@ -243,7 +243,14 @@ async fn a_second_run_exits_75_while_the_lock_is_held_and_writes_nothing() {
         .unwrap()
         .get(0);
     assert!(!schema_exists, "the locked-out run did no work at all");
-    drop(holder);
+    // Releasing is explicit, not a dropped connection (which the server notices later).
+    holder
+        .execute(
+            "select pg_advisory_unlock(hashtextextended($1, 0))",
+            &[&scansync::lock::lock_name("scansync")],
+        )
+        .await
+        .unwrap();
     assert_exit(&scansync(&db, &sync_args(&table.name, &[])).await, 0);
 }
 
