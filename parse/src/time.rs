@@ -72,7 +72,7 @@ impl Timestamp {
         format!("{}T{:02}:{:02}:{:02}.{:06}Z", date, secs / 3600, secs / 60 % 60, secs % 60, frac)
     }
 
-    /// Formats the instant as a zone-less ISO prefix (`YYYY-MM-DDTHH:MM:SS`), for the coarse
+    /// Formats the instant as a zone-less ISO prefix (`YYYY-MM-DDTHH:MM:SS`), for the
     /// lexicographic key condition of a GSI query.
     pub fn to_iso_prefix(self) -> String {
         let iso = self.to_iso();
