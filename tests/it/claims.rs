@@ -20,17 +20,7 @@ async fn health_says_failed_before_stale_when_both_hold() {
     let sync = ["sync", "--source", "export", "--export-dir", dir.to_str().unwrap()];
     assert_exit(&scansync(&db, &sync).await, 0);
     // The next run fails: PostgreSQL refuses every content row.
-    db.client()
-        .await
-        .batch_execute(
-            "create function scansync.refuse() returns trigger language plpgsql as
-             $$ begin raise exception 'refused by test'; end $$;
-             create trigger refuse before insert or update on scansync.content
-             for each row execute function scansync.refuse();
-             delete from scansync.checkpoints; delete from scansync.content;",
-        )
-        .await
-        .unwrap();
+    refuse_content(&db).await;
     assert_exit(&scansync(&db, &sync).await, 1);
     std::fs::remove_dir_all(&dir).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

@@ -27,20 +27,8 @@ async fn health_is_1_before_any_run_0_when_fresh_1_when_stale_and_2_after_a_fail
     let (code, json) = health(&db, "1s").await;
     assert_eq!((code, json["status"].as_str()), (1, Some("stale")));
 
-    // A failed run: PostgreSQL refuses every content row. (The row must be written again
-    // for the trigger to fire: an unchanged replay writes nothing.)
-    db.client()
-        .await
-        .batch_execute(
-            "create function scansync.refuse() returns trigger language plpgsql as
-             $$ begin raise exception 'refused by test'; end $$;
-             create trigger refuse before insert or update on scansync.content
-             for each row execute function scansync.refuse();
-             delete from scansync.checkpoints;
-             delete from scansync.content;",
-        )
-        .await
-        .unwrap();
+    // The next run fails: PostgreSQL refuses every content row.
+    refuse_content(&db).await;
     assert_exit(&scansync(&db, &sync).await, 1);
     let (code, json) = health(&db, "3h").await;
     assert_eq!((code, json["status"].as_str()), (2, Some("failed")));

@@ -416,3 +416,21 @@ impl Drop for Cluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Makes PostgreSQL refuse every content row written from now on (the next run fails),
+/// and forgets the checkpoint and the content so the next run writes them again (an
+/// unchanged replay writes nothing, so the trigger would never fire).
+pub async fn refuse_content(db: &TestDb) {
+    db.client()
+        .await
+        .batch_execute(
+            "create function scansync.refuse() returns trigger language plpgsql as
+             $$ begin raise exception 'refused by test'; end $$;
+             create trigger refuse before insert or update on scansync.content
+             for each row execute function scansync.refuse();
+             delete from scansync.checkpoints;
+             delete from scansync.content;",
+        )
+        .await
+        .unwrap();
+}
