@@ -264,6 +264,12 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
             index_items: r.get(0),
             in_window: r.get(1),
         });
+        // synced_at is its transaction's start time (now()): a page that committed after
+        // the last look may carry an earlier synced_at than rows already seen. Looking a
+        // margin behind the newest synced_at seen catches those (first sightings are kept
+        // once); without it, a version seen only when its row changed again much later
+        // showed a lag of minutes it never had.
+        const OBSERVE_MARGIN_MICROS: i64 = 120_000_000;
         let rows = pg
             .query(
                 &format!(
@@ -272,7 +278,7 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
                      from {}.content where synced_at > to_timestamp($1::float8 / 1000000)",
                     spec.schema
                 ),
-                &[&(last_seen as f64)],
+                &[&((last_seen - OBSERVE_MARGIN_MICROS) as f64)],
             )
             .await
             .map_err(|e| e.to_string())?;
