@@ -285,3 +285,66 @@ async fn epoch_stamps_are_synced_by_an_export_and_counted_and_warned_about() {
     let json: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
     assert_eq!(json["stamp_warnings"]["epoch_stamps_24h"], 1, "{json}");
 }
+
+#[tokio::test]
+async fn items_exactly_at_a_slice_cut_are_read_once_in_every_form() {
+    // A backfill of 2026-01-10 in 4 slices cuts at 06:00:00, 12:00:00 and 18:00:00 (zone-less
+    // prefixes): BETWEEN is inclusive at both ends, so a key equal to a cut would be read
+    // twice without the trim, and a stamp just around it could fall between two slices.
+    let table = Table::new().await;
+    let day = "2026-01-10";
+    let stamps = [
+        "2026-01-10T06:00:00",
+        "2026-01-10T06:00:00Z",
+        "2026-01-10T06:00:00.000Z",
+        "2026-01-10 06:00:00+00:00",
+        "2026-01-10T05:59:59.999999Z",
+        "2026-01-10T06:00:00.000001Z",
+        "2026-01-10T12:00:00",
+        "2026-01-10T12:00:00-05:00",
+        "2026-01-10 12:00:00Z",
+        "2026-01-10T18:00:00+00:00",
+        "2026-01-10T17:59:59Z",
+        "2026-01-09T23:00:00-05:00",
+        "2026-01-10T00:00:00Z",
+        "2026-01-10T23:59:59.999Z",
+    ];
+    let items: Vec<Item> = stamps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            with(
+                record(&format!("c{i}"), &format!("s{i}"), "2026-01-10T10:00:00Z", "x"),
+                &[("updatedAt", Attr::S(s.to_string())), ("datePartition", Attr::S(day.into()))],
+            )
+        })
+        .collect();
+    table.put(&items).await;
+    let db = TestDb::new().await;
+    let out = scansync(
+        &db,
+        &[
+            "backfill",
+            "--from",
+            day,
+            "--to",
+            day,
+            "--table",
+            &table.name,
+            "--slices",
+            "4",
+            "--page-size",
+            "2",
+        ],
+    )
+    .await;
+    assert_exit(&out, 0);
+    let c = db.client().await;
+    let n: i64 = c.query_one("select count(*) from scansync.content", &[]).await.unwrap().get(0);
+    assert_eq!(n as usize, stamps.len(), "every item landed");
+    let r = c.query_one("select index_items, records_read from scansync.sync_runs", &[]).await.unwrap();
+    // The key equal to the middle cut (12:00:00) is returned by two queries (BETWEEN …
+    // 12:00:00 is inclusive, the next slice starts there); the trim keeps one of them.
+    assert_eq!(r.get::<_, Option<i64>>(0), Some(stamps.len() as i64 + 1), "items the index returned");
+    assert_eq!(r.get::<_, i64>(1), stamps.len() as i64, "records read once each");
+}
