@@ -74,11 +74,6 @@ impl ExportSource {
         }
         Ok(Self { files, page_size: page_size.max(1) })
     }
-
-    /// Returns the data files, in the order they are read.
-    pub fn files(&self) -> Vec<&Path> {
-        self.files.iter().map(|f| f.path.as_path()).collect()
-    }
 }
 
 /// Resolves `path` and checks it stays inside `root` (symlinks included).
