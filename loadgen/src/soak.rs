@@ -151,7 +151,11 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
             while start.elapsed() < spec.duration {
                 tick.tick().await;
                 let due = (start.elapsed().as_secs_f64() * spec.rate as f64) as u64;
-                let n = due.saturating_sub(written);
+                // At most 0.2 s of records per tick, stamped just before they are sent: a
+                // writer that falls behind (a saturated server) reports a lower rate instead
+                // of sending minutes of backlog stamped long before it is written, which an
+                // incremental window rightly leaves to the lookback.
+                let n = due.saturating_sub(written).min(spec.rate / 5 + 1);
                 if n == 0 {
                     continue;
                 }
