@@ -92,15 +92,16 @@ async fn pg(url: &str) -> Result<Client, String> {
     Ok(c)
 }
 
+/// The one value of a query that returns one row of one column.
+async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql: &str) -> Result<T, String> {
+    c.query_one(sql, &[]).await.map(|r| r.get(0)).map_err(|e| format!("{sql}: {e}"))
+}
+
 /// Rows of every canonical table (for the report).
 async fn rows(c: &Client) -> Result<u64, String> {
     let mut n = 0;
     for t in TABLES {
-        let r = c
-            .query_one(&format!("select count(*) from scansync.{t}"), &[])
-            .await
-            .map_err(|e| e.to_string())?;
-        n += r.get::<_, i64>(0) as u64;
+        n += scalar::<i64>(c, &format!("select count(*) from scansync.{t}")).await? as u64;
     }
     Ok(n)
 }
@@ -108,14 +109,11 @@ async fn rows(c: &Client) -> Result<u64, String> {
 /// The fingerprint of the canonical tables plus the quarantine (reasons and raw records).
 async fn state(c: &Client) -> Result<String, String> {
     let tables = fingerprint(c, "scansync").await?;
-    let q: Option<String> = c
-        .query_one(
-            "select md5(string_agg(reason || raw, '|' order by reason || raw)) from scansync.quarantine",
-            &[],
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+    let q: Option<String> = scalar(
+        c,
+        "select md5(string_agg(reason || raw, '|' order by reason || raw)) from scansync.quarantine",
+    )
+    .await?;
     Ok(format!("{tables}/{}", q.unwrap_or_default()))
 }
 
@@ -357,28 +355,18 @@ async fn trial_once(
     }
     let (code, text) = tokio::task::block_in_place(|| wait(child, Duration::from_secs(300)))?;
     let c = pg(&direct).await?;
-    let has_schema: bool = c
-        .query_one("select exists (select 1 from pg_namespace where nspname = 'scansync')", &[])
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+    let has_schema: bool =
+        scalar(&c, "select exists (select 1 from pg_namespace where nspname = 'scansync')").await?;
     if has_schema {
         // A checkpoint is never ahead of durable data.
-        let checkpoint: i64 = c
-            .query_one("select count(*) from scansync.checkpoints", &[])
-            .await
-            .map_err(|e| e.to_string())?
-            .get(0);
+        let checkpoint: i64 = scalar(&c, "select count(*) from scansync.checkpoints").await?;
         if checkpoint > 0 && state(&c).await? != reference {
             r.violations.push(format!("{db}: a checkpoint was written but the tables are not complete"));
         }
     }
     if let Some(n) = expected_retries {
-        let got: i64 = c
-            .query_one("select page_retries from scansync.sync_runs order by id desc limit 1", &[])
-            .await
-            .map_err(|e| e.to_string())?
-            .get(0);
+        let got: i64 =
+            scalar(&c, "select page_retries from scansync.sync_runs order by id desc limit 1").await?;
         if code != 0 || got != n {
             r.violations
                 .push(format!("{db}: {n} injected errors gave exit {code} and page_retries {got}: {text}"));
@@ -438,32 +426,22 @@ async fn trial_once(
     if state(&c).await? != reference {
         r.mismatches += 1;
     }
-    let dup: i64 = c
-        .query_one("select count(*) - count(distinct (reason, md5(raw))) from scansync.quarantine", &[])
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+    let dup: i64 =
+        scalar(&c, "select count(*) - count(distinct (reason, md5(raw))) from scansync.quarantine").await?;
     if dup != 0 {
         r.violations.push(format!("{db}: {dup} duplicate quarantine rows"));
     }
-    let overlap: i64 = c
-        .query_one(
-            "select count(*) from scansync.sync_runs a join scansync.sync_runs b on a.id < b.id
+    let overlap: i64 = scalar(
+        &c,
+        "select count(*) from scansync.sync_runs a join scansync.sync_runs b on a.id < b.id
              where a.status = 'succeeded' and b.status = 'succeeded'
                and a.started_at < b.finished_at and b.started_at < a.finished_at",
-            &[],
-        )
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+    )
+    .await?;
     if overlap != 0 {
         r.violations.push(format!("{db}: two successful runs overlapped"));
     }
-    let running: i64 = c
-        .query_one("select count(*) from scansync.sync_runs where status = 'running'", &[])
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
+    let running: i64 = scalar(&c, "select count(*) from scansync.sync_runs where status = 'running'").await?;
     if running != 0 {
         r.violations.push(format!("{db}: {running} runs left 'running' after the recovery run"));
     }
