@@ -285,30 +285,43 @@ impl StampForm {
     /// Classifies a stamp that [`Timestamp::parse`] accepts; `None` for one it refuses.
     pub fn of(s: &str) -> Option<StampForm> {
         Timestamp::parse(s)?;
+        Some(Self::of_parsed(s))
+    }
+
+    /// Classifies a stamp already known to parse (by its shape alone: no second parse on
+    /// the hot path).
+    pub fn of_parsed(s: &str) -> StampForm {
         let b = s.trim().as_bytes();
         if !(b.len() >= 10 && b[4] == b'-' && b[7] == b'-') {
-            return Some(StampForm::Epoch);
+            return StampForm::Epoch;
         }
         if b.len() == 10 {
-            return Some(StampForm::DateOnly);
+            return StampForm::DateOnly;
         }
         let space = b[10] == b' ';
         let Some(z) = b[11..].iter().position(|c| matches!(c, b'Z' | b'z' | b'+' | b'-')).map(|i| i + 11)
         else {
-            return Some(StampForm::NoZone { space });
+            return StampForm::NoZone { space };
         };
         if matches!(b[z], b'Z' | b'z') {
-            return Some(StampForm::Z { space });
+            return StampForm::Z { space };
         }
-        let d: Vec<i16> =
-            b[z + 1..].iter().filter(|c| c.is_ascii_digit()).map(|c| i16::from(c - b'0')).collect();
-        let (hh, mm) = match d.as_slice() {
-            [a, b2] => (a * 10 + b2, 0),
-            [a, b2, c, e] => (a * 10 + b2, c * 10 + e),
-            _ => return Some(StampForm::NoZone { space }),
+        // The offset's digits (`hh`, `hhmm` or `hh:mm`), without allocating.
+        let (mut d, mut n) = ([0i16; 4], 0);
+        for c in b[z + 1..].iter().filter(|c| c.is_ascii_digit()) {
+            if n == 4 {
+                return StampForm::NoZone { space };
+            }
+            d[n] = i16::from(c - b'0');
+            n += 1;
+        }
+        let (hh, mm) = match n {
+            2 => (d[0] * 10 + d[1], 0),
+            4 => (d[0] * 10 + d[1], d[2] * 10 + d[3]),
+            _ => return StampForm::NoZone { space },
         };
         let minutes = hh * 60 + mm;
-        Some(StampForm::Offset { minutes: if b[z] == b'-' { -minutes } else { minutes }, space })
+        StampForm::Offset { minutes: if b[z] == b'-' { -minutes } else { minutes }, space }
     }
 
     /// Returns the form's name as the run ledger stores it: `Z`, `+00:00`, `-05:00`,

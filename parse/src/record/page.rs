@@ -86,12 +86,19 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> Pars
                 origin: partition.to_owned(),
             }),
             RawRecord::Item(item) => {
-                if let Some(Attr::S(u) | Attr::N(u)) = item.get(super::fields::UPDATED_AT.top[0]) {
-                    if let Some(form) = crate::time::StampForm::of(u) {
-                        *page.stamps.entry(form).or_default() += 1;
-                    }
+                let parsed = parse_item(&item, partition, &mut page.repairs, &mut page.drift);
+                // Every record whose updatedAt parsed (rejects for other reasons included)
+                // counts its stamp form, classified by shape: it was parsed once above.
+                let stamp_ok = !matches!(
+                    parsed,
+                    Err(RejectReason::MissingUpdatedAt | RejectReason::UnparseableUpdatedAt)
+                );
+                if let (true, Some(Attr::S(u) | Attr::N(u))) =
+                    (stamp_ok, item.get(super::fields::UPDATED_AT.top[0]))
+                {
+                    *page.stamps.entry(crate::time::StampForm::of_parsed(u)).or_default() += 1;
                 }
-                match parse_item(&item, partition, &mut page.repairs, &mut page.drift) {
+                match parsed {
                     Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
                     Ok(rec) => page.records.push(rec),
                     Err(reason) => page.rejects.push(reject_item(&item, reason, partition, index)),
