@@ -53,8 +53,9 @@ pub enum Command {
     Migrate,
     /// Run one incremental sync: the records changed since the last successful run.
     Sync(SyncArgs),
-    /// Re-sync whole day partitions, without the updatedAt filter and without touching the
-    /// incremental checkpoint.
+    /// Re-sync whole day partitions (or a whole export) as a resumable job that many workers
+    /// can share, beside the hourly sync (never its lock, never its checkpoint). The same
+    /// command resumes the job; `backfill status` shows every job's progress.
     Backfill(BackfillArgs),
     /// Report freshness: exit 0 healthy, 1 stale or never ran, 2 last run failed.
     Health(HealthArgs),
@@ -82,19 +83,50 @@ pub struct SyncArgs {
 
 /// Flags of `backfill`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BackfillArgs {
-    /// First UTC day partition (YYYY-MM-DD), inclusive.
-    #[arg(long, env = "SCANSYNC_BACKFILL_FROM", value_parser = parse_day)]
-    pub from: Day,
+    /// `status`: the jobs' progress instead of running one.
+    #[command(subcommand)]
+    pub action: Option<BackfillAction>,
+    /// First UTC day partition (YYYY-MM-DD), inclusive. Required with --source dynamodb;
+    /// with an export, only records of these days are kept (default: all).
+    #[arg(long, env = "SCANSYNC_BACKFILL_FROM", value_parser = parse_day, requires = "to")]
+    pub from: Option<Day>,
     /// Last UTC day partition (YYYY-MM-DD), inclusive.
-    #[arg(long, env = "SCANSYNC_BACKFILL_TO", value_parser = parse_day)]
-    pub to: Day,
+    #[arg(long, env = "SCANSYNC_BACKFILL_TO", value_parser = parse_day, requires = "from")]
+    pub to: Option<Day>,
+    /// Start the job afresh: every unit pending again, the done ones too. Refused while a
+    /// worker of the job runs. Without it, the same command resumes the job.
+    #[arg(long, env = "SCANSYNC_BACKFILL_RESTART")]
+    pub restart: bool,
+    /// Progress: a bar on a terminal and log lines otherwise (auto), or always bar, log, off.
+    #[arg(long, env = "SCANSYNC_PROGRESS", value_enum, default_value_t = crate::backfill::progress::Mode::Auto)]
+    pub progress: crate::backfill::progress::Mode,
+    /// Interval of the progress log lines (1s to 1h).
+    #[arg(long, env = "SCANSYNC_PROGRESS_EVERY", default_value = "30s", value_parser = parse_progress_every)]
+    pub progress_every: Duration,
     #[command(flatten)]
     /// Where records come from.
     pub source: SourceArgs,
     #[command(flatten)]
     /// Parallelism and page size.
     pub tuning: TuningArgs,
+}
+
+/// What `backfill` does instead of running a job.
+#[derive(Debug, Subcommand)]
+pub enum BackfillAction {
+    /// Print every backfill job's progress, its failed units with their errors, and the
+    /// workers holding claims.
+    Status(BackfillStatusArgs),
+}
+
+/// Flags of `backfill status`.
+#[derive(Debug, Args)]
+pub struct BackfillStatusArgs {
+    /// Print JSON for machines instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `health`.
@@ -196,7 +228,7 @@ pub struct WindowArgs {
 }
 
 /// Tuning flags.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TuningArgs {
     /// Key slices (DynamoDB queries) or export files fetched in parallel.
     #[arg(long, env = "SCANSYNC_FETCHERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -225,6 +257,13 @@ pub struct TuningArgs {
     /// failover (60-120 s).
     #[arg(long, env = "SCANSYNC_RETRY_BUDGET", default_value = "180s", value_parser = parse_retry_budget)]
     pub retry_budget: Duration,
+}
+
+fn parse_progress_every(s: &str) -> Result<Duration, String> {
+    match bounded(s, Duration::from_secs(3600), "1h", "progress lines are for people; use 1s to 1h")? {
+        d if d.is_zero() => Err(format!("{s}: the interval must be at least 1s")),
+        d => Ok(d),
+    }
 }
 
 /// Parses a duration flag: a number with a unit `s`, `m`, `h` or `d` (`15m`, `24h`, `90s`),

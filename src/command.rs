@@ -74,7 +74,7 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     schema::migrate(&mut admin, req.schema).await?;
     let admin = Arc::new(admin);
     // We hold the lock, so a row still `running` is a dead process's run.
-    let abandoned = ledger::abandon_stale(&admin, req.schema).await?;
+    let abandoned = ledger::abandon_stale(&admin, req.schema, true).await?;
     if abandoned > 0 {
         tracing::warn!(runs = abandoned, "marked runs whose process ended without finishing as abandoned");
     }
@@ -84,6 +84,22 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     tuning.lock = Some(lock.watch());
     let retry_budget = tuning.retry_budget;
     let mut outcome = dispatch(Arc::new(req.source), sink, scope, &admin, schema, started, tuning).await;
+    record(req.url, admin, schema, run_id, &mut outcome, retry_budget).await?;
+    Ok(outcome)
+}
+
+
+/// Completes a run's ledger row with its outcome (and its drift), on a fresh connection if
+/// the run's died with the failure it reports, retried for at least [`LEDGER_BUDGET`]; then
+/// logs the run's notes.
+pub(crate) async fn record(
+    url: &str,
+    mut admin: Arc<tokio_postgres::Client>,
+    schema: &str,
+    run_id: i64,
+    outcome: &mut Outcome,
+    retry_budget: std::time::Duration,
+) -> Result<()> {
     let error = outcome.result.as_ref().err().map(|e| e.to_string());
     // Drift is logged once per attribute and type per run, never per record.
     for ((attribute, observed_type), records) in &outcome.summary.drift {
@@ -91,12 +107,11 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     }
     // The run's connection may have died with the failure it reports (a restart): record
     // the outcome on a fresh one, within the same retry budget as the pages.
-    let mut admin = admin;
     // The bookkeeping waits longer than a page: recording the cause is worth a minute.
     let mut budget = RetryBudget::new(retry_budget.max(LEDGER_BUDGET));
     loop {
         if admin.is_closed() {
-            match db::connect(req.url).await {
+            match db::connect(url).await {
                 Ok(c) => admin = Arc::new(c),
                 Err(e) => match budget.next(&e) {
                     Some(wait) => {
@@ -111,10 +126,10 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
             outcome.notes = stamp_notes(&admin, schema, &outcome).await.unwrap_or_default();
         }
         let recorded = async {
-            ledger::record_drift(&admin, req.schema, &outcome.summary).await?;
+            ledger::record_drift(&admin, schema, &outcome.summary).await?;
             ledger::finish(
                 &admin,
-                req.schema,
+                schema,
                 run_id,
                 outcome.plan.as_ref(),
                 &outcome.summary,
@@ -134,7 +149,7 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     for note in &outcome.notes {
         tracing::warn!("{note}");
     }
-    Ok(outcome)
+    Ok(())
 }
 
 /// The least time the run's ledger row is retried for, whatever --retry-budget says.

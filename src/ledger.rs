@@ -39,17 +39,22 @@ pub async fn start(client: &Client, schema: &str, kind: RunKind, started: Timest
     Ok(row.get(0))
 }
 
-/// Marks every `running` row as `abandoned`. Called by a run that holds the lock: a row
-/// still running then belongs to a process that ended without finishing (killed, its host
-/// lost). Returns how many rows it marked.
-pub async fn abandon_stale(client: &Client, schema: &str) -> Result<u64> {
+/// Marks the `running` rows of processes that ended without finishing (killed, host lost)
+/// as `abandoned`, and returns how many it marked. A backfill worker's row is such when the
+/// worker no longer holds its advisory lock; a sync or demo row when `holds_run_lock` (the
+/// caller holds the run lock, so no other sync is running).
+pub async fn abandon_stale(client: &Client, schema: &str, holds_run_lock: bool) -> Result<u64> {
+    let q = quoted_schema(schema)?;
     let sql = format!(
-        "update {}.sync_runs set status = 'abandoned', finished_at = now(),
-            error = coalesce(error, 'the process ended without finishing the run (killed, or its host was lost); found by the next run')
-         where status = 'running'",
-        quoted_schema(schema)?
+        "update {q}.sync_runs r set status = 'abandoned', finished_at = now(),
+            error = coalesce(error, 'the process ended without finishing the run (killed, or its host was lost); found by a later run')
+         where status = 'running'
+           and (($1 and kind <> 'backfill')
+                or (kind = 'backfill' and not exists (
+                    select 1 from {q}.backfill_workers w where w.run_id = r.id and {alive})))",
+        alive = crate::backfill::worker_alive_sql("w", "$2")
     );
-    Ok(client.execute(&sql, &[]).await?)
+    Ok(client.execute(&sql, &[&holds_run_lock, &schema]).await?)
 }
 
 /// The largest offset west of UTC (in minutes) seen by the last `runs` incremental runs, and

@@ -11,6 +11,7 @@ pub use error::{Error, Kind, Result};
 pub use scansync_parse as parse;
 pub use scansync_parse::{attr, time};
 pub mod aws;
+pub mod backfill;
 pub mod checkpoint;
 pub mod cli;
 pub mod command;

@@ -25,9 +25,10 @@ pub fn lock_name(schema: &str) -> String {
 }
 
 /// The SQL expression of the lock's key (a bigint), given the name as `$1`.
-pub const LOCK_KEY_SQL: &str = "hashtextextended($1, 0)";
+pub const LOCK_KEY_SQL: &str = "hashtextextended($1::text, 0)";
 
-/// A held run lock; dropping it closes the connection, which releases the lock.
+/// A held lock (the run lock, or a backfill worker's); dropping it closes the connection,
+/// which releases the lock.
 pub struct RunLock {
     watch: LockWatch,
     watchdog: tokio::task::JoinHandle<()>,
@@ -93,18 +94,38 @@ fn lost() -> Error {
 
 /// Takes the lock of `schema`, or fails at once with [`Kind::Locked`].
 pub async fn acquire(url: &str, schema: &str) -> Result<RunLock> {
-    let client = Arc::new(db::connect(url).await?);
-    let got: bool = client
-        .query_one(&format!("select pg_try_advisory_lock({LOCK_KEY_SQL})"), &[&lock_name(schema)])
-        .await?
-        .get(0);
-    if !got {
-        return Err(Error::new(
+    take(url, &lock_name(schema)).await?.ok_or_else(|| {
+        Error::new(
             Kind::Locked,
             format!(
                 "another scansync run holds the lock of schema {schema}; nothing was done (it is released when that run ends)"
             ),
-        ));
+        )
+    })
+}
+
+/// Returns the advisory lock name of backfill worker `id` of `schema`: held by the worker
+/// for its whole life, it ties the worker's claims on units to its connection.
+pub fn worker_lock_name(schema: &str, id: i64) -> String {
+    format!("scansync-backfill-worker:{schema}:{id}")
+}
+
+/// Takes the lock of backfill worker `id` (fresh ids are never held, so this only fails if
+/// the connection does).
+pub async fn acquire_worker(url: &str, schema: &str, id: i64) -> Result<RunLock> {
+    take(url, &worker_lock_name(schema, id))
+        .await?
+        .ok_or_else(|| Error::internal(format!("the lock of backfill worker {id} is already held")))
+}
+
+/// Takes the session advisory lock `name` on a connection of its own, watched; `None` when
+/// another session holds it.
+async fn take(url: &str, name: &str) -> Result<Option<RunLock>> {
+    let client = Arc::new(db::connect(url).await?);
+    let got: bool =
+        client.query_one(&format!("select pg_try_advisory_lock({LOCK_KEY_SQL})"), &[&name]).await?.get(0);
+    if !got {
+        return Ok(None);
     }
     let watch = LockWatch { client, lost: Arc::new(AtomicBool::new(false)) };
     let w = watch.clone();
@@ -117,17 +138,23 @@ pub async fn acquire(url: &str, schema: &str) -> Result<RunLock> {
             }
         }
     });
-    Ok(RunLock { watch, watchdog })
+    Ok(Some(RunLock { watch, watchdog }))
+}
+
+/// The SQL condition "some session of this database holds the advisory lock named by the
+/// text expression `name`" (read from `pg_locks`, without taking it). An advisory lock on a
+/// bigint key shows there as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+pub fn held_sql(name: &str) -> String {
+    format!(
+        "exists (select 1 from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
+            and database = (select oid from pg_database where datname = current_database())
+            and ((classid::int8 << 32) | objid::int8) = hashtextextended({name}, 0))"
+    )
 }
 
 /// Tells whether any session holds the run lock of `schema` (read from `pg_locks`, without
 /// taking it: a probe must never make a starting run exit 75).
 pub async fn is_held(client: &Client, schema: &str) -> Result<bool> {
-    // An advisory lock on a bigint key shows in pg_locks as classid (high 32 bits) and
-    // objid (low 32 bits), with objsubid 1.
-    let sql = format!(
-        "select exists (select 1 from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
-            and ((classid::int8 << 32) | objid::int8) = {LOCK_KEY_SQL})"
-    );
+    let sql = format!("select {}", held_sql("$1::text"));
     Ok(client.query_one(&sql, &[&lock_name(schema)]).await?.get(0))
 }

@@ -1,11 +1,11 @@
 //! The `scansync` binary: parses flags, sets up logging, runs a subcommand.
 
 use clap::Parser;
-use scansync::cli::{Cli, Command, SourceArgs, TuningArgs};
+use scansync::cli::{BackfillAction, Cli, Command, SourceArgs, TuningArgs};
 use scansync::command::{self, AnyCheckpoint, AnySource, RunRequest, Scope};
 use scansync::ledger::RunKind;
 use scansync::window::WindowConfig;
-use scansync::{db, demo, health, schema, summary, Error, Kind, Result};
+use scansync::{backfill, db, demo, health, schema, summary, Error, Kind, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -68,16 +68,55 @@ async fn subcommand(cli: Cli) -> Result<u8> {
             let scope = Scope::Incremental { window, checkpoint: &args.checkpoint };
             run(url, schema_name, RunKind::Sync, scope, &args.source, &args.tuning).await
         }
-        Command::Backfill(args) => {
-            if args.from > args.to {
-                return Err(Error::config(format!(
-                    "--from {} is after --to {}: swap them",
-                    args.from, args.to
-                )));
+        Command::Backfill(args) => match args.action {
+            Some(BackfillAction::Status(status)) => {
+                let client = db::connect(url).await?;
+                let jobs = backfill::status::all(&client, schema_name).await?;
+                if status.json {
+                    let list: Vec<_> = jobs.iter().map(|j| j.to_json()).collect();
+                    println!("{}", serde_json::json!({ "jobs": list }));
+                } else if jobs.is_empty() {
+                    println!("no backfill jobs in schema {schema_name}");
+                } else {
+                    for j in &jobs {
+                        println!("{}", j.to_text());
+                    }
+                }
+                Ok(command::EXIT_OK)
             }
-            let scope = Scope::Days(Some((args.from, args.to)));
-            run(url, schema_name, RunKind::Backfill, scope, &args.source, &args.tuning).await
-        }
+            None => {
+                let days = match (args.from, args.to) {
+                    (Some(from), Some(to)) if from > to => {
+                        return Err(Error::config(format!("--from {from} is after --to {to}: swap them")))
+                    }
+                    (Some(from), Some(to)) => Some((from, to)),
+                    _ => None,
+                };
+                let report = backfill::run(backfill::Request {
+                    url,
+                    schema: schema_name,
+                    days,
+                    source: &args.source,
+                    tuning: &args.tuning,
+                    restart: args.restart,
+                    progress: args.progress,
+                    progress_every: args.progress_every,
+                })
+                .await?;
+                let code = match &report.outcome {
+                    Some(outcome) => {
+                        summary::print("backfill", outcome);
+                        summary::exit_status(outcome)
+                    }
+                    None => {
+                        println!("backfill job {} has no unit left to do ({} done): nothing to do; --restart runs it again", report.job.id, report.job.units.done);
+                        command::EXIT_OK
+                    }
+                };
+                println!("{}", report.job.to_text());
+                Ok(code)
+            }
+        },
         Command::Health(args) => {
             let result = async {
                 let client = Arc::new(db::connect(url).await?);

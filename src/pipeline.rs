@@ -9,6 +9,7 @@
 //! not by the window. The first fatal error closes the queues: fetchers and parsers stop at
 //! their next send, and [`execute`] returns the error with the counts of what committed.
 
+use crate::backfill::Claims;
 use crate::error::{Error, Kind, Result};
 use crate::lock::LockWatch;
 use crate::parse::{parse_page, Drift, Filter, Repairs, StampCounts};
@@ -16,8 +17,7 @@ use crate::retry::RetryBudget;
 use crate::source::{KeyBounds, RawPage, Source};
 use crate::time::StampForm;
 use crate::write::{PageWriter, Sink, WriteStats};
-use futures_util::{stream, TryStreamExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,8 +30,13 @@ pub struct PipelineConfig {
     pub fetchers: usize,
     /// Page writers (each its own connection and transaction).
     pub writers: usize,
-    /// The units to fetch (day partitions, export files).
+    /// The units to fetch (day partitions, export files), when they are known up front.
     pub units: Vec<String>,
+    /// A backfill job's claims: when set, fetchers claim their units from the job instead
+    /// of taking them from `units`, a unit that cannot be read fails alone (recorded on the
+    /// unit) instead of failing the run, and each unit is marked done once every page of it
+    /// committed.
+    pub claims: Option<Arc<Claims>>,
     /// The `updatedAt` key bounds handed to the source.
     pub bounds: Option<KeyBounds>,
     /// The exact filter applied after parsing.
@@ -138,6 +143,8 @@ impl Summary {
 /// The counts a page carries from the parse stage to its commit.
 struct PageInfo {
     unit: String,
+    /// The tracker's id of the unit the page belongs to.
+    tag: u32,
     read: u64,
     skipped: u64,
     rejects: Vec<&'static str>,
@@ -158,27 +165,39 @@ pub async fn execute<S: Source, K: Sink>(
     let started = Instant::now();
     let fetchers = cfg.fetchers.max(1);
     let writers = cfg.writers.max(1);
-    let (raw_tx, raw_rx) = async_channel::bounded::<RawPage>(fetchers * 2);
+    let (raw_tx, raw_rx) = async_channel::bounded::<(u32, RawPage)>(fetchers * 2);
     let (prep_tx, prep_rx) = async_channel::bounded::<(PageInfo, K::Prepared)>(writers * 2);
     let summary = Arc::new(Mutex::new(Summary::default()));
 
-    // Fetch: one task driving up to `fetchers` units at once.
+    // Fetch: `fetchers` loops, each taking (or claiming) one unit at a time.
+    let tracker = Arc::new(Tracker::new(cfg.claims.clone()));
+    let bookkeeping = tracker.clone().bookkeeping(cfg.retry_budget);
     let fetch = {
-        let source = source.clone();
-        let bounds = cfg.bounds.clone();
-        let units = cfg.units.clone();
-        tokio::spawn(async move {
-            let res = stream::iter(units.into_iter().map(Ok))
-                .try_for_each_concurrent(fetchers, |unit| {
-                    let (source, tx, bounds) = (source.clone(), raw_tx.clone(), bounds.clone());
-                    async move {
-                        let span = tracing::info_span!("fetch", unit = %unit);
-                        source.fetch(unit, bounds, tx).instrument(span).await
+        let feed = Arc::new(Feed { list: Mutex::new(cfg.units.iter().cloned().collect()), claims: cfg.claims.clone() });
+        let loops: Vec<_> = (0..fetchers)
+            .map(|_| {
+                let (source, feed, tracker) = (source.clone(), feed.clone(), tracker.clone());
+                let (tx, bounds) = (raw_tx.clone(), cfg.bounds.clone());
+                tokio::spawn(async move {
+                    let res = fetch_loop(&*source, &feed, bounds, &tx, &tracker).await;
+                    if res.is_err() {
+                        // Stop the other fetchers at their next send.
+                        tx.close();
                     }
+                    res
                 })
-                .await;
-            drop(raw_tx);
-            res
+            })
+            .collect();
+        drop(raw_tx);
+        tokio::spawn(async move {
+            let mut first = Ok(());
+            for l in loops {
+                let res = l.await.unwrap_or_else(|e| Err(Error::internal(format!("fetch task stopped: {e}"))));
+                if first.is_ok() {
+                    first = res;
+                }
+            }
+            first
         })
     };
 
@@ -191,7 +210,7 @@ pub async fn execute<S: Source, K: Sink>(
         let raw_rx = raw_rx.clone();
         let in_flight = Arc::new(tokio::sync::Semaphore::new(rayon::current_num_threads() + 1));
         tokio::spawn(async move {
-            while let Ok(page) = raw_rx.recv().await {
+            while let Ok((tag, page)) = raw_rx.recv().await {
                 let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
                 if prep_tx.is_closed() {
                     break;
@@ -208,6 +227,7 @@ pub async fn execute<S: Source, K: Sink>(
                     let prepared = sink.prepare(&parsed);
                     let info = PageInfo {
                         unit: page.unit,
+                        tag,
                         read: parsed.read,
                         skipped: parsed.skipped,
                         rejects: parsed.rejects.iter().map(|r| r.reason.code()).collect(),
@@ -237,6 +257,7 @@ pub async fn execute<S: Source, K: Sink>(
             max_unreadable_percent: cfg.max_unreadable_percent,
             retry_budget: cfg.retry_budget,
             lock: cfg.lock.clone(),
+            tracker: tracker.clone(),
         };
         handles.push(tokio::spawn(async move {
             let res = write_loop(&*sink, &rx, &summary, n, progress.as_deref(), &limits).await;
@@ -264,6 +285,10 @@ pub async fn execute<S: Source, K: Sink>(
         }
     }
     let _ = parse.await;
+    drop(tracker);
+    if let Err(e) = bookkeeping.await.unwrap_or_else(|e| Err(Error::internal(format!("bookkeeping stopped: {e}")))) {
+        first_err.get_or_insert(e);
+    }
     match fetch.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -284,6 +309,7 @@ struct Limits {
     max_unreadable_percent: u8,
     retry_budget: Duration,
     lock: Option<LockWatch>,
+    tracker: Arc<Tracker>,
 }
 
 async fn write_loop<K: Sink>(
@@ -313,13 +339,19 @@ async fn write_loop<K: Sink>(
             lock.check()?;
         }
         if info.unreadable * 100 > u64::from(max_unreadable_percent) * info.read {
-            return Err(Error::new(
+            let e = Error::new(
                 Kind::Io,
                 format!(
                     "{}: {} of {} lines are not DynamoDB JSON items (more than --max-unreadable-percent {max_unreadable_percent}): the input is broken, not dirty; this page was not written and the run fails",
                     info.unit, info.unreadable, info.read
                 ),
-            ));
+            );
+            if limits.tracker.is_job() {
+                // A job fails the unit alone: the other units go on.
+                limits.tracker.fail(info.tag, &e);
+                continue;
+            }
+            return Err(e);
         }
         let mut budget = RetryBudget::new(limits.retry_budget);
         let stats = loop {
@@ -342,6 +374,7 @@ async fn write_loop<K: Sink>(
             }
         };
         info!(unit = %info.unit, writer, read = info.read, content = stats.content, rejected = info.rejects.len(), "page committed");
+        limits.tracker.committed(info.tag);
         if let Some(p) = progress {
             p.fetch_add(info.read, Ordering::Relaxed);
         }
@@ -362,4 +395,171 @@ async fn write_loop<K: Sink>(
         s.written.merge(&stats);
     }
     Ok(())
+}
+
+/// Where fetchers take their units from: a list known up front, or a job's claims.
+struct Feed {
+    list: Mutex<VecDeque<String>>,
+    claims: Option<Arc<Claims>>,
+}
+
+impl Feed {
+    async fn next(&self) -> Result<Option<String>> {
+        match &self.claims {
+            Some(c) => c.claim().await,
+            None => Ok(self.list.lock().expect("feed poisoned").pop_front()),
+        }
+    }
+}
+
+/// Fetches units until none is left, forwarding each page tagged with its unit.
+async fn fetch_loop<S: Source>(
+    source: &S,
+    feed: &Feed,
+    bounds: Option<KeyBounds>,
+    out: &async_channel::Sender<(u32, RawPage)>,
+    tracker: &Tracker,
+) -> Result<()> {
+    loop {
+        if out.is_closed() {
+            return Ok(());
+        }
+        let Some(unit) = feed.next().await? else { return Ok(()) };
+        let tag = tracker.begin(&unit);
+        let (tx, rx) = async_channel::bounded::<RawPage>(1);
+        let span = tracing::info_span!("fetch", unit = %unit);
+        let fetch = source.fetch(unit, bounds.clone(), tx).instrument(span);
+        let forward = async {
+            while let Ok(page) = rx.recv().await {
+                tracker.sent(tag, page.payload.len() as u64);
+                if out.send((tag, page)).await.is_err() {
+                    // The pipeline is stopping: the unit is not complete.
+                    rx.close();
+                    return false;
+                }
+            }
+            true
+        };
+        let (res, forwarded) = tokio::join!(fetch, forward);
+        match res {
+            Ok(()) if forwarded && !out.is_closed() => tracker.fetched(tag),
+            Ok(()) => return Ok(()),
+            Err(e) if tracker.is_job() => tracker.fail(tag, &e),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Follows each unit's pages from fetch to commit, so that a job's unit is marked done
+/// only once the source delivered all of it and every one of its pages committed.
+struct Tracker {
+    claims: Option<Arc<Claims>>,
+    state: Mutex<TrackState>,
+    events: async_channel::Sender<UnitEvent>,
+    receiver: async_channel::Receiver<UnitEvent>,
+}
+
+#[derive(Default)]
+struct TrackState {
+    next: u32,
+    units: HashMap<u32, Track>,
+}
+
+struct Track {
+    unit: String,
+    sent: u64,
+    committed: u64,
+    records: u64,
+    fetched: bool,
+}
+
+enum UnitEvent {
+    Done { unit: String, records: u64, pages: u64 },
+    Failed { unit: String, error: String },
+}
+
+impl Tracker {
+    fn new(claims: Option<Arc<Claims>>) -> Self {
+        let (events, receiver) = async_channel::unbounded();
+        Self { claims, state: Mutex::default(), events, receiver }
+    }
+
+    fn is_job(&self) -> bool {
+        self.claims.is_some()
+    }
+
+    fn begin(&self, unit: &str) -> u32 {
+        if !self.is_job() {
+            return 0;
+        }
+        let mut s = self.state.lock().expect("tracker poisoned");
+        s.next += 1;
+        let tag = s.next;
+        s.units.insert(tag, Track { unit: unit.to_string(), sent: 0, committed: 0, records: 0, fetched: false });
+        tag
+    }
+
+    fn sent(&self, tag: u32, records: u64) {
+        if let Some(t) = self.state.lock().expect("tracker poisoned").units.get_mut(&tag) {
+            t.sent += 1;
+            t.records += records;
+        }
+    }
+
+    fn fetched(&self, tag: u32) {
+        let mut s = self.state.lock().expect("tracker poisoned");
+        if let Some(t) = s.units.get_mut(&tag) {
+            t.fetched = true;
+        }
+        self.complete_if_done(&mut s, tag);
+    }
+
+    fn committed(&self, tag: u32) {
+        let mut s = self.state.lock().expect("tracker poisoned");
+        if let Some(t) = s.units.get_mut(&tag) {
+            t.committed += 1;
+        }
+        self.complete_if_done(&mut s, tag);
+    }
+
+    fn complete_if_done(&self, s: &mut TrackState, tag: u32) {
+        if s.units.get(&tag).is_some_and(|t| t.fetched && t.committed == t.sent) {
+            let t = s.units.remove(&tag).expect("checked above");
+            let _ = self.events.try_send(UnitEvent::Done { unit: t.unit, records: t.records, pages: t.sent });
+        }
+    }
+
+    /// Fails a unit: it is never marked done by this run (its pages still in flight are
+    /// written, which is harmless), and the error is recorded on it.
+    fn fail(&self, tag: u32, e: &Error) {
+        if let Some(t) = self.state.lock().expect("tracker poisoned").units.remove(&tag) {
+            tracing::error!(unit = %t.unit, error = %e, "unit failed; the other units go on");
+            let _ = self.events.try_send(UnitEvent::Failed { unit: t.unit, error: e.to_string() });
+        }
+    }
+
+    /// Records units done and failed in the job as the events come, until every tracker
+    /// handle is gone. A unit still being tracked then was interrupted: it stays `running`
+    /// under this worker, whose lock ends with the process, and is claimed again.
+    fn bookkeeping(self: Arc<Self>, budget: Duration) -> tokio::task::JoinHandle<Result<()>> {
+        let claims = self.claims.clone();
+        // The queue closes when the last tracker handle (its only sender) is dropped.
+        let rx = self.receiver.clone();
+        tokio::spawn(async move {
+            let Some(claims) = claims else { return Ok(()) };
+            let mut first = Ok(());
+            while let Ok(event) = rx.recv().await {
+                let res = match &event {
+                    UnitEvent::Done { unit, records, pages } => claims.done(unit, *records, *pages, budget).await,
+                    UnitEvent::Failed { unit, error } => claims.fail(unit, error, budget).await,
+                };
+                if let Err(e) = res {
+                    if first.is_ok() {
+                        first = Err(e);
+                    }
+                }
+            }
+            first
+        })
+    }
 }

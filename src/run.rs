@@ -110,6 +110,7 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
         retry_budget: tuning.retry_budget,
         lock: tuning.lock.clone(),
         units,
+        claims: None,
         bounds: Some(plan.bounds.clone()),
         filter: Filter { after: Some(plan.after), days: None },
     };
@@ -170,6 +171,34 @@ pub async fn full<S: Source, K: Sink>(
         retry_budget: tuning.retry_budget,
         lock: tuning.lock.clone(),
         units,
+        claims: None,
+        bounds: None,
+        filter: Filter { after: None, days },
+    };
+    let (summary, result) = execute(source, sink, cfg).await;
+    Outcome { plan: None, summary, result, notes: Vec::new() }
+}
+
+/// Runs the pipeline as one worker of a backfill job: units are claimed from the job until
+/// none is left (each read whole, filtered to `days`), without touching any checkpoint.
+/// A unit that cannot be read fails alone (recorded on it); `result` is an error only for
+/// what stops the worker (the database, a lost worker lock).
+pub async fn job<S: Source, K: Sink>(
+    source: Arc<S>,
+    sink: Arc<K>,
+    claims: Arc<crate::backfill::Claims>,
+    days: Option<(Day, Day)>,
+    tuning: Tuning,
+) -> Outcome {
+    let cfg = PipelineConfig {
+        fetchers: tuning.fetchers,
+        writers: tuning.writers,
+        progress: tuning.progress,
+        max_unreadable_percent: tuning.max_unreadable_percent,
+        retry_budget: tuning.retry_budget,
+        lock: tuning.lock.clone(),
+        units: Vec::new(),
+        claims: Some(claims),
         bounds: None,
         filter: Filter { after: None, days },
     };

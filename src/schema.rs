@@ -8,8 +8,11 @@ use crate::error::{Error, Result};
 use tokio_postgres::Client;
 
 /// The embedded migrations, in order: (version, SQL).
-pub const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("../sql/001_canonical.sql")), (2, include_str!("../sql/002_collation_ledger.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../sql/001_canonical.sql")),
+    (2, include_str!("../sql/002_collation_ledger.sql")),
+    (3, include_str!("../sql/003_backfill_jobs.sql")),
+];
 
 /// Checks a schema name and returns it quoted for SQL.
 ///

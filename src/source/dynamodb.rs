@@ -51,6 +51,16 @@ impl DynamoSource {
         }
     }
 
+    /// Returns `table/index`: what the source reads (a backfill job's identity).
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.table, self.index)
+    }
+
+    /// Returns the number of key slices each partition is cut into.
+    pub fn slices(&self) -> usize {
+        self.slices
+    }
+
     /// Sets how long a query is retried through transient failures (throttling, 5xx,
     /// timeouts, connection failures), beyond the SDK's own attempts.
     pub fn with_retry_budget(mut self, budget: Duration) -> Self {

@@ -20,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 /// its unit (a truncated file must never pass as a short one).
 #[derive(Debug, Clone)]
 pub struct ExportSource {
+    root: PathBuf,
     files: Vec<DataFile>,
     page_size: usize,
 }
@@ -72,7 +73,12 @@ impl ExportSource {
                 dir.display()
             )));
         }
-        Ok(Self { files, page_size: page_size.max(1) })
+        Ok(Self { root, files, page_size: page_size.max(1) })
+    }
+
+    /// Returns where the export is (its resolved directory): a backfill job's identity.
+    pub fn location(&self) -> String {
+        self.root.display().to_string()
     }
 }
 

@@ -1,0 +1,158 @@
+//! A worker's claims on the units of a job: claimed with `FOR UPDATE SKIP LOCKED`, tied to
+//! the worker's advisory lock, marked done or failed only while still the worker's own.
+
+use crate::db;
+use crate::error::Result;
+use crate::lock::held_sql;
+use crate::retry::RetryBudget;
+use crate::schema::quoted_schema;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_postgres::Client;
+
+/// The SQL condition "worker `w` of this schema is alive" (holds its advisory lock), for a
+/// query with the schema name as `$schema_param`.
+pub fn worker_alive_sql(w: &str, schema_param: &str) -> String {
+    held_sql(&format!("'scansync-backfill-worker:' || {schema_param}::text || ':' || {w}.id"))
+}
+
+/// One worker's handle on its job's units.
+pub struct Claims {
+    url: String,
+    schema: String,
+    job_id: i64,
+    worker_id: i64,
+    worker_name: String,
+    client: Mutex<Option<Client>>,
+    claim_sql: String,
+    done_sql: String,
+    fail_sql: String,
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claims").field("job_id", &self.job_id).field("worker_id", &self.worker_id).finish()
+    }
+}
+
+impl Claims {
+    /// Opens the claims of worker `worker_id` (registered, holding its lock) on `job_id`.
+    pub async fn open(url: &str, schema: &str, job_id: i64, worker_id: i64, worker_name: &str) -> Result<Self> {
+        let q = quoted_schema(schema)?;
+        // Claimable: pending; failed before this worker started (a failure is retried by
+        // the next invocation, not over and over by the same one); or running under a
+        // worker that is gone (its lock released: killed, host lost).
+        let claim_sql = format!(
+            "with live as (
+                 select w.id from {q}.backfill_workers w
+                 where w.job_id = $1 and w.finished_at is null and {alive}
+             ), c as (
+                 select u.unit from {q}.backfill_units u
+                 where u.job_id = $1
+                   and (u.state = 'pending'
+                        or (u.state = 'failed'
+                            and u.finished_at < (select started_at from {q}.backfill_workers where id = $2))
+                        or (u.state = 'running' and u.worker_id <> $2
+                            and u.worker_id not in (select id from live)))
+                 order by u.ordinal
+                 limit 1
+                 for update skip locked
+             )
+             update {q}.backfill_units u
+             set state = 'running', worker_id = $2, worker = $3, attempts = u.attempts + 1,
+                 started_at = now(), finished_at = null
+             from c where u.job_id = $1 and u.unit = c.unit
+             returning u.unit, u.attempts",
+            alive = worker_alive_sql("w", "$4"),
+        );
+        let done_sql = format!(
+            "update {q}.backfill_units
+             set state = 'done', completions = completions + 1, records = $4, pages = $5,
+                 finished_at = now(), last_error = null
+             where job_id = $1 and unit = $2 and worker_id = $3 and state = 'running'"
+        );
+        let fail_sql = format!(
+            "update {q}.backfill_units set state = 'failed', last_error = $4, finished_at = now()
+             where job_id = $1 and unit = $2 and worker_id = $3 and state = 'running'"
+        );
+        let client = db::connect(url).await?;
+        Ok(Self {
+            url: url.to_string(),
+            schema: schema.to_string(),
+            job_id,
+            worker_id,
+            worker_name: worker_name.to_string(),
+            client: Mutex::new(Some(client)),
+            claim_sql,
+            done_sql,
+            fail_sql,
+        })
+    }
+
+    /// Claims the next unit, or returns `None` when no unit is left to claim.
+    pub async fn claim(&self) -> Result<Option<String>> {
+        let mut guard = self.client.lock().await;
+        let client = match guard.as_ref() {
+            Some(c) if !c.is_closed() => c,
+            _ => {
+                *guard = Some(db::connect(&self.url).await?);
+                guard.as_ref().expect("just set")
+            }
+        };
+        let row = client
+            .query_opt(&self.claim_sql, &[&self.job_id, &self.worker_id, &self.worker_name, &self.schema])
+            .await?;
+        Ok(row.map(|r| {
+            let (unit, attempts): (String, i32) = (r.get(0), r.get(1));
+            if attempts > 1 {
+                tracing::info!(%unit, attempts, "claimed a unit again (failed or abandoned before)");
+            }
+            unit
+        }))
+    }
+
+    /// Marks `unit` done (every page of it committed). Retried within `budget`; a unit no
+    /// longer this worker's (another worker took it over) is left to that worker.
+    pub async fn done(&self, unit: &str, records: u64, pages: u64, budget: Duration) -> Result<()> {
+        let (r, p) = (records as i64, pages as i64);
+        let n = self
+            .execute(&self.done_sql, &[&self.job_id, &unit, &self.worker_id, &r, &p], budget)
+            .await?;
+        if n == 0 {
+            tracing::warn!(%unit, "unit finished, but another worker had taken it over: left to that worker");
+        }
+        Ok(())
+    }
+
+    /// Marks `unit` failed with its error (retried by the next invocation of the job).
+    pub async fn fail(&self, unit: &str, error: &str, budget: Duration) -> Result<()> {
+        self.execute(&self.fail_sql, &[&self.job_id, &unit, &self.worker_id, &error], budget).await?;
+        Ok(())
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        budget: Duration,
+    ) -> Result<u64> {
+        let mut budget = RetryBudget::new(budget);
+        loop {
+            let res = async {
+                let mut guard = self.client.lock().await;
+                if guard.as_ref().is_none_or(|c| c.is_closed()) {
+                    *guard = Some(db::connect(&self.url).await?);
+                }
+                Ok::<_, crate::Error>(guard.as_ref().expect("just set").execute(sql, params).await?)
+            }
+            .await;
+            match res {
+                Ok(n) => return Ok(n),
+                Err(e) => match budget.next(&e) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(budget.give_up(e).context("recording a backfill unit's state")),
+                },
+            }
+        }
+    }
+}

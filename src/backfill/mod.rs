@@ -1,0 +1,331 @@
+//! Backfill jobs: a backfill is a job of units (day slices of the table, files of an export)
+//! kept in PostgreSQL (`backfill_jobs`, `backfill_units`, `backfill_workers`), so that it
+//! resumes after an interruption, many workers share it, and its progress can be read.
+//!
+//! - **Identity.** A job is found by what it covers (source, table or export, day range):
+//!   running the same command again resumes it; `--restart` starts it afresh.
+//! - **Workers.** Each invocation is a worker: it registers, takes an advisory lock of its
+//!   own, and claims units one at a time (`FOR UPDATE SKIP LOCKED`) until none is left. A
+//!   unit `running` under a worker that no longer holds its lock (killed, host lost) is
+//!   claimed again by any worker; nobody has to clean up.
+//! - **Done means committed.** A unit is marked done only after the source delivered all of
+//!   it and every one of its pages committed (the pipeline's tracker). A unit that cannot be
+//!   read fails alone, with its error; the next invocation retries it.
+//! - **Beside the hourly sync.** A worker never takes the run lock and never touches the
+//!   checkpoint: the merges are idempotent and order-independent, so a sync running at the
+//!   same time converges to the same tables.
+
+mod claims;
+pub mod progress;
+pub mod status;
+
+pub use claims::{worker_alive_sql, Claims};
+
+use crate::cli::{SourceArgs, TuningArgs};
+use crate::command;
+use crate::error::{Error, Kind, Result};
+use crate::ledger::{self, RunKind};
+use crate::run::{self, Outcome};
+use crate::schema::quoted_schema;
+use crate::source::any::AnySource;
+use crate::source::Source;
+use crate::time::{Day, Timestamp};
+use crate::write::postgres::PgSink;
+use crate::{db, lock, schema};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::Client;
+
+/// Everything one backfill worker needs.
+pub struct Request<'a> {
+    /// The database URL.
+    pub url: &'a str,
+    /// The target schema.
+    pub schema: &'a str,
+    /// The day partitions (inclusive); `None`: everything the source has (exports only).
+    pub days: Option<(Day, Day)>,
+    /// Source flags.
+    pub source: &'a SourceArgs,
+    /// Tuning flags.
+    pub tuning: &'a TuningArgs,
+    /// Start the job afresh.
+    pub restart: bool,
+    /// How progress is shown.
+    pub progress: progress::Mode,
+    /// Interval of progress log lines.
+    pub progress_every: Duration,
+}
+
+/// What a worker did, and where its job stands.
+pub struct Report {
+    /// The worker's run (None when the job had nothing left to do).
+    pub outcome: Option<Outcome>,
+    /// The job after the worker ended.
+    pub job: status::JobStatus,
+}
+
+/// The identity of a job: source, what it reads, and the day range.
+pub fn job_key(source: &str, target: &str, days: Option<(Day, Day)>) -> String {
+    match days {
+        Some((a, b)) => format!("{source}:{target}:{a}..{b}"),
+        None => format!("{source}:{target}:all"),
+    }
+}
+
+/// Runs one worker of the backfill job the request describes (creating the job if it is
+/// new). Returns `Err` only for failures before the worker could start.
+pub async fn run(req: Request<'_>) -> Result<Report> {
+    let started = Timestamp::now();
+    let (url, schema) = (req.url, req.schema);
+    let q = quoted_schema(schema)?;
+    if let (AnySourceKind::Dynamodb, None) = (kind_of(req.source), req.days) {
+        return Err(Error::config(
+            "backfill --source dynamodb needs --from and --to (YYYY-MM-DD): the day partitions to read",
+        ));
+    }
+    let mut admin = db::connect(url).await?;
+    schema::migrate(&mut admin, schema).await?;
+    let admin = Arc::new(admin);
+    let abandoned = ledger::abandon_stale(&admin, schema, false).await?;
+    if abandoned > 0 {
+        tracing::warn!(runs = abandoned, "marked backfill runs whose worker ended without finishing as abandoned");
+    }
+
+    let mut source = AnySource::from_args(req.source, req.tuning).await?;
+    let (kind, target, slices) = identity(&source);
+    let key = job_key(kind, &target, req.days);
+    // A job keeps the slicing it was created with, so its units mean the same on resume.
+    let existing: Option<Option<i32>> = admin
+        .query_opt(&format!("select slices from {q}.backfill_jobs where job_key = $1"), &[&key])
+        .await?
+        .map(|r| r.get(0));
+    if let (Some(Some(job_slices)), Some(now)) = (existing, slices) {
+        if job_slices as usize != now {
+            tracing::warn!(job_slices, flag = now, "this job was created with --slices {job_slices}: resuming with it");
+            let mut tuning = req.tuning.clone();
+            tuning.slices = Some(job_slices as u16);
+            source = AnySource::from_args(req.source, &tuning).await?;
+        }
+    }
+    let day_list: Vec<Day> = req.days.map(|(a, b)| (a.0..=b.0).map(Day).collect()).unwrap_or_default();
+    let units = source.units(&day_list, None).await?;
+    let job_id = open_job(
+        &admin,
+        schema,
+        &JobSpec { key: &key, source: kind, target: &target, days: req.days, slices, units: &units },
+        req.restart,
+    )
+    .await?;
+    let before = status::job(&admin, schema, job_id).await?;
+    if before.units.claimable() == 0 && before.units.running == 0 {
+        return Ok(Report { outcome: None, job: before });
+    }
+
+    let run_id = ledger::start(&admin, schema, RunKind::Backfill, started).await?;
+    let worker_name = format!("{}:{}", hostname(), std::process::id());
+    let worker_id: i64 = admin
+        .query_one(
+            &format!("insert into {q}.backfill_workers (job_id, name, run_id) values ($1, $2, $3) returning id"),
+            &[&job_id, &worker_name, &run_id],
+        )
+        .await?
+        .get(0);
+    let worker_lock = lock::acquire_worker(url, schema, worker_id).await?;
+    tracing::info!(job = job_id, worker = worker_id, name = %worker_name, units = before.units.total, done = before.units.done, "backfill worker started");
+    let claims = Arc::new(Claims::open(url, schema, job_id, worker_id, &worker_name).await?);
+    let sink = Arc::new(PgSink::new(url, schema, Some(run_id))?);
+    let mut tuning = command::tuning(req.tuning);
+    tuning.lock = Some(worker_lock.watch());
+    let records = Arc::new(AtomicU64::new(0));
+    tuning.progress = Some(records.clone());
+    let retry_budget = tuning.retry_budget;
+    let shown = progress::spawn(req.progress, req.progress_every, admin.clone(), schema, job_id, records);
+
+    let mut outcome = run::job(Arc::new(source), sink, claims, req.days, tuning).await;
+    shown.finish().await;
+
+    // The worker's own failed units make its exit status 1: the next invocation retries them.
+    let failed = worker_failures(&admin, schema, job_id, worker_id).await.unwrap_or_default();
+    if outcome.result.is_ok() && !failed.is_empty() {
+        let (unit, error) = &failed[0];
+        outcome.result = Err(Error::new(
+            Kind::Io,
+            format!(
+                "{} units of backfill job {job_id} failed (first: {unit}: {error}); the other units are done; run the same command again to retry them (`scansync backfill status` lists them)",
+                failed.len()
+            ),
+        ));
+    }
+    let finished = async {
+        admin
+            .execute(&format!("update {q}.backfill_workers set finished_at = now() where id = $1"), &[&worker_id])
+            .await?;
+        admin
+            .execute(
+                &format!(
+                    "update {q}.backfill_jobs set finished_at = now() where id = $1 and finished_at is null
+                     and not exists (select 1 from {q}.backfill_units where job_id = $1 and state <> 'done')"
+                ),
+                &[&job_id],
+            )
+            .await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = finished {
+        // The worker's lock ends with the process: its row reads as gone either way.
+        tracing::warn!(error = %e, "could not mark the worker finished");
+    }
+    command::record(url, admin.clone(), schema, run_id, &mut outcome, retry_budget).await?;
+    drop(worker_lock);
+    let job = match db::connect(url).await {
+        Ok(c) => status::job(&c, schema, job_id).await?,
+        Err(e) => return Err(e.context("reading the job's state after the worker ended")),
+    };
+    Ok(Report { outcome: Some(outcome), job })
+}
+
+/// Which source the flags choose (before it is built).
+enum AnySourceKind {
+    Dynamodb,
+    Export,
+}
+
+fn kind_of(a: &SourceArgs) -> AnySourceKind {
+    match a.source {
+        crate::cli::SourceKind::Dynamodb => AnySourceKind::Dynamodb,
+        crate::cli::SourceKind::Export => AnySourceKind::Export,
+    }
+}
+
+/// The source kind, what it reads, and its slicing (DynamoDB).
+fn identity(s: &AnySource) -> (&'static str, String, Option<usize>) {
+    match s {
+        AnySource::Dynamo(d) => ("dynamodb", d.target(), Some(d.slices())),
+        AnySource::Export(e) => ("export", e.location(), None),
+        AnySource::Generated(_) => ("generated", "loadgen".to_string(), None),
+    }
+}
+
+/// What a job covers and the units it is made of.
+struct JobSpec<'a> {
+    key: &'a str,
+    source: &'a str,
+    target: &'a str,
+    days: Option<(Day, Day)>,
+    slices: Option<usize>,
+    units: &'a [String],
+}
+
+/// Creates the job (or finds it), adds units it does not have yet (an export that gained
+/// files), and with `restart` makes every unit pending again. One transaction, the job row
+/// locked: workers starting at once agree on one job.
+async fn open_job(client: &Client, schema: &str, spec: &JobSpec<'_>, restart: bool) -> Result<i64> {
+    let q = quoted_schema(schema)?;
+    // A transaction on a shared client: run it as one batch of statements on a connection
+    // of its own would be cleaner, but the job row lock serializes starters either way.
+    client.batch_execute("begin").await?;
+    let res = async {
+        let (from, to) = (spec.days.map(|d| d.0.to_string()), spec.days.map(|d| d.1.to_string()));
+        let slices = spec.slices.map(|s| s as i32);
+        client
+            .execute(
+                &format!(
+                    "insert into {q}.backfill_jobs (job_key, source, target, from_day, to_day, slices)
+                     values ($1, $2, $3, $4::text::date, $5::text::date, $6) on conflict (job_key) do nothing"
+                ),
+                &[&spec.key, &spec.source, &spec.target, &from, &to, &slices],
+            )
+            .await?;
+        let id: i64 = client
+            .query_one(&format!("select id from {q}.backfill_jobs where job_key = $1 for update"), &[&spec.key])
+            .await?
+            .get(0);
+        if restart {
+            let live: i64 = client
+                .query_one(
+                    &format!(
+                        "select count(*) from {q}.backfill_workers w where job_id = $1 and finished_at is null and {}",
+                        worker_alive_sql("w", "$2")
+                    ),
+                    &[&id, &schema],
+                )
+                .await?
+                .get(0);
+            if live > 0 {
+                return Err(Error::config(format!(
+                    "--restart refused: {live} workers are running backfill job {id}; stop them first (or resume without --restart)"
+                )));
+            }
+            client
+                .execute(
+                    &format!(
+                        "update {q}.backfill_units set state = 'pending', worker_id = null, worker = null,
+                         attempts = 0, completions = 0, records = 0, pages = 0, started_at = null,
+                         finished_at = null, last_error = null where job_id = $1"
+                    ),
+                    &[&id],
+                )
+                .await?;
+            client
+                .execute(
+                    &format!("update {q}.backfill_jobs set restarted_at = now(), finished_at = null where id = $1"),
+                    &[&id],
+                )
+                .await?;
+        }
+        let added = client
+            .execute(
+                &format!(
+                    "insert into {q}.backfill_units (job_id, unit, ordinal)
+                     select $1, u, o::int from unnest($2::text[]) with ordinality as x(u, o)
+                     on conflict do nothing"
+                ),
+                &[&id, &spec.units],
+            )
+            .await?;
+        if added > 0 {
+            client
+                .execute(&format!("update {q}.backfill_jobs set finished_at = null where id = $1"), &[&id])
+                .await?;
+        }
+        Ok(id)
+    }
+    .await;
+    match res {
+        Ok(id) => {
+            client.batch_execute("commit").await?;
+            Ok(id)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("rollback").await;
+            Err(e)
+        }
+    }
+}
+
+/// The units this worker failed, with their errors.
+async fn worker_failures(client: &Client, schema: &str, job: i64, worker: i64) -> Result<Vec<(String, String)>> {
+    let q = quoted_schema(schema)?;
+    let rows = client
+        .query(
+            &format!(
+                "select unit, coalesce(last_error, '') from {q}.backfill_units
+                 where job_id = $1 and worker_id = $2 and state = 'failed' order by ordinal"
+            ),
+            &[&job, &worker],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The host's name, for the worker's label (`host:pid`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
