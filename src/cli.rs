@@ -180,7 +180,8 @@ pub struct SourceArgs {
     /// The GSI keyed on datePartition (hash) and updatedAt (range).
     #[arg(long, env = "SCANSYNC_INDEX", default_value = "datePartition-updatedAt-index")]
     pub index: String,
-    /// Export directory (required with --source export).
+    /// The export (required with --source export): a directory, or where AWS wrote it,
+    /// s3://bucket/prefix/ (streamed, never copied; every manifest under the prefix is read).
     #[arg(long, env = "SCANSYNC_EXPORT_DIR")]
     pub export_dir: Option<PathBuf>,
 }

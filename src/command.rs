@@ -88,7 +88,6 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     Ok(outcome)
 }
 
-
 /// Completes a run's ledger row with its outcome (and its drift), on a fresh connection if
 /// the run's died with the failure it reports, retried for at least [`LEDGER_BUDGET`]; then
 /// logs the run's notes.
@@ -127,15 +126,8 @@ pub(crate) async fn record(
         }
         let recorded = async {
             ledger::record_drift(&admin, schema, &outcome.summary).await?;
-            ledger::finish(
-                &admin,
-                schema,
-                run_id,
-                outcome.plan.as_ref(),
-                &outcome.summary,
-                error.as_deref(),
-            )
-            .await
+            ledger::finish(&admin, schema, run_id, outcome.plan.as_ref(), &outcome.summary, error.as_deref())
+                .await
         }
         .await;
         match recorded {

@@ -173,7 +173,10 @@ pub async fn execute<S: Source, K: Sink>(
     let tracker = Arc::new(Tracker::new(cfg.claims.clone()));
     let bookkeeping = tracker.clone().bookkeeping(cfg.retry_budget);
     let fetch = {
-        let feed = Arc::new(Feed { list: Mutex::new(cfg.units.iter().cloned().collect()), claims: cfg.claims.clone() });
+        let feed = Arc::new(Feed {
+            list: Mutex::new(cfg.units.iter().cloned().collect()),
+            claims: cfg.claims.clone(),
+        });
         let loops: Vec<_> = (0..fetchers)
             .map(|_| {
                 let (source, feed, tracker) = (source.clone(), feed.clone(), tracker.clone());
@@ -192,7 +195,8 @@ pub async fn execute<S: Source, K: Sink>(
         tokio::spawn(async move {
             let mut first = Ok(());
             for l in loops {
-                let res = l.await.unwrap_or_else(|e| Err(Error::internal(format!("fetch task stopped: {e}"))));
+                let res =
+                    l.await.unwrap_or_else(|e| Err(Error::internal(format!("fetch task stopped: {e}"))));
                 if first.is_ok() {
                     first = res;
                 }
@@ -286,7 +290,9 @@ pub async fn execute<S: Source, K: Sink>(
     }
     let _ = parse.await;
     drop(tracker);
-    if let Err(e) = bookkeeping.await.unwrap_or_else(|e| Err(Error::internal(format!("bookkeeping stopped: {e}")))) {
+    if let Err(e) =
+        bookkeeping.await.unwrap_or_else(|e| Err(Error::internal(format!("bookkeeping stopped: {e}"))))
+    {
         first_err.get_or_insert(e);
     }
     match fetch.await {
@@ -495,7 +501,8 @@ impl Tracker {
         let mut s = self.state.lock().expect("tracker poisoned");
         s.next += 1;
         let tag = s.next;
-        s.units.insert(tag, Track { unit: unit.to_string(), sent: 0, committed: 0, records: 0, fetched: false });
+        s.units
+            .insert(tag, Track { unit: unit.to_string(), sent: 0, committed: 0, records: 0, fetched: false });
         tag
     }
 
@@ -550,7 +557,9 @@ impl Tracker {
             let mut first = Ok(());
             while let Ok(event) = rx.recv().await {
                 let res = match &event {
-                    UnitEvent::Done { unit, records, pages } => claims.done(unit, *records, *pages, budget).await,
+                    UnitEvent::Done { unit, records, pages } => {
+                        claims.done(unit, *records, *pages, budget).await
+                    }
                     UnitEvent::Failed { unit, error } => claims.fail(unit, error, budget).await,
                 };
                 if let Err(e) = res {

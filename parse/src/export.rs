@@ -1,5 +1,10 @@
-//! Export lines: one line of a DynamoDB export (`{"Item": {…}}` in DynamoDB JSON) in, a raw
-//! record or a quarantine reason out.
+//! Export lines: one line of a DynamoDB export in, a raw record or a quarantine reason out.
+//!
+//! A full export's line is `{"Item": {…}}` (DynamoDB JSON). An incremental export's line is
+//! one change: `{"Metadata": {"WriteTimestampMicros": …}, "Keys": {…}, "NewImage": {…},
+//! "OldImage": {…}}`. Its `NewImage` is the record as written; a line without `NewImage` is a
+//! delete, read as a tombstone of the `OldImage` (`deleted: true`), versioned by the time of
+//! the delete (`WriteTimestampMicros`).
 
 use crate::attr::{item_from_dynamodb_json, Attr, Item};
 use crate::json::repair_json_text;
@@ -16,6 +21,12 @@ pub fn decode_export_line(mut line: Vec<u8>) -> RawRecord {
     // (measured). Lines holding any surrogate escape take the repairing path instead.
     if !has_surrogate_escape(&line) {
         if let Ok(v) = simd_json::to_borrowed_value(&mut line) {
+            if let simd_json::BorrowedValue::Object(o) = &v {
+                if o.contains_key("Keys") || o.contains_key("NewImage") {
+                    // An incremental export's change: the general path reads it.
+                    return decode_change(&original);
+                }
+            }
             let item = match &v {
                 simd_json::BorrowedValue::Object(o) => o.get("Item").unwrap_or(&v),
                 _ => &v,
@@ -35,11 +46,49 @@ pub fn decode_export_line(mut line: Vec<u8>) -> RawRecord {
         Ok(v) => v,
         Err(_) => return RawRecord::Unreadable { reason: RejectReason::NotJson, raw: text.into_owned() },
     };
+    if value.get("Keys").is_some() || value.get("NewImage").is_some() {
+        return decode_change(fixed.as_bytes());
+    }
     let item = value.get("Item").unwrap_or(&value);
     match item_from_dynamodb_json(item) {
         Some(item) => RawRecord::Item(item),
         None => RawRecord::Unreadable { reason: RejectReason::NotAMap, raw: text.into_owned() },
     }
+}
+
+/// Decodes a line of an incremental export (a change): the new image, or for a delete the
+/// old image as a tombstone versioned by the time of the delete.
+fn decode_change(original: &[u8]) -> RawRecord {
+    let text = String::from_utf8_lossy(original);
+    let (fixed, _) = repair_json_text(&text);
+    let value: serde_json::Value = match serde_json::from_str(&fixed) {
+        Ok(v) => v,
+        Err(_) => return RawRecord::Unreadable { reason: RejectReason::NotJson, raw: text.into_owned() },
+    };
+    let not_a_map = |text: std::borrow::Cow<'_, str>| RawRecord::Unreadable {
+        reason: RejectReason::NotAMap,
+        raw: text.into_owned(),
+    };
+    if let Some(image) = value.get("NewImage") {
+        return match item_from_dynamodb_json(image) {
+            Some(item) => RawRecord::Item(item),
+            None => not_a_map(text),
+        };
+    }
+    let Some(old) = value.get("OldImage") else {
+        return RawRecord::Unreadable { reason: RejectReason::DeleteWithoutOldImage, raw: text.into_owned() };
+    };
+    let Some(mut item) = item_from_dynamodb_json(old) else { return not_a_map(text) };
+    item.insert("deleted".to_string(), Attr::Bool(true));
+    let micros = value
+        .pointer("/Metadata/WriteTimestampMicros/N")
+        .and_then(|n| n.as_str().map(str::to_string).or_else(|| Some(n.to_string())))
+        .and_then(|n| n.parse::<i64>().ok());
+    if let Some(m) = micros {
+        // The delete's own time is the tombstone's version: it is newer than the image.
+        item.insert("updatedAt".to_string(), Attr::S(crate::time::Timestamp(m).to_iso()));
+    }
+    RawRecord::Item(item)
 }
 
 /// Converts a DynamoDB JSON map straight from simd-json's borrowed DOM (no intermediate tree).
@@ -102,6 +151,43 @@ fn has_surrogate_escape(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incremental_export_change_is_read_as_its_new_image() {
+        let line = br#"{"Metadata":{"WriteTimestampMicros":{"N":"1767225600000000"}},"Keys":{"scanId":{"S":"s1"}},"NewImage":{"scanId":{"S":"s1"},"caption":{"S":"new"}},"OldImage":{"scanId":{"S":"s1"},"caption":{"S":"old"}}}"#;
+        match decode_export_line(line.to_vec()) {
+            RawRecord::Item(item) => {
+                assert_eq!(item["caption"], Attr::S("new".into()));
+                assert!(!item.contains_key("Keys") && !item.contains_key("deleted"), "{item:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_incremental_export_delete_is_a_tombstone_of_its_old_image_at_the_time_of_the_delete() {
+        let line = br#"{"Metadata":{"WriteTimestampMicros":{"N":"1767225600000001"}},"Keys":{"scanId":{"S":"s1"}},"OldImage":{"scanId":{"S":"s1"},"updatedAt":{"S":"2025-12-31T00:00:00Z"}}}"#;
+        match decode_export_line(line.to_vec()) {
+            RawRecord::Item(item) => {
+                assert_eq!(item["deleted"], Attr::Bool(true));
+                assert_eq!(item["updatedAt"], Attr::S("2026-01-01T00:00:00.000001Z".into()));
+                assert_eq!(item["scanId"], Attr::S("s1".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_incremental_export_delete_without_old_image_is_quarantined_with_its_reason() {
+        let line = br#"{"Metadata":{"WriteTimestampMicros":{"N":"1"}},"Keys":{"scanId":{"S":"s1"}}}"#;
+        match decode_export_line(line.to_vec()) {
+            RawRecord::Unreadable { reason, .. } => {
+                assert_eq!(reason, RejectReason::DeleteWithoutOldImage);
+                assert!(!reason.is_unreadable());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn an_export_line_that_is_not_json_is_quarantined_with_its_text() {

@@ -37,7 +37,13 @@ impl std::fmt::Debug for Claims {
 
 impl Claims {
     /// Opens the claims of worker `worker_id` (registered, holding its lock) on `job_id`.
-    pub async fn open(url: &str, schema: &str, job_id: i64, worker_id: i64, worker_name: &str) -> Result<Self> {
+    pub async fn open(
+        url: &str,
+        schema: &str,
+        job_id: i64,
+        worker_id: i64,
+        worker_name: &str,
+    ) -> Result<Self> {
         let q = quoted_schema(schema)?;
         // Claimable: pending; failed before this worker started (a failure is retried by
         // the next invocation, not over and over by the same one); or running under a
@@ -115,9 +121,7 @@ impl Claims {
     /// longer this worker's (another worker took it over) is left to that worker.
     pub async fn done(&self, unit: &str, records: u64, pages: u64, budget: Duration) -> Result<()> {
         let (r, p) = (records as i64, pages as i64);
-        let n = self
-            .execute(&self.done_sql, &[&self.job_id, &unit, &self.worker_id, &r, &p], budget)
-            .await?;
+        let n = self.execute(&self.done_sql, &[&self.job_id, &unit, &self.worker_id, &r, &p], budget).await?;
         if n == 0 {
             tracing::warn!(%unit, "unit finished, but another worker had taken it over: left to that worker");
         }

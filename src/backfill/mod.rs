@@ -89,7 +89,10 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     let admin = Arc::new(admin);
     let abandoned = ledger::abandon_stale(&admin, schema, false).await?;
     if abandoned > 0 {
-        tracing::warn!(runs = abandoned, "marked backfill runs whose worker ended without finishing as abandoned");
+        tracing::warn!(
+            runs = abandoned,
+            "marked backfill runs whose worker ended without finishing as abandoned"
+        );
     }
 
     let mut source = AnySource::from_args(req.source, req.tuning).await?;
@@ -102,7 +105,11 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
         .map(|r| r.get(0));
     if let (Some(Some(job_slices)), Some(now)) = (existing, slices) {
         if job_slices as usize != now {
-            tracing::warn!(job_slices, flag = now, "this job was created with --slices {job_slices}: resuming with it");
+            tracing::warn!(
+                job_slices,
+                flag = now,
+                "this job was created with --slices {job_slices}: resuming with it"
+            );
             let mut tuning = req.tuning.clone();
             tuning.slices = Some(job_slices as u16);
             source = AnySource::from_args(req.source, &tuning).await?;
@@ -126,7 +133,9 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     let worker_name = format!("{}:{}", hostname(), std::process::id());
     let worker_id: i64 = admin
         .query_one(
-            &format!("insert into {q}.backfill_workers (job_id, name, run_id) values ($1, $2, $3) returning id"),
+            &format!(
+                "insert into {q}.backfill_workers (job_id, name, run_id) values ($1, $2, $3) returning id"
+            ),
             &[&job_id, &worker_name, &run_id],
         )
         .await?
@@ -159,7 +168,10 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     }
     let finished = async {
         admin
-            .execute(&format!("update {q}.backfill_workers set finished_at = now() where id = $1"), &[&worker_id])
+            .execute(
+                &format!("update {q}.backfill_workers set finished_at = now() where id = $1"),
+                &[&worker_id],
+            )
             .await?;
         admin
             .execute(
@@ -306,7 +318,12 @@ async fn open_job(client: &Client, schema: &str, spec: &JobSpec<'_>, restart: bo
 }
 
 /// The units this worker failed, with their errors.
-async fn worker_failures(client: &Client, schema: &str, job: i64, worker: i64) -> Result<Vec<(String, String)>> {
+async fn worker_failures(
+    client: &Client,
+    schema: &str,
+    job: i64,
+    worker: i64,
+) -> Result<Vec<(String, String)>> {
     let q = quoted_schema(schema)?;
     let rows = client
         .query(

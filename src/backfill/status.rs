@@ -93,8 +93,10 @@ pub async fn job(client: &Client, schema: &str, id: i64) -> Result<JobStatus> {
 /// Reads every job, newest first (none when the schema has no job table yet).
 pub async fn all(client: &Client, schema: &str) -> Result<Vec<JobStatus>> {
     let q = quoted_schema(schema)?;
-    let exists: bool =
-        client.query_one("select to_regclass($1) is not null", &[&format!("{q}.backfill_jobs")]).await?.get(0);
+    let exists: bool = client
+        .query_one("select to_regclass($1) is not null", &[&format!("{q}.backfill_jobs")])
+        .await?
+        .get(0);
     if !exists {
         return Ok(Vec::new());
     }
@@ -202,7 +204,10 @@ async fn workers(client: &Client, q: &str, schema: &str, job: i64) -> Result<Vec
             &[&schema, &job],
         )
         .await?;
-    Ok(rows.iter().map(|r| Worker { id: r.get(0), name: r.get(1), started_at: r.get(2), units: r.get(3) }).collect())
+    Ok(rows
+        .iter()
+        .map(|r| Worker { id: r.get(0), name: r.get(1), started_at: r.get(2), units: r.get(3) })
+        .collect())
 }
 
 impl JobStatus {
@@ -238,7 +243,13 @@ impl JobStatus {
             self.id, self.key, u.done, u.total, u.running, u.pending, u.abandoned, u.failed, self.records, self.state
         );
         for w in &self.workers {
-            out.push_str(&format!("\n  worker {} {} since {}: {}", w.id, w.name, w.started_at, w.units.join(", ")));
+            out.push_str(&format!(
+                "\n  worker {} {} since {}: {}",
+                w.id,
+                w.name,
+                w.started_at,
+                w.units.join(", ")
+            ));
         }
         for f in &self.failed {
             out.push_str(&format!("\n  failed {} (attempts {}): {}", f.unit, f.attempts, f.error));
@@ -247,9 +258,9 @@ impl JobStatus {
             out.push_str(&format!("\n  … and {} more failed units", u.failed - self.failed.len() as i64));
         }
         match self.state {
-            "failed" | "interrupted" => {
-                out.push_str("\n  resume: run the same backfill command again (it retries failed and abandoned units)")
-            }
+            "failed" | "interrupted" => out.push_str(
+                "\n  resume: run the same backfill command again (it retries failed and abandoned units)",
+            ),
             _ => {}
         }
         out

@@ -32,9 +32,12 @@ impl AnySource {
             }
             SourceKind::Export => {
                 let dir = a.export_dir.as_deref().ok_or_else(|| {
-                    Error::config("--source export needs --export-dir DIR (or SCANSYNC_EXPORT_DIR)")
+                    Error::config("--source export needs --export-dir DIR or s3://bucket/prefix/ (or SCANSYNC_EXPORT_DIR)")
                 })?;
-                Ok(AnySource::Export(ExportSource::open(dir, page_size)?))
+                match dir.to_str().filter(|d| d.starts_with("s3://")) {
+                    Some(url) => Ok(AnySource::Export(ExportSource::open_s3(url, page_size).await?)),
+                    None => Ok(AnySource::Export(ExportSource::open(dir, page_size)?)),
+                }
             }
         }
     }

@@ -16,6 +16,9 @@ pub enum RejectReason {
     MissingUpdatedAt,
     /// An `updatedAt` that is not a timestamp.
     UnparseableUpdatedAt,
+    /// A delete in an incremental export without the deleted item's old image: the
+    /// content it removes cannot be known.
+    DeleteWithoutOldImage,
 }
 
 impl RejectReason {
@@ -28,17 +31,19 @@ impl RejectReason {
             RejectReason::MissingPlatform => "missing_platform",
             RejectReason::MissingUpdatedAt => "missing_updated_at",
             RejectReason::UnparseableUpdatedAt => "unparseable_updated_at",
+            RejectReason::DeleteWithoutOldImage => "delete_without_old_image",
         }
     }
 
     /// Every reason, in code order.
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 7] = [
         RejectReason::NotJson,
         RejectReason::NotAMap,
         RejectReason::MissingContentId,
         RejectReason::MissingPlatform,
         RejectReason::MissingUpdatedAt,
         RejectReason::UnparseableUpdatedAt,
+        RejectReason::DeleteWithoutOldImage,
     ];
 
     /// Says, for the docs, when a record is rejected for this reason.
@@ -52,6 +57,9 @@ impl RejectReason {
             RejectReason::MissingPlatform => "no platform, neither at the top level nor in the metadata",
             RejectReason::MissingUpdatedAt => "no `updatedAt`: the record cannot be ordered against its other versions",
             RejectReason::UnparseableUpdatedAt => "an `updatedAt` that is not a timestamp in any accepted form",
+            RejectReason::DeleteWithoutOldImage => {
+                "a delete in an incremental export (no `NewImage`) without `OldImage`: which content it deletes cannot be known; export with the view type NEW_AND_OLD_IMAGES"
+            }
         }
     }
 
