@@ -2,7 +2,8 @@
 //!
 //! Exit status for probes and alarms: 0 healthy, 1 stale (last success older than
 //! `--max-age`) or never ran, 2 the last finished run failed or was abandoned (its process
-//! ended without finishing). "Failed" wins over "stale": an operator should see the error
+//! ended without finishing), or a backfill job has failed units or was interrupted (no
+//! worker left) and has not been resumed. "Failed" wins over "stale": an operator should see the error
 //! first.
 
 use crate::checkpoint::CheckpointStore;
@@ -69,6 +70,10 @@ pub struct Report {
     pub epoch_stamps: i64,
     /// The checkpoint, or the error reading it.
     pub checkpoint: std::result::Result<Option<Timestamp>, String>,
+    /// Backfill jobs not done: running, failed (units failed, no worker left) or
+    /// interrupted (units left, no worker). A failed or interrupted job makes the verdict
+    /// `failed` until it is resumed.
+    pub backfills: Vec<crate::backfill::status::JobStatus>,
     /// When the report was made.
     pub now: Timestamp,
 }
@@ -104,6 +109,7 @@ impl Report {
                 "beyond_offset_margin_24h": self.beyond_margin,
                 "epoch_stamps_24h": self.epoch_stamps,
             },
+            "backfill_jobs": self.backfills.iter().map(|j| j.to_json()).collect::<Vec<_>>(),
         })
         .to_string()
     }
@@ -139,6 +145,9 @@ impl Report {
                 self.epoch_stamps
             ));
         }
+        for j in &self.backfills {
+            out.push_str(&format!("\n  backfill {}", j.to_text().replace('\n', "\n  ")));
+        }
         match &self.checkpoint {
             Ok(Some(c)) => out.push_str(&format!("\n  checkpoint: {c}")),
             Ok(None) => out.push_str("\n  checkpoint: none yet"),
@@ -168,6 +177,7 @@ pub async fn check<C: CheckpointStore>(
         beyond_margin: 0,
         epoch_stamps: 0,
         checkpoint: Ok(None),
+        backfills: Vec::new(),
         now,
     };
     if !exists {
@@ -235,9 +245,16 @@ pub async fn check<C: CheckpointStore>(
     if let Some(store) = store {
         report.checkpoint = store.read().await.map_err(|e| e.to_string());
     }
+    report.backfills = crate::backfill::status::all(client, schema)
+        .await?
+        .into_iter()
+        .filter(|j| j.state != "done")
+        .collect();
+    let backfill_failed = report.backfills.iter().any(|j| j.state == "failed" || j.state == "interrupted");
     let max_age_micros = max_age.as_micros().min(i64::MAX as u128) as i64;
     report.status = match (&report.last_run, report.last_success) {
         (Some((s, ..)), _) if s == "failed" || s == "abandoned" => Status::Failed,
+        _ if backfill_failed => Status::Failed,
         (_, None) => Status::NeverRan,
         (_, Some(t)) if now.0 - t.0 > max_age_micros => Status::Stale,
         _ => Status::Healthy,

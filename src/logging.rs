@@ -36,7 +36,12 @@ impl Drop for ScrubbedStderr {
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(ScrubbedStderr::default);
+    // Colours only for a person at a terminal: a log file or pipeline gets plain lines.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(ScrubbedStderr::default);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

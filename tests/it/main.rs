@@ -1,6 +1,7 @@
 //! Integration tests against real servers: PostgreSQL, dynalite (DynamoDB API) and moto
 //! (SSM API), driving the real `scansync` binary. Run them with `scripts/test`.
 
+mod backfill_jobs;
 mod claims;
 mod demo;
 mod differential;

@@ -1,0 +1,477 @@
+//! Backfill jobs through the real binary: resumed after kill -9, shared by several workers,
+//! beside an hourly sync, read from S3 (moto) as well as from disk, and reported by
+//! `backfill status` and `health`.
+
+use crate::support::*;
+use loadgen::{Generator, Mix, Shape, Stamps};
+use scansync::attr::Item;
+use scansync::time::Timestamp;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generated dirty records (updates, tombstones, rejects) stamped over 2026-01-10..12.
+fn records(n: u64, seed: u64) -> Vec<Item> {
+    let mut g = Generator::new(
+        seed,
+        Mix { stamps: Stamps::Mixed, update_rate: 0.35, tombstone_rate: 0.1, ..Mix::default() },
+        Shape { creators: 80, communities: 20, tags: 40, zipf_s: 1.05 },
+    );
+    let start = Timestamp::parse("2026-01-10T00:00:00Z").unwrap();
+    let step = 3 * 86_400_000_000 / n as i64;
+    (0..n).map(|i| g.next_record(start.add_micros(i as i64 * step)).item).collect()
+}
+
+/// `records` cut into `files` export files.
+fn export_files(items: &[Item], files: usize) -> Vec<Vec<String>> {
+    let per = items.len().div_ceil(files);
+    items.chunks(per).map(|c| c.iter().map(export_line).collect()).collect()
+}
+
+/// Starts the binary without waiting (for kill -9 and for workers side by side).
+fn spawn(url: &str, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_scansync"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", std::env::var("SCANSYNC_TEST_DYNAMODB_URL").unwrap())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("SCANSYNC_SCHEMA")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start scansync")
+}
+
+async fn wait(child: Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
+}
+
+fn export_args<'a>(dir: &'a str, page_size: &'a str) -> Vec<&'a str> {
+    export_args_with(dir, page_size, "2", "2")
+}
+
+fn export_args_with<'a>(
+    dir: &'a str,
+    page_size: &'a str,
+    fetchers: &'a str,
+    writers: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "backfill",
+        "--source",
+        "export",
+        "--export-dir",
+        dir,
+        "--page-size",
+        page_size,
+        "--fetchers",
+        fetchers,
+        "--writers",
+        writers,
+        "--progress",
+        "log",
+    ]
+}
+
+/// (units, units done, sum of completions, units whose completions is not 1 or 0).
+async fn unit_counts(db: &TestDb) -> (i64, i64, i64, i64) {
+    let c = db.client().await;
+    let r = c
+        .query_one(
+            "select count(*), count(*) filter (where state = 'done'), coalesce(sum(completions), 0)::int8,
+                    count(*) filter (where completions > 1 or (state = 'done' and completions <> 1))
+             from scansync.backfill_units",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+async fn reference(files: &[Vec<String>], page_size: &str) -> Vec<String> {
+    let db = TestDb::new().await;
+    let dir = write_export(files);
+    let out = scansync(&db, &export_args(dir.to_str().unwrap(), page_size)).await;
+    assert_exit(&out, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+    dump_logical(&db.client().await, "scansync").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_killed_twenty_times_resumes_to_the_tables_of_one_clean_run_and_finishes_no_unit_twice() {
+    let files = export_files(&records(3000, 21), 30);
+    let want = reference(&files, "25").await;
+    let db = TestDb::new().await;
+    let dir = write_export(&files);
+    let args = export_args(dir.to_str().unwrap(), "25");
+    // Time one run to place the kills inside it.
+    let probe = TestDb::new().await;
+    let t = Instant::now();
+    assert_exit(&scansync(&probe, &args).await, 0);
+    let run_ms = t.elapsed().as_millis() as u64;
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut partial = 0;
+    for _ in 0..20 {
+        let mut child = spawn(&db.url, &args);
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..(run_ms / 2).max(50)))).await;
+        child.kill().unwrap(); // SIGKILL
+        let _ = wait(child).await;
+        let (total, done, _, twice) = unit_counts(&db).await;
+        assert_eq!(twice, 0, "a unit was finished twice");
+        if total > 0 && done > 0 && done < total {
+            partial += 1;
+        }
+    }
+    assert!(
+        partial >= 3,
+        "only {partial} of 20 kills landed while units were left: the test is not testing resume"
+    );
+    let out = scansync(&db, &args).await;
+    assert_exit(&out, 0);
+    let (total, done, completions, twice) = unit_counts(&db).await;
+    assert_eq!((total, done, completions, twice), (30, 30, 30, 0), "every unit done exactly once");
+    assert_eq!(dump_logical(&db.client().await, "scansync").await, want);
+    // Every killed worker's run row was marked abandoned by a later worker.
+    let running =
+        column(&db.client().await, "select id::text from scansync.sync_runs where status = 'running'").await;
+    assert!(running.is_empty(), "runs left running: {running:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_workers_share_one_job_every_unit_done_once_with_the_tables_of_one_worker() {
+    let files = export_files(&records(2400, 22), 24);
+    let want = reference(&files, "20").await;
+    let db = TestDb::new().await;
+    let dir = write_export(&files);
+    let args = export_args_with(dir.to_str().unwrap(), "20", "1", "2");
+    // Create the schema first so the three start on an equal footing.
+    assert_exit(&scansync(&db, &["migrate"]).await, 0);
+    let workers: Vec<Child> = (0..3).map(|_| spawn(&db.url, &args)).collect();
+    for w in workers {
+        assert_exit(&wait(w).await, 0);
+    }
+    let (total, done, completions, twice) = unit_counts(&db).await;
+    assert_eq!((total, done, completions, twice), (24, 24, 24, 0));
+    let c = db.client().await;
+    let attempts: i64 =
+        c.query_one("select max(attempts)::int8 from scansync.backfill_units", &[]).await.unwrap().get(0);
+    assert_eq!(attempts, 1, "no unit was claimed twice");
+    let by: i64 = c
+        .query_one("select count(distinct worker_id) from scansync.backfill_units", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(by >= 2, "the units were done by {by} worker(s): the workers did not share the job");
+    assert_eq!(dump_logical(&c, "scansync").await, want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_unit_gives_its_unit_back_and_another_worker_finishes_it() {
+    // Few big units, small pages: a unit takes long enough to be killed inside.
+    let files = export_files(&records(2000, 23), 4);
+    let want = reference(&files, "10").await;
+    let db = TestDb::new().await;
+    let dir = write_export(&files);
+    let args = export_args_with(dir.to_str().unwrap(), "10", "1", "1");
+    let mut first = spawn(&db.url, &args);
+    let c = db.client().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Kill once a unit is running and has committed some pages (its records are partly in).
+    let unit: String = loop {
+        assert!(Instant::now() < deadline, "the first worker never claimed a unit");
+        let running = c
+            .query_opt(
+                "select u.unit from scansync.backfill_units u where u.state = 'running'
+                 and exists (select 1 from scansync.content)",
+                &[],
+            )
+            .await;
+        if let Ok(Some(r)) = running {
+            break r.get(0);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    first.kill().unwrap();
+    let _ = wait(first).await;
+    let killed: String = c
+        .query_one("select worker from scansync.backfill_units where unit = $1", &[&unit])
+        .await
+        .unwrap()
+        .get(0);
+    let state: String = c
+        .query_one("select state from scansync.backfill_units where unit = $1", &[&unit])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(state, "running", "the killed worker's unit is still claimed by it (abandoned)");
+    // backfill status shows it as abandoned, not running.
+    let status = scansync(&db, &["backfill", "status", "--json"]).await;
+    assert_exit(&status, 0);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["jobs"][0]["units"]["abandoned"], 1, "{v}");
+    assert_eq!(v["jobs"][0]["state"], "interrupted", "{v}");
+
+    assert_exit(&scansync(&db, &args).await, 0);
+    let r = c
+        .query_one(
+            "select state, attempts, worker, completions from scansync.backfill_units where unit = $1",
+            &[&unit],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "done");
+    assert_eq!(r.get::<_, i32>(1), 2, "claimed twice: by the killed worker, then taken over");
+    assert_ne!(r.get::<_, String>(2), killed, "finished by another worker");
+    assert_eq!(r.get::<_, i32>(3), 1);
+    assert_eq!(dump_logical(&c, "scansync").await, want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_hourly_sync_during_a_running_backfill_succeeds_and_the_tables_match_the_sequential_order() {
+    // Records of the last two days, with many versions: the sync's window and the
+    // backfill's partitions hold the same keys.
+    let table = Table::new().await;
+    let mut g = Generator::new(
+        24,
+        Mix { stamps: Stamps::Utc, update_rate: 0.5, tombstone_rate: 0.1, ..Mix::default() },
+        Shape { creators: 40, communities: 10, tags: 30, zipf_s: 1.05 },
+    );
+    let now = Timestamp::now();
+    let n = 1500i64;
+    let span = 40 * 3_600_000_000i64;
+    let items: Vec<Item> =
+        (0..n).map(|i| g.next_record(now.add_micros(-span + i * span / n - 60_000_000)).item).collect();
+    table.put(&items).await;
+    let (from, to) = (now.day().plus(-2).to_string(), now.day().to_string());
+    let backfill = [
+        "backfill",
+        "--table",
+        &table.name,
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--page-size",
+        "5",
+        "--fetchers",
+        "1",
+        "--writers",
+        "1",
+        "--slices",
+        "2",
+        "--progress",
+        "off",
+    ];
+    let sync = ["sync", "--table", &table.name, "--first-run-window", "3d", "--page-size", "100"];
+
+    let sequential = TestDb::new().await;
+    assert_exit(&scansync(&sequential, &backfill).await, 0);
+    assert_exit(&scansync(&sequential, &sync).await, 0);
+    let want = dump_logical(&sequential.client().await, "scansync").await;
+
+    let db = TestDb::new().await;
+    assert_exit(&scansync(&db, &["migrate"]).await, 0);
+    let mut bf = spawn(&db.url, &backfill);
+    // Start the sync once the backfill has committed pages.
+    let c = db.client().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the backfill never committed a page");
+        let n: i64 = c.query_one("select count(*) from scansync.content", &[]).await.unwrap().get(0);
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let out = scansync(&db, &sync).await;
+    assert_exit(&out, 0);
+    assert!(
+        bf.try_wait().unwrap().is_none(),
+        "the backfill ended before the sync did: nothing was interleaved"
+    );
+    assert_exit(&wait(bf).await, 0);
+    assert_eq!(dump_logical(&c, "scansync").await, want);
+    // The backfill left the checkpoint to the sync: it is the sync's.
+    let runs = column(&c, "select kind || ' ' || status from scansync.sync_runs order by id").await;
+    assert_eq!(runs, ["backfill succeeded", "sync succeeded"]);
+    let checkpoints: i64 =
+        c.query_one("select count(*) from scansync.checkpoints", &[]).await.unwrap().get(0);
+    assert_eq!(checkpoints, 1, "the sync's checkpoint, and no other");
+}
+
+/// Writes `files` as an AWS export would lay them out under `prefix/AWSDynamoDB/<id>/`.
+fn aws_layout(export_id: &str, files: &[Vec<String>]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Write;
+    let mut objects = Vec::new();
+    let mut manifest = String::new();
+    for (n, lines) in files.iter().enumerate() {
+        let key = format!("exports/AWSDynamoDB/{export_id}/data/{n:04}.json.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for l in lines {
+            gz.write_all(l.as_bytes()).unwrap();
+            gz.write_all(b"\n").unwrap();
+        }
+        manifest.push_str(&format!("{{\"itemCount\":{},\"dataFileS3Key\":\"{key}\"}}\n", lines.len()));
+        objects.push((key, gz.finish().unwrap()));
+    }
+    objects.push((format!("exports/AWSDynamoDB/{export_id}/manifest-files.json"), manifest.into_bytes()));
+    objects.push((
+        format!("exports/AWSDynamoDB/{export_id}/manifest-summary.json"),
+        b"{\"exportType\":\"X\"}".to_vec(),
+    ));
+    objects
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_read_from_s3_full_and_incremental_gives_the_tables_of_the_same_files_on_disk() {
+    let items = records(600, 25);
+    let full = export_files(&items[..400], 3);
+    // An incremental export: new images of later records, and deletes carrying old images.
+    let mut changes: Vec<String> = items[400..]
+        .iter()
+        .map(|it| {
+            let mut s = String::from("{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1768000000000000\"}},\"Keys\":{\"scanId\":{\"S\":\"k\"}},\"NewImage\":");
+            scansync::attr::write_item_dynamodb_json(it, &mut s);
+            s.push('}');
+            s
+        })
+        .collect();
+    for it in items[..400].iter().step_by(50) {
+        let mut s = String::from("{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1769000000000000\"}},\"Keys\":{\"scanId\":{\"S\":\"k\"}},\"OldImage\":");
+        scansync::attr::write_item_dynamodb_json(it, &mut s);
+        s.push('}');
+        changes.push(s);
+    }
+    changes.push("{\"Metadata\":{\"WriteTimestampMicros\":{\"N\":\"1769000000000000\"}},\"Keys\":{\"scanId\":{\"S\":\"gone\"}}}".into());
+    let mut objects = aws_layout("01700000000000-aaaaaaaa", &full);
+    objects.extend(aws_layout("01700000000001-bbbbbbbb", &export_files_of_lines(changes, 2)));
+
+    // On disk, the same layout.
+    let dir = std::env::temp_dir().join(format!("scansync-test-s3-{}", unique()));
+    for (key, body) in &objects {
+        let p = dir.join(key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let local = TestDb::new().await;
+    let local_dir = dir.join("exports");
+    let out = scansync(&local, &export_args(local_dir.to_str().unwrap(), "100")).await;
+    assert_exit(&out, 0);
+
+    // In S3 (moto).
+    let s3_url = std::env::var("SCANSYNC_TEST_S3_URL").expect("run with scripts/test");
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(&s3_url)
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test"))
+        .force_path_style(true)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let bucket = format!("exports-{}", unique().replace('_', "-"));
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    for (key, body) in &objects {
+        s3.put_object().bucket(&bucket).key(key).body(body.clone().into()).send().await.unwrap();
+    }
+    let remote = TestDb::new().await;
+    let url = format!("s3://{bucket}/exports/");
+    let out =
+        scansync_env(&remote, &export_args(&url, "100"), &[("AWS_ENDPOINT_URL_S3", s3_url.clone())]).await;
+    assert_exit(&out, 0);
+
+    let (a, b) = (local.client().await, remote.client().await);
+    let want = dump_logical(&a, "scansync").await;
+    assert_eq!(dump_logical(&b, "scansync").await, want);
+    // The incremental export's deletes became tombstones; the keyless delete is quarantined.
+    let tombstones: i64 = b
+        .query_one("select count(*) from scansync.content where deleted_at >= '2026-01-21'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(tombstones >= 5, "{tombstones} tombstones from the incremental export's deletes");
+    let reasons =
+        column(&b, "select reason from scansync.quarantine where reason = 'delete_without_old_image'").await;
+    assert_eq!(reasons, ["delete_without_old_image"]);
+    // Both runs are one job each, found by their location.
+    let key = column(&b, "select job_key from scansync.backfill_jobs").await;
+    assert_eq!(key, [format!("export:{url}:all")]);
+    // A manifest entry outside the prefix is refused.
+    s3.put_object()
+        .bucket(&bucket)
+        .key("exports/AWSDynamoDB/x/manifest-files.json")
+        .body(b"{\"itemCount\":1,\"dataFileS3Key\":\"elsewhere/secret.json.gz\"}\n".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let out = scansync_env(&remote, &export_args(&url, "100"), &[("AWS_ENDPOINT_URL_S3", s3_url)]).await;
+    assert_exit(&out, 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("outside s3://"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn export_files_of_lines(lines: Vec<String>, files: usize) -> Vec<Vec<String>> {
+    let per = lines.len().div_ceil(files);
+    lines.chunks(per).map(|c| c.to_vec()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_and_status_are_plain_lines_and_a_failed_unit_is_named_by_status_and_health() {
+    let mut files = export_files(&records(300, 26), 3);
+    files.push((0..20).map(|i| format!("\u{1}garbage line {i}")).collect());
+    let db = TestDb::new().await;
+    let dir = write_export(&files);
+    let mut args = export_args(dir.to_str().unwrap(), "50");
+    args.retain(|a| *a != "--progress" && *a != "log");
+    args.extend(["--progress-every", "1s"]);
+    let out = scansync(&db, &args).await;
+    // The garbage file fails alone; the worker says so and exits 1.
+    assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("backfill progress") && stderr.contains("units_done=3 units_total=4"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}') && !stderr.contains('\r'), "no terminal, no colours or bar: {stderr}");
+    assert!(stderr.contains("1 units of backfill job 1 failed (first: "), "{stderr}");
+
+    let status = scansync(&db, &["backfill", "status"]).await;
+    assert_exit(&status, 0);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("3 units done of 4") && text.contains("— failed"), "{text}");
+    assert!(
+        text.contains("failed ") && text.contains("file-03.json.gz") && text.contains("not DynamoDB JSON"),
+        "{text}"
+    );
+    let json = scansync(&db, &["backfill", "status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["jobs"][0]["failed_units"][0]["attempts"], 1, "{v}");
+
+    let health = scansync(&db, &["health", "--json"]).await;
+    assert_exit(&health, 2);
+    let h: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    assert_eq!(h["backfill_jobs"][0]["state"], "failed", "{h}");
+
+    // A resume retries only the failed unit (which fails again, alone).
+    let again = scansync(&db, &args).await;
+    assert_exit(&again, 1);
+    let attempts = column(
+        &db.client().await,
+        "select unit || ' ' || attempts from scansync.backfill_units order by ordinal",
+    )
+    .await;
+    assert!(
+        attempts.iter().filter(|a| a.ends_with(" 1")).count() == 3 && attempts[3].ends_with(" 2"),
+        "{attempts:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
