@@ -14,7 +14,7 @@ use crate::error::{Error, Kind, Result};
 use crate::lock::LockWatch;
 use crate::parse::{parse_page, Drift, Filter, Repairs, StampCounts};
 use crate::retry::RetryBudget;
-use crate::source::{KeyBounds, RawPage, Source};
+use crate::source::{KeyBounds, Payload, RawPage, Source};
 use crate::time::StampForm;
 use crate::write::{PageWriter, Sink, WriteStats};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -143,12 +143,14 @@ impl Summary {
 /// The counts a page carries from the parse stage to its commit.
 struct PageInfo {
     unit: String,
-    /// The tracker's id of the unit the page belongs to.
-    tag: u32,
+    /// The tracker's ids of the units the page holds records of.
+    tags: Vec<u32>,
+    /// Set when the page (or one file of a page of several) is mostly not records: the
+    /// input is broken, and the page must not be written.
+    broken: Option<String>,
     read: u64,
     skipped: u64,
     rejects: Vec<&'static str>,
-    unreadable: u64,
     stamps: StampCounts,
     repairs: Repairs,
     drift: Drift,
@@ -165,7 +167,7 @@ pub async fn execute<S: Source, K: Sink>(
     let started = Instant::now();
     let fetchers = cfg.fetchers.max(1);
     let writers = cfg.writers.max(1);
-    let (raw_tx, raw_rx) = async_channel::bounded::<(u32, RawPage)>(fetchers * 2);
+    let (raw_tx, raw_rx) = async_channel::bounded::<(Vec<u32>, RawPage)>(fetchers * 2);
     let (prep_tx, prep_rx) = async_channel::bounded::<(PageInfo, K::Prepared)>(writers * 2);
     let summary = Arc::new(Mutex::new(Summary::default()));
 
@@ -210,32 +212,34 @@ pub async fn execute<S: Source, K: Sink>(
     let parse = {
         let sink = sink.clone();
         let filter = cfg.filter;
+        let max_unreadable_percent = cfg.max_unreadable_percent;
         let prep_tx = prep_tx.clone();
         let raw_rx = raw_rx.clone();
         let in_flight = Arc::new(tokio::sync::Semaphore::new(rayon::current_num_threads() + 1));
         tokio::spawn(async move {
-            while let Ok((tag, page)) = raw_rx.recv().await {
+            while let Ok((tags, page)) = raw_rx.recv().await {
                 let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
                 if prep_tx.is_closed() {
                     break;
                 }
                 let (sink, tx) = (sink.clone(), prep_tx.clone());
                 rayon::spawn(move || {
-                    let (raw, lines) = page.payload.into_raw();
+                    let (raw, origins) = page.payload.into_raw();
                     let mut parsed = parse_page(&page.unit, raw, &filter);
-                    if let Some(lines) = lines {
+                    if let Some(o) = &origins {
                         for r in &mut parsed.rejects {
-                            r.origin = format!("{}:{}", page.unit, lines[r.index]);
+                            r.origin = o.of(r.index, &page.unit);
                         }
                     }
+                    let broken = broken_input(&page.unit, &parsed, origins.as_ref(), max_unreadable_percent);
                     let prepared = sink.prepare(&parsed);
                     let info = PageInfo {
                         unit: page.unit,
-                        tag,
+                        tags,
+                        broken,
                         read: parsed.read,
                         skipped: parsed.skipped,
                         rejects: parsed.rejects.iter().map(|r| r.reason.code()).collect(),
-                        unreadable: parsed.rejects.iter().filter(|r| r.reason.is_unreadable()).count() as u64,
                         stamps: parsed.stamps,
                         repairs: parsed.repairs,
                         drift: parsed.drift,
@@ -257,12 +261,8 @@ pub async fn execute<S: Source, K: Sink>(
     for n in 0..writers {
         let (sink, rx, summary) = (sink.clone(), prep_rx.clone(), summary.clone());
         let (raw_rx, progress) = (raw_rx.clone(), cfg.progress.clone());
-        let limits = Limits {
-            max_unreadable_percent: cfg.max_unreadable_percent,
-            retry_budget: cfg.retry_budget,
-            lock: cfg.lock.clone(),
-            tracker: tracker.clone(),
-        };
+        let limits =
+            Limits { retry_budget: cfg.retry_budget, lock: cfg.lock.clone(), tracker: tracker.clone() };
         handles.push(tokio::spawn(async move {
             let res = write_loop(&*sink, &rx, &summary, n, progress.as_deref(), &limits).await;
             if res.is_err() {
@@ -310,9 +310,45 @@ pub async fn execute<S: Source, K: Sink>(
     (s, first_err.map_or(Ok(()), Err))
 }
 
+/// Says why a page is a broken input, if it is: more than `max_percent` of its lines (or of
+/// one file's lines, in a page of several files) are not DynamoDB JSON items.
+fn broken_input(
+    unit: &str,
+    parsed: &crate::parse::ParsedPage,
+    origins: Option<&crate::source::Origins>,
+    max_percent: u8,
+) -> Option<String> {
+    let unreadable: Vec<usize> =
+        parsed.rejects.iter().filter(|r| r.reason.is_unreadable()).map(|r| r.index).collect();
+    if unreadable.is_empty() {
+        return None;
+    }
+    let over = |bad: u64, all: u64| bad * 100 > u64::from(max_percent) * all;
+    let mut files: Vec<(&str, std::ops::Range<usize>)> =
+        origins.map(|o| o.files().collect()).unwrap_or_default();
+    if files.is_empty() {
+        files.push((unit, 0..parsed.read as usize));
+    }
+    let several = files.len() > 1;
+    for (file, range) in files {
+        let bad = unreadable.iter().filter(|i| range.contains(i)).count() as u64;
+        let all = range.len() as u64;
+        if over(bad, all) {
+            let shared = if several {
+                " (it shared its page with other small files, which fail with it and are retried one by one)"
+            } else {
+                ""
+            };
+            return Some(format!(
+                "{file}: {bad} of {all} lines are not DynamoDB JSON items (more than --max-unreadable-percent {max_percent}): the input is broken, not dirty; this page was not written{shared}"
+            ));
+        }
+    }
+    None
+}
+
 /// What a writer checks before and around each page.
 struct Limits {
-    max_unreadable_percent: u8,
     retry_budget: Duration,
     lock: Option<LockWatch>,
     tracker: Arc<Tracker>,
@@ -326,7 +362,6 @@ async fn write_loop<K: Sink>(
     progress: Option<&AtomicU64>,
     limits: &Limits,
 ) -> Result<()> {
-    let max_unreadable_percent = limits.max_unreadable_percent;
     let mut budget = RetryBudget::new(limits.retry_budget);
     let mut w = loop {
         match sink.writer().await {
@@ -344,20 +379,18 @@ async fn write_loop<K: Sink>(
         if let Some(lock) = &limits.lock {
             lock.check()?;
         }
-        if info.unreadable * 100 > u64::from(max_unreadable_percent) * info.read {
-            let e = Error::new(
-                Kind::Io,
-                format!(
-                    "{}: {} of {} lines are not DynamoDB JSON items (more than --max-unreadable-percent {max_unreadable_percent}): the input is broken, not dirty; this page was not written and the run fails",
-                    info.unit, info.unreadable, info.read
-                ),
-            );
-            if limits.tracker.is_job() {
-                // A job fails the unit alone: the other units go on.
-                limits.tracker.fail(info.tag, &e);
+        if let Some(broken) = &info.broken {
+            if !limits.tracker.is_job() {
+                return Err(Error::new(Kind::Io, format!("{broken} and the run fails")));
+            }
+            let e = Error::new(Kind::Io, broken.clone());
+            {
+                // A job fails the page's units alone: the other units go on.
+                for tag in &info.tags {
+                    limits.tracker.fail(*tag, &e);
+                }
                 continue;
             }
-            return Err(e);
         }
         let mut budget = RetryBudget::new(limits.retry_budget);
         let stats = loop {
@@ -380,7 +413,9 @@ async fn write_loop<K: Sink>(
             }
         };
         info!(unit = %info.unit, writer, read = info.read, content = stats.content, rejected = info.rejects.len(), "page committed");
-        limits.tracker.committed(info.tag);
+        for tag in &info.tags {
+            limits.tracker.committed(*tag);
+        }
         if let Some(p) = progress {
             p.fetch_add(info.read, Ordering::Relaxed);
         }
@@ -410,27 +445,40 @@ struct Feed {
 }
 
 impl Feed {
-    async fn next(&self) -> Result<Option<String>> {
+    /// The next units to fetch: one, or several small ones read into shared pages. Empty
+    /// when none is left.
+    async fn next(&self) -> Result<Vec<String>> {
         match &self.claims {
             Some(c) => c.claim().await,
-            None => Ok(self.list.lock().expect("feed poisoned").pop_front()),
+            None => Ok(self.list.lock().expect("feed poisoned").pop_front().into_iter().collect()),
         }
     }
 }
 
-/// Fetches units until none is left, forwarding each page tagged with its unit.
+/// Fetches units until none is left, forwarding each page tagged with its unit(s).
 async fn fetch_loop<S: Source>(
     source: &S,
     feed: &Feed,
     bounds: Option<KeyBounds>,
-    out: &async_channel::Sender<(u32, RawPage)>,
+    out: &async_channel::Sender<(Vec<u32>, RawPage)>,
     tracker: &Tracker,
 ) -> Result<()> {
     loop {
         if out.is_closed() {
             return Ok(());
         }
-        let Some(unit) = feed.next().await? else { return Ok(()) };
+        let units = feed.next().await?;
+        if units.is_empty() {
+            return Ok(());
+        }
+        if units.len() > 1 {
+            let page_size = feed.claims.as_ref().map_or(1000, |c| c.page_size());
+            if !fetch_shared(source, units, page_size, out, tracker).await {
+                return Ok(());
+            }
+            continue;
+        }
+        let unit = units.into_iter().next().expect("one unit");
         let tag = tracker.begin(&unit);
         let (tx, rx) = async_channel::bounded::<RawPage>(1);
         let span = tracing::info_span!("fetch", unit = %unit);
@@ -438,7 +486,7 @@ async fn fetch_loop<S: Source>(
         let forward = async {
             while let Ok(page) = rx.recv().await {
                 tracker.sent(tag, page.payload.len() as u64);
-                if out.send((tag, page)).await.is_err() {
+                if out.send((vec![tag], page)).await.is_err() {
                     // The pipeline is stopping: the unit is not complete.
                     rx.close();
                     return false;
@@ -454,6 +502,94 @@ async fn fetch_loop<S: Source>(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Reads several small units (export files) one after the other into shared pages of
+/// about `page_size` lines, so that many small files take few transactions; each unit is
+/// still tracked on its own (done once every page holding its lines committed). Returns
+/// false when the pipeline is stopping.
+async fn fetch_shared<S: Source>(
+    source: &S,
+    units: Vec<String>,
+    page_size: usize,
+    out: &async_channel::Sender<(Vec<u32>, RawPage)>,
+    tracker: &Tracker,
+) -> bool {
+    /// The page being filled: its files, and each unit's share of its lines.
+    #[derive(Default)]
+    struct Shared {
+        files: Vec<(String, Vec<(u64, Vec<u8>)>)>,
+        lines: usize,
+        shares: Vec<(u32, u64)>,
+    }
+    async fn flush(
+        page: &mut Shared,
+        fetched: &mut Vec<u32>,
+        out: &async_channel::Sender<(Vec<u32>, RawPage)>,
+        tracker: &Tracker,
+    ) -> bool {
+        let page = std::mem::take(page);
+        if !page.files.is_empty() {
+            let mut tags = Vec::with_capacity(page.shares.len());
+            for (tag, records) in &page.shares {
+                tracker.sent(*tag, *records);
+                tags.push(*tag);
+            }
+            let unit = format!("{} (+{} files)", page.files[0].0, page.files.len() - 1);
+            if out.send((tags, RawPage { unit, payload: Payload::Files(page.files) })).await.is_err() {
+                return false;
+            }
+        }
+        // Units read to their end whose lines are all in pages sent by now.
+        for tag in fetched.drain(..) {
+            tracker.fetched(tag);
+        }
+        true
+    }
+    let mut page = Shared::default();
+    let mut fetched = Vec::new();
+    for unit in units {
+        let tag = tracker.begin(&unit);
+        let (tx, rx) = async_channel::bounded::<RawPage>(1);
+        let span = tracing::info_span!("fetch", unit = %unit);
+        let fetch = source.fetch(unit, None, tx).instrument(span);
+        let collect = async {
+            let mut got = Vec::new();
+            while let Ok(p) = rx.recv().await {
+                got.push(p);
+            }
+            got
+        };
+        let (res, pages) = tokio::join!(fetch, collect);
+        for p in pages {
+            let n = p.payload.len() as u64;
+            match p.payload {
+                Payload::Lines(lines) => {
+                    page.lines += lines.len();
+                    page.files.push((p.unit, lines));
+                    match page.shares.last_mut() {
+                        Some((t, r)) if *t == tag => *r += n,
+                        _ => page.shares.push((tag, n)),
+                    }
+                }
+                other => {
+                    // Not lines (no source batches those today): its own page.
+                    tracker.sent(tag, n);
+                    if out.send((vec![tag], RawPage { unit: p.unit, payload: other })).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+            if page.lines >= page_size && !flush(&mut page, &mut Vec::new(), out, tracker).await {
+                return false;
+            }
+        }
+        match res {
+            Ok(()) => fetched.push(tag),
+            Err(e) => tracker.fail(tag, &e),
+        }
+    }
+    flush(&mut page, &mut fetched, out, tracker).await && !out.is_closed()
 }
 
 /// Follows each unit's pages from fetch to commit, so that a job's unit is marked done

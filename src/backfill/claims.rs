@@ -24,7 +24,9 @@ pub struct Claims {
     worker_id: i64,
     worker_name: String,
     client: Mutex<Option<Client>>,
+    page_size: usize,
     claim_sql: String,
+    batch_sql: String,
     done_sql: String,
     fail_sql: String,
 }
@@ -43,6 +45,7 @@ impl Claims {
         job_id: i64,
         worker_id: i64,
         worker_name: &str,
+        page_size: usize,
     ) -> Result<Self> {
         let q = quoted_schema(schema)?;
         // Claimable: pending; failed before this worker started (a failure is retried by
@@ -71,6 +74,13 @@ impl Claims {
              returning u.unit, u.attempts",
             alive = worker_alive_sql("w", "$4"),
         );
+        // Small pending units (known to hold at most half a page) are claimed together and
+        // read into shared pages: many small files then take few transactions.
+        let batch_sql = format!(
+            "select unit, size_hint from {q}.backfill_units
+             where job_id = $1 and state = 'pending' and size_hint <= $2
+             order by ordinal limit $3 for update skip locked"
+        );
         let done_sql = format!(
             "update {q}.backfill_units
              set state = 'done', completions = completions + 1, records = $4, pages = $5,
@@ -89,32 +99,77 @@ impl Claims {
             worker_id,
             worker_name: worker_name.to_string(),
             client: Mutex::new(Some(client)),
+            page_size: page_size.max(1),
             claim_sql,
+            batch_sql,
             done_sql,
             fail_sql,
         })
     }
 
-    /// Claims the next unit, or returns `None` when no unit is left to claim.
-    pub async fn claim(&self) -> Result<Option<String>> {
+    /// Records per page: small units are batched up to this many records.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Claims the next units: a batch of small pending ones that fill about one page, or
+    /// else one unit. Empty when no unit is left to claim.
+    pub async fn claim(&self) -> Result<Vec<String>> {
         let mut guard = self.client.lock().await;
-        let client = match guard.as_ref() {
-            Some(c) if !c.is_closed() => c,
-            _ => {
-                *guard = Some(db::connect(&self.url).await?);
-                guard.as_ref().expect("just set")
-            }
-        };
+        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+            *guard = Some(db::connect(&self.url).await?);
+        }
+        let client = guard.as_mut().expect("just set");
+        let batch = self.claim_batch(client).await?;
+        if !batch.is_empty() {
+            return Ok(batch);
+        }
         let row = client
             .query_opt(&self.claim_sql, &[&self.job_id, &self.worker_id, &self.worker_name, &self.schema])
             .await?;
-        Ok(row.map(|r| {
-            let (unit, attempts): (String, i32) = (r.get(0), r.get(1));
-            if attempts > 1 {
-                tracing::info!(%unit, attempts, "claimed a unit again (failed or abandoned before)");
+        Ok(row
+            .map(|r| {
+                let (unit, attempts): (String, i32) = (r.get(0), r.get(1));
+                if attempts > 1 {
+                    tracing::info!(%unit, attempts, "claimed a unit again (failed or abandoned before)");
+                }
+                unit
+            })
+            .into_iter()
+            .collect())
+    }
+
+    async fn claim_batch(&self, client: &mut Client) -> Result<Vec<String>> {
+        let page = self.page_size as i64;
+        let tx = client.transaction().await?;
+        let rows = tx.query(&self.batch_sql, &[&self.job_id, &(page / 2), &page.min(1000)]).await?;
+        let mut units = Vec::new();
+        let mut records = 0i64;
+        for r in &rows {
+            let hint: i64 = r.get(1);
+            if !units.is_empty() && records + hint > page {
+                break;
             }
-            unit
-        }))
+            records += hint;
+            units.push(r.get::<_, String>(0));
+        }
+        if units.len() > 1 {
+            let q = quoted_schema(&self.schema)?;
+            tx.execute(
+                &format!(
+                    "update {q}.backfill_units set state = 'running', worker_id = $2, worker = $3,
+                     attempts = attempts + 1, started_at = now(), finished_at = null
+                     where job_id = $1 and unit = any($4)"
+                ),
+                &[&self.job_id, &self.worker_id, &self.worker_name, &units],
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(units);
+        }
+        // One small unit (or none): the ordinary claim takes it, in claim order.
+        tx.rollback().await?;
+        Ok(Vec::new())
     }
 
     /// Marks `unit` done (every page of it committed). Retried within `budget`; a unit no

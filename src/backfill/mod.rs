@@ -117,10 +117,20 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     }
     let day_list: Vec<Day> = req.days.map(|(a, b)| (a.0..=b.0).map(Day).collect()).unwrap_or_default();
     let units = source.units(&day_list, None).await?;
+    let hints: Vec<Option<i64>> =
+        source.size_hints(&units).into_iter().map(|h| h.map(|n| n as i64)).collect();
     let job_id = open_job(
         &admin,
         schema,
-        &JobSpec { key: &key, source: kind, target: &target, days: req.days, slices, units: &units },
+        &JobSpec {
+            key: &key,
+            source: kind,
+            target: &target,
+            days: req.days,
+            slices,
+            units: &units,
+            hints: &hints,
+        },
         req.restart,
     )
     .await?;
@@ -142,7 +152,9 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
         .get(0);
     let worker_lock = lock::acquire_worker(url, schema, worker_id).await?;
     tracing::info!(job = job_id, worker = worker_id, name = %worker_name, units = before.units.total, done = before.units.done, "backfill worker started");
-    let claims = Arc::new(Claims::open(url, schema, job_id, worker_id, &worker_name).await?);
+    let claims = Arc::new(
+        Claims::open(url, schema, job_id, worker_id, &worker_name, req.tuning.page_size as usize).await?,
+    );
     let sink = Arc::new(PgSink::new(url, schema, Some(run_id))?);
     let mut tuning = command::tuning(req.tuning);
     tuning.lock = Some(worker_lock.watch());
@@ -228,6 +240,7 @@ struct JobSpec<'a> {
     days: Option<(Day, Day)>,
     slices: Option<usize>,
     units: &'a [String],
+    hints: &'a [Option<i64>],
 }
 
 /// Creates the job (or finds it), adds units it does not have yet (an export that gained
@@ -290,11 +303,11 @@ async fn open_job(client: &Client, schema: &str, spec: &JobSpec<'_>, restart: bo
         let added = client
             .execute(
                 &format!(
-                    "insert into {q}.backfill_units (job_id, unit, ordinal)
-                     select $1, u, o::int from unnest($2::text[]) with ordinality as x(u, o)
+                    "insert into {q}.backfill_units (job_id, unit, ordinal, size_hint)
+                     select $1, u, o::int, h from unnest($2::text[], $3::int8[]) with ordinality as x(u, h, o)
                      on conflict do nothing"
                 ),
-                &[&id, &spec.units],
+                &[&id, &spec.units, &spec.hints],
             )
             .await?;
         if added > 0 {

@@ -65,6 +65,14 @@ impl Source for AnySource {
         }
     }
 
+    fn size_hints(&self, units: &[String]) -> Vec<Option<u64>> {
+        match self {
+            AnySource::Dynamo(s) => s.size_hints(units),
+            AnySource::Export(s) => s.size_hints(units),
+            AnySource::Generated(s) => s.size_hints(units),
+        }
+    }
+
     fn items_returned(&self) -> Option<u64> {
         match self {
             AnySource::Dynamo(s) => s.items_returned(),

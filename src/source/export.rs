@@ -372,6 +372,12 @@ impl Source for ExportSource {
         Ok(self.files.iter().map(|f| f.path.display().to_string()).collect())
     }
 
+    fn size_hints(&self, units: &[String]) -> Vec<Option<u64>> {
+        let counts: std::collections::HashMap<String, Option<u64>> =
+            self.files.iter().map(|f| (f.path.display().to_string(), f.item_count)).collect();
+        units.iter().map(|u| counts.get(u).copied().flatten()).collect()
+    }
+
     async fn fetch(
         &self,
         unit: String,

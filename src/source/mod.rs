@@ -36,6 +36,37 @@ pub enum Payload {
     /// Export lines (`{"Item": {…}}` in DynamoDB JSON), undecoded, with their line numbers
     /// in the file (1-based).
     Lines(Vec<(u64, Vec<u8>)>),
+    /// The lines of several small files sharing one page (a backfill job's small units):
+    /// (file label, its lines).
+    Files(Vec<(String, Vec<(u64, Vec<u8>)>)>),
+}
+
+/// Where each record of a decoded page was read: its file and line.
+#[derive(Debug, Default)]
+pub struct Origins {
+    numbers: Vec<u64>,
+    /// (index of the file's first record, the file's label); empty: the page's unit.
+    files: Vec<(usize, String)>,
+}
+
+impl Origins {
+    /// Returns `file:line` of record `index`, with `unit` as the file when the page is one
+    /// file.
+    pub fn of(&self, index: usize, unit: &str) -> String {
+        let file = match self.files.partition_point(|(start, _)| *start <= index) {
+            0 => unit,
+            i => &self.files[i - 1].1,
+        };
+        format!("{file}:{}", self.numbers[index])
+    }
+
+    /// Returns the files of the page with their record index ranges (none for one file).
+    pub fn files(&self) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+        self.files.iter().enumerate().map(|(i, (start, label))| {
+            let end = self.files.get(i + 1).map_or(self.numbers.len(), |(s, _)| *s);
+            (label.as_str(), *start..end)
+        })
+    }
 }
 
 impl Payload {
@@ -45,6 +76,7 @@ impl Payload {
             Payload::Items(x) => x.len(),
             Payload::Sdk(x) => x.len(),
             Payload::Lines(x) => x.len(),
+            Payload::Files(f) => f.iter().map(|(_, l)| l.len()).sum(),
         }
     }
 
@@ -53,9 +85,9 @@ impl Payload {
         self.len() == 0
     }
 
-    /// Decodes the payload into raw records, and the line number of each when the source
-    /// has lines. CPU work: call it on the rayon pool.
-    pub fn into_raw(self) -> (Vec<RawRecord>, Option<Vec<u64>>) {
+    /// Decodes the payload into raw records, and where each was read when the source has
+    /// lines. CPU work: call it on the rayon pool.
+    pub fn into_raw(self) -> (Vec<RawRecord>, Option<Origins>) {
         match self {
             Payload::Items(items) => (items.into_iter().map(RawRecord::Item).collect(), None),
             Payload::Sdk(items) => (
@@ -71,7 +103,20 @@ impl Payload {
             ),
             Payload::Lines(lines) => {
                 let numbers = lines.iter().map(|(n, _)| *n).collect();
-                (lines.into_iter().map(|(_, l)| decode_export_line(l)).collect(), Some(numbers))
+                let raw = lines.into_iter().map(|(_, l)| decode_export_line(l)).collect();
+                (raw, Some(Origins { numbers, files: Vec::new() }))
+            }
+            Payload::Files(files) => {
+                let mut origins = Origins::default();
+                let mut raw = Vec::new();
+                for (label, lines) in files {
+                    origins.files.push((raw.len(), label));
+                    for (n, l) in lines {
+                        origins.numbers.push(n);
+                        raw.push(decode_export_line(l));
+                    }
+                }
+                (raw, Some(origins))
             }
         }
     }
@@ -127,6 +172,12 @@ pub trait Source: Send + Sync + 'static {
         bounds: Option<KeyBounds>,
         tx: async_channel::Sender<RawPage>,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Returns the records each unit is expected to hold, when the source knows (an export
+    /// manifest's `itemCount`): a backfill job reads small units together.
+    fn size_hints(&self, units: &[String]) -> Vec<Option<u64>> {
+        vec![None; units.len()]
+    }
 
     /// Returns how many items the source's index returned so far, before any trim by the
     /// key bounds: the numerator of the read amplification. `None` when the source has no

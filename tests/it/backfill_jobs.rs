@@ -475,3 +475,49 @@ async fn progress_and_status_are_plain_lines_and_a_failed_unit_is_named_by_statu
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_small_files_share_pages_and_transactions_while_each_file_is_its_own_unit() {
+    let items = records(600, 27);
+    let one_file = vec![items.iter().map(export_line).collect::<Vec<_>>()];
+    let want = reference(&one_file, "100").await;
+    // 300 files of 2 records.
+    let files = export_files(&items, 300);
+    let db = TestDb::new().await;
+    let dir = write_export(&files);
+    let out = scansync(&db, &export_args(dir.to_str().unwrap(), "100")).await;
+    assert_exit(&out, 0);
+    let (total, done, completions, twice) = unit_counts(&db).await;
+    assert_eq!((total, done, completions, twice), (300, 300, 300, 0));
+    let c = db.client().await;
+    let pages: i64 = c.query_one("select pages from scansync.sync_runs", &[]).await.unwrap().get(0);
+    assert!(
+        pages <= 12,
+        "{pages} page transactions for 600 records at 100 a page: small files were not batched"
+    );
+    assert_eq!(dump_logical(&c, "scansync").await, want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_small_file_fails_its_shared_page_and_the_resume_retries_the_others_one_by_one() {
+    let items = records(40, 28);
+    let mut files = export_files(&items, 20);
+    files.insert(7, (0..2).map(|i| format!("\u{1}garbage {i}")).collect());
+    let db = TestDb::new().await;
+    let dir = write_export(&files);
+    let args = export_args_with(dir.to_str().unwrap(), "100", "1", "1");
+    let out = scansync(&db, &args).await;
+    assert_exit(&out, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("file-07.json.gz: 2 of 2 lines are not DynamoDB JSON items"), "{stderr}");
+    let out = scansync(&db, &args).await;
+    assert_exit(&out, 1);
+    let c = db.client().await;
+    let failed = column(&c, "select unit from scansync.backfill_units where state <> 'done'").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].ends_with("file-07.json.gz"), "{failed:?}");
+    let content: i64 = c.query_one("select count(*) from scansync.content", &[]).await.unwrap().get(0);
+    assert!(content > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
