@@ -4,6 +4,7 @@
 mod backfill_jobs;
 mod claims;
 mod demo;
+mod deploy;
 mod differential;
 mod export;
 mod hardening;

@@ -1,0 +1,81 @@
+//! The deployment examples under `deploy/`: they parse, and every scansync flag and
+//! variable they use is one the binary has (nothing here can apply them to a cluster).
+
+use std::path::{Path, PathBuf};
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+fn help(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scansync")).args(args).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Checks the command line and environment a deployment gives the binary.
+fn check_invocation(file: &str, args: &[String], env: &[String]) {
+    assert!(!args.is_empty(), "{file}: no command");
+    let sub = args[0].as_str();
+    let text = help(&[sub, "--help"]);
+    for a in &args[1..] {
+        let flag = a.split('=').next().unwrap();
+        if flag.starts_with("--") {
+            assert!(
+                text.contains(&format!("{flag} ")) || text.contains(&format!("{flag}\n")),
+                "{file}: `scansync {sub}` has no flag {flag}"
+            );
+        }
+        assert_ne!(
+            flag, "--restart",
+            "{file}: --restart in a deployment starts the job over on every pod restart"
+        );
+    }
+    for name in env {
+        if name.starts_with("SCANSYNC_") || name == "DATABASE_URL" {
+            assert!(
+                text.contains(&format!("[env: {name}")),
+                "{file}: `scansync {sub}` reads no variable {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_kubernetes_backfill_job_parses_and_uses_only_flags_the_binary_has() {
+    let file = "kubernetes/backfill-job.yaml";
+    let text = std::fs::read_to_string(deploy().join(file)).unwrap();
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(v["kind"].as_str(), Some("Job"));
+    assert!(v["spec"]["parallelism"].as_u64().unwrap() > 1, "a backfill shared by several pods");
+    assert!(v["spec"]["completions"].is_null(), "work-queue pattern: no completion count");
+    let c = &v["spec"]["template"]["spec"]["containers"][0];
+    let args: Vec<String> =
+        c["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let env: Vec<String> =
+        c["env"].as_sequence().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect();
+    check_invocation(file, &args, &env);
+}
+
+#[test]
+fn the_aws_batch_array_job_parses_and_uses_only_flags_the_binary_has() {
+    let file = "aws-batch/job-definition.json";
+    let def: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy().join(file)).unwrap()).unwrap();
+    let c = &def["containerProperties"];
+    let args: Vec<String> =
+        c["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let mut env: Vec<String> = c["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    env.extend(c["secrets"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()));
+    check_invocation(file, &args, &env);
+    let submit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy().join("aws-batch/submit-job.json")).unwrap())
+            .unwrap();
+    assert!(submit["arrayProperties"]["size"].as_u64().unwrap() > 1);
+    assert_eq!(submit["jobDefinition"], def["jobDefinitionName"]);
+}
