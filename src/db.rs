@@ -28,31 +28,87 @@ static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 /// Errors name the target with the password redacted, and say what to check.
 pub async fn connect(url: &str) -> Result<Client> {
     register_secrets(url);
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
+    let (rest, tls) = crate::tls::split(url)?;
+    let mut cfg = Config::from_str(&rest).map_err(|e| {
+        Error::config(format!(
+            "cannot use the database URL {}: {}; check --database-url / DATABASE_URL",
+            redact(url),
+            scrub(&e.to_string())
+        ))
+    })?;
+    if cfg.get_password().is_none() {
+        if let Some(p) = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()) {
+            register_secret(&p);
+            cfg.password(p);
+        }
+    }
+    cfg.ssl_mode(crate::tls::driver_mode(&tls));
+    let fail = |e: tokio_postgres::Error| {
         let base = Error::from_pg(e);
         let kind = if base.kind() == Kind::Database { Kind::Connection } else { base.kind() };
         Error::new(
             kind,
             format!(
-                "cannot connect to {}: {}; check --database-url / DATABASE_URL and that the server is up",
+                "cannot connect to {} (sslmode={}): {}{}; check --database-url / DATABASE_URL and that the server is up",
                 redact(url),
-                base.message()
+                tls.mode.as_str(),
+                base.message(),
+                tls_hint(base.message(), tls.mode)
             ),
         )
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "postgres connection closed");
+    };
+    let client = match crate::tls::connector(&tls)? {
+        None => {
+            let (client, connection) = cfg.connect(NoTls).await.map_err(fail)?;
+            tokio::spawn(drive(connection));
+            client
         }
-    });
+        Some(connector) => {
+            let (client, connection) = cfg.connect(connector).await.map_err(fail)?;
+            tokio::spawn(drive(connection));
+            client
+        }
+    };
     Ok(client)
+}
+
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %e, "postgres connection closed");
+    }
+}
+
+/// What to check when a connection failed in its TLS step.
+fn tls_hint(message: &str, mode: crate::tls::SslMode) -> &'static str {
+    use crate::tls::SslMode;
+    let m = message.to_ascii_lowercase();
+    if m.contains("does not support tls") || m.contains("server does not support ssl") {
+        "; the server does not offer TLS: enable ssl on the server, or use sslmode=prefer/disable"
+    } else if (m.contains("certificate") || m.contains("tls") || m.contains("handshake"))
+        && matches!(mode, SslMode::VerifyCa | SslMode::VerifyFull | SslMode::Require)
+    {
+        if mode == SslMode::VerifyFull {
+            "; the server's certificate is not signed by a CA of sslrootcert, or not issued for the host connected to: check sslrootcert and the host name"
+        } else {
+            "; the server's certificate is not signed by a CA of sslrootcert: check sslrootcert"
+        }
+    } else if m.contains("no encryption") || m.contains("pg_hba.conf") && m.contains("ssl off") {
+        "; the server accepts only encrypted connections: use sslmode=require (or verify-full)"
+    } else {
+        ""
+    }
 }
 
 /// Returns a connection string fit for logs and messages: `postgres://user@host:port/db`
 /// rebuilt from what the driver parsed (so no password, whatever the input form), or a
 /// placeholder when the driver cannot parse it.
 pub fn redact(url: &str) -> String {
-    let Ok(cfg) = Config::from_str(url) else {
+    let stripped = crate::tls::split(url).map(|(rest, _)| rest).unwrap_or_else(|_| url.to_string());
+    let Ok(cfg) = Config::from_str(&stripped) else {
         return "<the database URL (not shown: it does not parse as a PostgreSQL connection string)>".into();
     };
     let user = cfg.get_user().map(|u| format!("{u}@")).unwrap_or_default();
@@ -74,6 +130,18 @@ pub fn redact(url: &str) -> String {
         .collect();
     let db = cfg.get_dbname().map(|d| format!("/{d}")).unwrap_or_default();
     scrub(&format!("postgres://{user}{}{db}", hosts.join(","))).into_owned()
+}
+
+/// Records one secret (a password from `PGPASSWORD`, say), so [`scrub`] masks it.
+pub fn register_secret(secret: &str) {
+    if secret.is_empty() {
+        return;
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == secret) {
+        secrets.push(secret.to_string());
+    }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
 /// Records the strings that may be the password of `url`, so [`scrub`] masks them.
@@ -110,7 +178,8 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 /// driver cannot parse the string: an unencoded `/`, `?` or `@` in a URL password).
 fn password_candidates(url: &str) -> Vec<String> {
     let mut out = Vec::new();
-    if let Ok(cfg) = Config::from_str(url) {
+    let stripped = crate::tls::split(url).map(|(rest, _)| rest).unwrap_or_else(|_| url.to_string());
+    if let Ok(cfg) = Config::from_str(&stripped) {
         if let Some(p) = cfg.get_password() {
             out.push(String::from_utf8_lossy(p).into_owned());
         }
@@ -197,7 +266,7 @@ fn key_value_passwords(s: &str) -> Vec<String> {
     out
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -364,6 +364,22 @@ fn as_postgres(cmd: &str) {
 impl Cluster {
     /// Creates and starts a cluster (trust auth) on a free port.
     pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// Runs `psql` as the postgres user on the cluster's socket (trust).
+    pub fn psql(&self, sql: &str) {
+        as_postgres(&format!(
+            "{} -X -q -h {} -p {} -d postgres -c \"{sql}\"",
+            pg_bin("psql"),
+            self.dir.display(),
+            self.port
+        ));
+    }
+
+    /// Creates a cluster, lets `setup` change its data directory (configuration, files; the
+    /// files are handed to the postgres user after), then starts it.
+    pub fn start_with(setup: impl FnOnce(&std::path::Path)) -> Self {
         let dir = std::env::temp_dir().join(format!("scansync-test-cluster-{}", unique()));
         std::fs::create_dir_all(&dir).unwrap();
         std::process::Command::new("chown")
@@ -376,6 +392,11 @@ impl Cluster {
             pg_bin("initdb"),
             dir.display()
         ));
+        setup(&dir.join("data"));
+        std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
         let c = Cluster { port, dir };
         c.ctl("start");
         c
