@@ -1,4 +1,12 @@
--- Version 3: backfills are jobs of units (day slices, export files) that many workers share,
+-- Version 3: a run stopped by a signal is `cancelled` (not a failure: the next run picks up
+-- from the checkpoint) ...
+alter table sync_runs drop constraint if exists sync_runs_status_check;
+alter table sync_runs add constraint sync_runs_status_check
+    check (status in ('running', 'succeeded', 'failed', 'abandoned', 'cancelled'));
+-- The upper bound of a run bounded by --max-window (null: the window reached the run's start).
+alter table sync_runs add column if not exists window_until timestamptz;
+
+-- ... and backfills are jobs of units (day slices, export files) that many workers share,
 -- that resume after an interruption, and that report their progress.
 
 -- One backfill, identified by what it covers: running the same command again finds it.

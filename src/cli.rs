@@ -17,10 +17,13 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postg
     long_about = "Keep a canonical PostgreSQL store in sync with DynamoDB scan records.\n\n\
         Start with `scansync demo` (needs only the local PostgreSQL). An hourly job runs \
         `scansync sync`; history is loaded with `scansync backfill`; probes call `scansync health`.\n\n\
-        Exit status of sync/backfill/demo: 0 success, 1 failure, 75 another run holds the lock."
+        Exit status of sync/backfill/demo: 0 success, 1 failure, 75 another run holds the lock, \
+        143/130 stopped by SIGTERM/SIGINT."
 )]
 pub struct Cli {
-    /// PostgreSQL connection URL (the password is never printed).
+    /// PostgreSQL connection URL (the password is never printed). TLS: sslmode=disable,
+    /// prefer (default), require, verify-ca or verify-full, and sslrootcert=CA.pem (or
+    /// PGSSLMODE, PGSSLROOTCERT); the password may come from PGPASSWORD.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
 
@@ -31,6 +34,17 @@ pub struct Cli {
     /// Log format on stderr: text for people, json for log pipelines. Level: RUST_LOG.
     #[arg(long, env = "SCANSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// A file holding the database URL (e.g. a mounted secret), instead of --database-url:
+    /// the password then appears in no process list or environment.
+    #[arg(long, env = "DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
+
+    /// After SIGTERM or SIGINT, how long the run may take to let the page being written
+    /// finish and to record itself as cancelled before the process exits (1s to 10m). A
+    /// second signal exits at once.
+    #[arg(long, env = "SCANSYNC_SHUTDOWN_TIMEOUT", default_value = "30s", global = true, value_parser = parse_shutdown_timeout)]
+    pub shutdown_timeout: Duration,
 
     /// What to do.
     #[command(subcommand)]
@@ -226,6 +240,12 @@ pub struct WindowArgs {
     /// Every run reports the offsets it saw and warns when one exceeds the margin.
     #[arg(long, env = "SCANSYNC_OFFSET_MARGIN", default_value = "12h", value_parser = parse_offset_margin)]
     pub offset_margin: Duration,
+    /// The most updatedAt time one run covers (e.g. 6h; 1m to 30d). A run further behind
+    /// (after a pause, a backlog of days) syncs its lower bound plus this much, moves the
+    /// checkpoint there and says how far behind it still is: each run commits durable
+    /// progress within a Lambda's or a CronJob's time limit. Default: no bound.
+    #[arg(long, env = "SCANSYNC_MAX_WINDOW", value_parser = parse_max_window)]
+    pub max_window: Option<Duration>,
 }
 
 /// Tuning flags.
@@ -258,6 +278,25 @@ pub struct TuningArgs {
     /// failover (60-120 s).
     #[arg(long, env = "SCANSYNC_RETRY_BUDGET", default_value = "180s", value_parser = parse_retry_budget)]
     pub retry_budget: Duration,
+}
+
+fn parse_max_window(s: &str) -> Result<Duration, String> {
+    match bounded(
+        s,
+        Duration::from_secs(30 * 86_400),
+        "30d",
+        "history beyond that is loaded with `scansync backfill`",
+    )? {
+        d if d < Duration::from_secs(60) => Err(format!("{s}: the window must be at least 1m")),
+        d => Ok(d),
+    }
+}
+
+fn parse_shutdown_timeout(s: &str) -> Result<Duration, String> {
+    match bounded(s, Duration::from_secs(600), "10m", "a stop must be bounded; use 1s to 10m")? {
+        d if d.is_zero() => Err(format!("{s}: the timeout must be at least 1s")),
+        d => Ok(d),
+    }
 }
 
 fn parse_progress_every(s: &str) -> Result<Duration, String> {

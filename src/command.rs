@@ -100,6 +100,7 @@ pub(crate) async fn record(
     retry_budget: std::time::Duration,
 ) -> Result<()> {
     let error = outcome.result.as_ref().err().map(|e| e.to_string());
+    let cancelled = outcome.result.as_ref().is_err_and(|e| e.kind() == crate::error::Kind::Cancelled);
     // Drift is logged once per attribute and type per run, never per record.
     for ((attribute, observed_type), records) in &outcome.summary.drift {
         tracing::warn!(%attribute, observed_type, records, "schema drift: attribute kept in content.extra or coerced");
@@ -117,24 +118,32 @@ pub(crate) async fn record(
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    None => return Err(budget.give_up(e).context(ledger_unwritten(&outcome))),
+                    None => return Err(budget.give_up(e).context(ledger_unwritten(outcome))),
                 },
             }
         }
         if outcome.notes.is_empty() {
-            outcome.notes = stamp_notes(&admin, schema, &outcome).await.unwrap_or_default();
+            outcome.notes = stamp_notes(&admin, schema, outcome).await.unwrap_or_default();
         }
         let recorded = async {
             ledger::record_drift(&admin, schema, &outcome.summary).await?;
-            ledger::finish(&admin, schema, run_id, outcome.plan.as_ref(), &outcome.summary, error.as_deref())
-                .await
+            ledger::finish(
+                &admin,
+                schema,
+                run_id,
+                outcome.plan.as_ref(),
+                &outcome.summary,
+                error.as_deref(),
+                cancelled,
+            )
+            .await
         }
         .await;
         match recorded {
             Ok(()) => break,
             Err(e) => match budget.next(&e) {
                 Some(wait) => tokio::time::sleep(wait).await,
-                None => return Err(budget.give_up(e).context(ledger_unwritten(&outcome))),
+                None => return Err(budget.give_up(e).context(ledger_unwritten(outcome))),
             },
         }
     }

@@ -27,6 +27,8 @@ pub enum Kind {
     LockLost,
     /// Reading the export files failed.
     Io,
+    /// A signal asked the run to stop (SIGTERM, SIGINT).
+    Cancelled,
     /// Anything else: a broken invariant, a stage that stopped unexpectedly.
     Internal,
 }

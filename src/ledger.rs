@@ -94,6 +94,7 @@ pub async fn finish(
     plan: Option<&Plan>,
     summary: &Summary,
     error: Option<&str>,
+    cancelled: bool,
 ) -> Result<()> {
     let sql = format!(
         "update {}.sync_runs set
@@ -105,11 +106,15 @@ pub async fn finish(
             rows_content_tags = $13, quarantined = $14, rejects = $15::text::jsonb,
             repairs = $16::text::jsonb, drift = $17, page_retries = $18, error = $19,
             index_items = $20, offset_margin_seconds = $21, stamp_forms = $22::text::jsonb,
-            beyond_margin = $23, epoch_stamps = $24
+            beyond_margin = $23, epoch_stamps = $24, window_until = $25::text::timestamptz
          where id = $1",
         quoted_schema(schema)?
     );
-    let status = if error.is_some() { "failed" } else { "succeeded" };
+    let status = match (error, cancelled) {
+        (Some(_), true) => "cancelled",
+        (Some(_), false) => "failed",
+        (None, _) => "succeeded",
+    };
     let w = &summary.written;
     let i = |n: u64| n as i64;
     let after = plan.map(|p| p.after.to_pg());
@@ -146,6 +151,7 @@ pub async fn finish(
                 &summary.stamps_json(),
                 &i(beyond),
                 &i(summary.epoch_stamps()),
+                &plan.and_then(|p| p.until).map(|u| u.to_pg()),
             ],
         )
         .await?;

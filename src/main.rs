@@ -13,7 +13,19 @@ use std::sync::Arc;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(path) = &cli.database_url_file {
+        match std::fs::read_to_string(path) {
+            Ok(url) => cli.database_url = url.trim().to_string(),
+            Err(e) => {
+                eprintln!(
+                    "scansync: cannot read --database-url-file {}: {e}; give a file holding the database URL",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     // Before anything can print: every message and log line is scrubbed of the password.
     db::register_secrets(&cli.database_url);
     let level = match cli.command {
@@ -29,7 +41,11 @@ fn main() -> ExitCode {
             return ExitCode::from(command::EXIT_FAILED);
         }
     };
-    ExitCode::from(runtime.block_on(dispatch(cli)))
+    let timeout = cli.shutdown_timeout;
+    ExitCode::from(runtime.block_on(async move {
+        scansync::shutdown::install(timeout);
+        dispatch(cli).await
+    }))
 }
 
 /// Runs the subcommand; every error that ends it prints here, once.
@@ -38,10 +54,10 @@ async fn dispatch(cli: Cli) -> u8 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("scansync: {e}");
-            if e.kind() == Kind::Locked {
-                command::EXIT_LOCKED
-            } else {
-                command::EXIT_FAILED
+            match e.kind() {
+                Kind::Locked => command::EXIT_LOCKED,
+                Kind::Cancelled => scansync::shutdown::exit_code().unwrap_or(command::EXIT_FAILED),
+                _ => command::EXIT_FAILED,
             }
         }
     }
@@ -64,7 +80,17 @@ async fn subcommand(cli: Cli) -> Result<u8> {
                 overlap_days: args.window.overlap_days,
                 first_run_window: args.window.first_run_window,
                 offset_margin: args.window.offset_margin,
+                max_window: args.window.max_window,
             };
+            if let Some(w) = args.window.max_window {
+                if w <= args.window.lookback {
+                    return Err(Error::config(format!(
+                        "--max-window {}s is not longer than --lookback {}s: a run would make no progress; make the window longer than the lookback",
+                        w.as_secs(),
+                        args.window.lookback.as_secs()
+                    )));
+                }
+            }
             let scope = Scope::Incremental { window, checkpoint: &args.checkpoint };
             run(url, schema_name, RunKind::Sync, scope, &args.source, &args.tuning).await
         }

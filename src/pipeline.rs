@@ -304,6 +304,10 @@ pub async fn execute<S: Source, K: Sink>(
             first_err.get_or_insert(Error::internal(format!("fetch task stopped: {e}")));
         }
     }
+    if crate::shutdown::requested() {
+        // Whatever else the stop caused, the run was stopped: it is not complete.
+        first_err = Some(crate::shutdown::cancelled());
+    }
     let mut s = summary.lock().expect("summary poisoned").clone();
     s.elapsed = started.elapsed();
     s.index_items = source.items_returned();
@@ -376,6 +380,11 @@ async fn write_loop<K: Sink>(
         }
     };
     while let Ok((info, page)) = rx.recv().await {
+        // A stop request: the page being written (by this or another writer) finishes;
+        // the ones not started are dropped.
+        if crate::shutdown::requested() {
+            return Err(crate::shutdown::cancelled());
+        }
         if let Some(lock) = &limits.lock {
             lock.check()?;
         }
@@ -464,7 +473,7 @@ async fn fetch_loop<S: Source>(
     tracker: &Tracker,
 ) -> Result<()> {
     loop {
-        if out.is_closed() {
+        if out.is_closed() || crate::shutdown::requested() {
             return Ok(());
         }
         let units = feed.next().await?;
@@ -484,7 +493,16 @@ async fn fetch_loop<S: Source>(
         let span = tracing::info_span!("fetch", unit = %unit);
         let fetch = source.fetch(unit, bounds.clone(), tx).instrument(span);
         let forward = async {
-            while let Ok(page) = rx.recv().await {
+            loop {
+                let page = tokio::select! {
+                    p = rx.recv() => p,
+                    // A stop request: the unit is not complete.
+                    _ = crate::shutdown::token().cancelled() => {
+                        rx.close();
+                        return false;
+                    }
+                };
+                let Ok(page) = page else { return true };
                 tracker.sent(tag, page.payload.len() as u64);
                 if out.send((vec![tag], page)).await.is_err() {
                     // The pipeline is stopping: the unit is not complete.
@@ -492,7 +510,6 @@ async fn fetch_loop<S: Source>(
                     return false;
                 }
             }
-            true
         };
         let (res, forwarded) = tokio::join!(fetch, forward);
         match res {
@@ -518,7 +535,7 @@ async fn fetch_shared<S: Source>(
     /// The page being filled: its files, and each unit's share of its lines.
     #[derive(Default)]
     struct Shared {
-        files: Vec<(String, Vec<(u64, Vec<u8>)>)>,
+        files: Vec<(String, crate::source::Lines)>,
         lines: usize,
         shares: Vec<(u32, u64)>,
     }
@@ -549,6 +566,9 @@ async fn fetch_shared<S: Source>(
     let mut page = Shared::default();
     let mut fetched = Vec::new();
     for unit in units {
+        if crate::shutdown::requested() {
+            return false;
+        }
         let tag = tracker.begin(&unit);
         let (tx, rx) = async_channel::bounded::<RawPage>(1);
         let span = tracing::info_span!("fetch", unit = %unit);

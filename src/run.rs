@@ -67,8 +67,8 @@ pub struct Outcome {
 }
 
 /// Runs one incremental sync that started at `started`: reads the checkpoint, plans the
-/// window, runs the pipeline, and only if every page committed writes `started` as the
-/// new checkpoint.
+/// window, runs the pipeline, and only if every page committed writes the new checkpoint:
+/// `started`, or the window's upper bound when `--max-window` bounded it.
 pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
     source: Arc<S>,
     sink: Arc<K>,
@@ -112,14 +112,15 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
         units,
         claims: None,
         bounds: Some(plan.bounds.clone()),
-        filter: Filter { after: Some(plan.after), days: None },
+        filter: Filter { after: Some(plan.after), until: plan.until, days: None },
     };
     let lock = tuning.lock.clone();
+    let next_checkpoint = plan.until.unwrap_or(started);
     if broken_on_purpose() {
         // Deliberately wrong (the checkpoint before the pages): lets the fault suite prove
         // that it detects an engine that loses records. Never set in production.
         warn!("SCANSYNC_TEST_BREAK=checkpoint-first: writing the checkpoint before the pages");
-        if let Err(e) = write_checkpoint(store, started).await {
+        if let Err(e) = write_checkpoint(store, next_checkpoint).await {
             return Outcome {
                 plan: Some(plan),
                 summary: Summary::default(),
@@ -134,14 +135,21 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
         // another run by now, and must leave the checkpoint to that one.
         Ok(()) => match &lock {
             Some(l) => match l.verify().await {
-                Ok(()) => write_checkpoint(store, started).await,
+                Ok(()) => write_checkpoint(store, next_checkpoint).await,
                 Err(e) => Err(e),
             },
-            None => write_checkpoint(store, started).await,
+            None => write_checkpoint(store, next_checkpoint).await,
         },
         Err(e) => Err(e),
     };
-    Outcome { plan: Some(plan), summary, result, notes: Vec::new() }
+    let mut notes = Vec::new();
+    if let (Some(until), true) = (plan.until, result.is_ok()) {
+        let behind_h = (started.0 - until.0) as f64 / 3_600_000_000.0;
+        notes.push(format!(
+            "--max-window bounded this run: synced up to {until} and moved the checkpoint there; {behind_h:.1} h behind: run again to continue (serve-style loops and schedulers do so at once)"
+        ));
+    }
+    Outcome { plan: Some(plan), summary, result, notes }
 }
 
 /// Runs the pipeline over whole day partitions (`days`: inclusive range; `None`: every
@@ -173,7 +181,7 @@ pub async fn full<S: Source, K: Sink>(
         units,
         claims: None,
         bounds: None,
-        filter: Filter { after: None, days },
+        filter: Filter { after: None, until: None, days },
     };
     let (summary, result) = execute(source, sink, cfg).await;
     Outcome { plan: None, summary, result, notes: Vec::new() }
@@ -200,7 +208,7 @@ pub async fn job<S: Source, K: Sink>(
         units: Vec::new(),
         claims: Some(claims),
         bounds: None,
-        filter: Filter { after: None, days },
+        filter: Filter { after: None, until: None, days },
     };
     let (summary, result) = execute(source, sink, cfg).await;
     Outcome { plan: None, summary, result, notes: Vec::new() }

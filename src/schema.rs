@@ -42,6 +42,17 @@ pub fn quoted_schema(name: &str) -> Result<String> {
     }
 }
 
+/// A `42501` (insufficient privilege) with what to grant, any other error as it is.
+fn privilege_error(e: tokio_postgres::Error, what_to_grant: &str) -> Error {
+    let denied = e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
+    let base = Error::from_pg(e);
+    if denied {
+        Error::new(base.kind(), format!("{}: {what_to_grant}", base.message()))
+    } else {
+        base
+    }
+}
+
 /// Creates the schema if needed and applies every migration it has not seen yet.
 /// Returns the number of migrations applied (0 when already current).
 pub async fn migrate(client: &mut Client, schema: &str) -> Result<usize> {
@@ -52,24 +63,71 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<usize> {
         &[&format!("scansync-migrate:{schema}")],
     )
     .await?;
-    tx.batch_execute(&format!(
-        "create schema if not exists {q};
-         set local search_path = {q};
-         create table if not exists schema_migrations (
-             version int primary key,
-             applied_at timestamptz not null default now());"
-    ))
-    .await?;
+    // `create schema if not exists` needs CREATE on the database even when the schema
+    // exists: a role that owns only its schema must not need it.
+    let exists: bool = tx
+        .query_one("select exists (select 1 from pg_namespace where nspname = $1)", &[&schema])
+        .await?
+        .get(0);
+    if !exists {
+        tx.batch_execute(&format!("create schema {q}")).await.map_err(|e| {
+            privilege_error(e, &format!(
+                "creating schema {schema} needs CREATE on the database: grant it (`grant create on database <db> to <role>`), or have an administrator create the schema owned by this role (`create schema {schema} authorization <role>`); see docs/operations.md"
+            ))
+        })?;
+    }
+    // Without USAGE the schema is invisible (search_path skips it), and without CREATE no
+    // table can be made: say which privilege is missing instead of "no schema selected".
+    let (usage, create): (bool, bool) = {
+        let r = tx
+            .query_one(
+                "select has_schema_privilege($1, 'USAGE'), has_schema_privilege($1, 'CREATE')",
+                &[&schema],
+            )
+            .await?;
+        (r.get(0), r.get(1))
+    };
+    let denied = |what: &str| {
+        Error::new(
+            crate::error::Kind::Database,
+            format!(
+                "permission denied for schema {schema} (SQLSTATE 42501): the role has no {what} on it; it needs to own schema {schema} (`alter schema {schema} owner to <role>`, or create it `authorization <role>`); see docs/operations.md"
+            ),
+        )
+    };
+    if !usage {
+        return Err(denied("USAGE"));
+    }
+    tx.batch_execute(&format!("set local search_path = {q}")).await?;
+    let has_table: bool =
+        tx.query_one("select to_regclass('schema_migrations') is not null", &[]).await?.get(0);
+    if !has_table {
+        if !create {
+            return Err(denied("CREATE"));
+        }
+        tx.batch_execute(
+            "create table schema_migrations (
+                 version int primary key,
+                 applied_at timestamptz not null default now());",
+        )
+        .await?;
+    }
     let applied: Vec<i32> =
         tx.query("select version from schema_migrations", &[]).await?.iter().map(|r| r.get(0)).collect();
+    if MIGRATIONS.iter().any(|(v, _)| !applied.contains(v)) && !create {
+        return Err(denied("CREATE (a migration is pending)"));
+    }
     let mut n = 0;
     for (version, sql) in MIGRATIONS {
         if applied.contains(version) {
             continue;
         }
-        tx.batch_execute(sql)
-            .await
-            .map_err(|e| Error::from(e).context(format!("migration {version} failed")))?;
+        tx.batch_execute(sql).await.map_err(|e| {
+            privilege_error(e, &format!(
+                "migration {version} needs the role to own schema {schema} and its tables: `alter schema {schema} owner to <role>`, and the tables too if another role created them"
+            ))
+            .context(format!("migration {version} failed"))
+        })?;
         tx.execute("insert into schema_migrations (version) values ($1)", &[version]).await?;
         n += 1;
     }

@@ -86,6 +86,10 @@ fn committed(o: &Outcome) -> String {
 pub fn exit_status(o: &Outcome) -> u8 {
     match &o.result {
         Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == crate::error::Kind::Cancelled => {
+            eprintln!("scansync: run cancelled: {e}; {}", committed(o));
+            crate::shutdown::exit_code().unwrap_or(EXIT_FAILED)
+        }
         Err(e) => {
             eprintln!("scansync: run failed: {e}; {}", committed(o));
             EXIT_FAILED

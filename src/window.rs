@@ -22,6 +22,9 @@ pub struct WindowConfig {
     /// offset). 0 when every writer stamps UTC (`Z` or `+00:00`): then a run reads only
     /// what changed.
     pub offset_margin: Duration,
+    /// The most `updatedAt` time one run covers: a run further behind reads up to its lower
+    /// bound plus this, and moves the checkpoint there (catch-up in bounded steps).
+    pub max_window: Option<Duration>,
 }
 
 impl Default for WindowConfig {
@@ -31,6 +34,7 @@ impl Default for WindowConfig {
             overlap_days: 1,
             first_run_window: Duration::from_secs(24 * 3600),
             offset_margin: DEFAULT_OFFSET_MARGIN,
+            max_window: None,
         }
     }
 }
@@ -42,6 +46,10 @@ pub struct Plan {
     pub checkpoint: Option<Timestamp>,
     /// Records with `updatedAt` strictly after this instant are synced.
     pub after: Timestamp,
+    /// With `--max-window`, when the run is further behind than that: records with
+    /// `updatedAt` after this instant are left to the next run, and this is the checkpoint
+    /// the run writes.
+    pub until: Option<Timestamp>,
     /// The `updatedAt` key bounds for the GSI queries.
     pub bounds: KeyBounds,
     /// The UTC day partitions to scan, oldest first.
@@ -57,11 +65,20 @@ fn micros(d: Duration) -> i64 {
 pub fn plan(checkpoint: Option<Timestamp>, now: Timestamp, cfg: &WindowConfig) -> Plan {
     let base = checkpoint.unwrap_or_else(|| now.add_micros(-micros(cfg.first_run_window)));
     let after = base.add_micros(-micros(cfg.lookback));
+    let until = match cfg.max_window {
+        Some(w) if now.0.saturating_sub(after.0) > micros(w) => Some(after.add_micros(micros(w))),
+        _ => None,
+    };
     let first = after.day().plus(-i64::from(cfg.overlap_days));
-    let last = now.day().max(first);
+    let last = until.unwrap_or(now).day().max(first);
     let days = (first.0..=last.0).map(Day).collect();
-    let bounds = KeyBounds { after, margin: micros(cfg.offset_margin), until: now };
-    Plan { checkpoint, after, bounds, days }
+    let bounds = KeyBounds {
+        after,
+        margin: micros(cfg.offset_margin),
+        until: until.unwrap_or(now),
+        cap: until.map(|u| u.add_micros(MAX_EAST_OFFSET + 1_000_000)),
+    };
+    Plan { checkpoint, after, until, bounds, days }
 }
 
 /// The `updatedAt` key bounds of an incremental fetch.
@@ -87,9 +104,16 @@ pub struct KeyBounds {
     pub after: Timestamp,
     /// The offset margin, in microseconds.
     pub margin: i64,
-    /// The run's start: where slices of the window stop being cut (the last is open).
+    /// The run's start, or its upper bound: where slices of the window stop being cut.
     pub until: Timestamp,
+    /// With an upper bound: the first key not read (the bound plus the largest offset east
+    /// of UTC, +14:00, whose stamps sort later than the instant they mean). None: the last
+    /// slice is open.
+    pub cap: Option<Timestamp>,
 }
+
+/// The largest offset east of UTC in use (+14:00), in microseconds.
+const MAX_EAST_OFFSET: i64 = 14 * 3_600_000_000;
 
 /// A contiguous range of sort-key strings: `from` inclusive (none: from the start),
 /// `to` exclusive (none: to the end).
@@ -151,6 +175,12 @@ impl KeyBounds {
         let start = self.after.add_micros(-self.margin).max(day.start());
         let end = self.until.min(day.plus(1).start());
         out.extend(slice(Some(low), start, end, slices));
+        if let (Some(cap), Some(last)) = (self.cap, out.last_mut()) {
+            let cap = cap.to_iso_prefix();
+            if last.from.as_deref().is_none_or(|f| f < cap.as_str()) {
+                last.to = Some(cap);
+            }
+        }
         out
     }
 }
@@ -204,6 +234,26 @@ mod tests {
         let hits = b.ranges(day, slices).iter().filter(|r| r.contains(stamp)).count();
         assert!(hits <= 1, "{stamp} lies in {hits} ranges");
         hits == 1 && b.admits(stamp)
+    }
+
+    #[test]
+    fn a_run_further_behind_than_the_max_window_reads_a_bounded_window_and_caps_its_keys() {
+        let cfg = WindowConfig { max_window: Some(Duration::from_secs(6 * 3600)), ..WindowConfig::default() };
+        let now = ts("2026-11-26T10:00:00Z");
+        let p = plan(Some(ts("2026-11-23T00:00:00Z")), now, &cfg);
+        assert_eq!(p.after, ts("2026-11-22T23:45:00Z"));
+        assert_eq!(p.until, Some(ts("2026-11-23T05:45:00Z")));
+        let days: Vec<String> = p.days.iter().map(|d| d.to_string()).collect();
+        assert_eq!(days, ["2026-11-21", "2026-11-22", "2026-11-23"]);
+        // A stamp of an instant inside the window at +14:00 is still read; later keys not.
+        let day = Day::parse("2026-11-23").unwrap();
+        assert!(found(&p.bounds, day, 4, "2026-11-23T19:44:59.999+14:00"));
+        let last = p.bounds.ranges(day, 4).last().unwrap().clone();
+        assert_eq!(last.to.as_deref(), Some("2026-11-23T19:45:01"));
+        // Close enough to now: no bound.
+        let p = plan(Some(ts("2026-11-26T06:00:00Z")), now, &cfg);
+        assert_eq!(p.until, None);
+        assert!(p.bounds.ranges(day, 4).last().unwrap().to.is_none());
     }
 
     #[test]

@@ -35,11 +35,14 @@ pub enum Payload {
     Sdk(Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>),
     /// Export lines (`{"Item": {…}}` in DynamoDB JSON), undecoded, with their line numbers
     /// in the file (1-based).
-    Lines(Vec<(u64, Vec<u8>)>),
+    Lines(Lines),
     /// The lines of several small files sharing one page (a backfill job's small units):
     /// (file label, its lines).
-    Files(Vec<(String, Vec<(u64, Vec<u8>)>)>),
+    Files(Vec<(String, Lines)>),
 }
+
+/// Export lines with their line numbers in the file (1-based).
+pub type Lines = Vec<(u64, Vec<u8>)>;
 
 /// Where each record of a decoded page was read: its file and line.
 #[derive(Debug, Default)]

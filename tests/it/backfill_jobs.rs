@@ -521,3 +521,36 @@ async fn a_broken_small_file_fails_its_shared_page_and_the_resume_retries_the_ot
     assert!(content > 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_the_backfill_draws_a_progress_bar_of_units() {
+    // `script` (util-linux) gives the binary a pseudo-terminal, as a person's shell would.
+    if Command::new("script").arg("--version").output().is_err() {
+        panic!("the `script` command (util-linux) is needed to give the binary a terminal");
+    }
+    let files = export_files(&records(200, 29), 4);
+    let db = TestDb::new().await;
+    let dir = write_export(&files);
+    let cmd = format!(
+        "{} backfill --source export --export-dir {} --page-size 20",
+        env!("CARGO_BIN_EXE_scansync"),
+        dir.display()
+    );
+    let out = tokio::task::spawn_blocking({
+        let url = db.url.clone();
+        move || {
+            Command::new("script")
+                .args(["-qec", &cmd, "/dev/null"])
+                .env("DATABASE_URL", url)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_exit(&out, 0);
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("backfill [") && tty.contains("4/4 units"), "no bar on the terminal: {tty}");
+    assert!(!tty.contains("backfill progress"), "a terminal gets the bar, not log lines: {tty}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

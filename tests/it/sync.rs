@@ -187,10 +187,16 @@ async fn a_page_failing_after_others_committed_leaves_the_checkpoint_and_the_nex
         (r.get(0), r.get(1))
     };
     assert_eq!(cp as i64 / 1000, checkpoint.0 / 1000, "checkpoint unchanged");
-    // The poisoned page is the first of the newest partition and one writer takes pages in
-    // order: nothing of that partition may land (a run that skipped the failed page and
-    // carried on would land 36 of them).
-    assert_eq!(landed, 0, "no page after the failed one committed ({landed} of 40 newest versions)");
+    // The poisoned page is the first of the newest partition. Pages are parsed in parallel
+    // (rayon: one per thread, plus one), so the pages parsed beside it may reach the one
+    // writer before it and commit; nothing fetched after them can. A run that skipped the
+    // failed page and carried on would land 36 of the 40 newest versions.
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let overtaking = 5 * (parallel + 1);
+    assert!(
+        landed <= overtaking && landed < 36,
+        "{landed} of the 40 newest versions landed: the run went on after the failed page"
+    );
     let absent: (i64, i64) = {
         let r = c
             .query_one(

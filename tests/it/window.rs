@@ -348,3 +348,47 @@ async fn items_exactly_at_a_slice_cut_are_read_once_in_every_form() {
     assert_eq!(r.get::<_, Option<i64>>(0), Some(stamps.len() as i64 + 1), "items the index returned");
     assert_eq!(r.get::<_, i64>(1), stamps.len() as i64, "records read once each");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_three_day_backlog_catches_up_in_bounded_runs_to_the_tables_of_one_big_run() {
+    use loadgen::{Generator, Mix, Shape, Stamps};
+    let table = Table::new().await;
+    let mut g = Generator::new(
+        41,
+        Mix { stamps: Stamps::Mixed, update_rate: 0.3, tombstone_rate: 0.05, ..Mix::default() },
+        Shape { creators: 50, communities: 10, tags: 30, zipf_s: 1.05 },
+    );
+    let now = Timestamp::now();
+    let (n, span) = (1200i64, 3 * 86_400_000_000i64);
+    let items: Vec<_> =
+        (0..n).map(|i| g.next_record(now.add_micros(-span + i * span / n - 60_000_000)).item).collect();
+    table.put(&items).await;
+    let args = ["sync", "--table", &table.name, "--first-run-window", "4d"];
+    let big = TestDb::new().await;
+    assert_exit(&scansync(&big, &args).await, 0);
+    let want = dump_logical(&big.client().await, "scansync").await;
+
+    let db = TestDb::new().await;
+    let mut bounded = 0;
+    for run in 1.. {
+        assert!(run <= 20, "no catch-up after 20 runs");
+        let out = scansync(&db, &[&args[..], &["--max-window", "12h"]].concat()).await;
+        assert_exit(&out, 0);
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if !text.contains("--max-window bounded this run") {
+            break;
+        }
+        bounded += 1;
+    }
+    assert!(bounded >= 6, "a 4-day window in steps of 12h: {bounded} bounded runs");
+    let c = db.client().await;
+    assert_eq!(dump_logical(&c, "scansync").await, want);
+    // Each bounded run moved the checkpoint to its upper bound: the bounds climb.
+    let bounds = column(&c, "select coalesce(window_until::text, 'open') from scansync.sync_runs where status = 'succeeded' order by id").await;
+    assert_eq!(bounds.len(), bounded + 1);
+    assert_eq!(bounds.last().unwrap(), "open");
+    let mut sorted = bounds[..bounded].to_vec();
+    sorted.sort();
+    assert_eq!(sorted, bounds[..bounded].to_vec());
+}

@@ -55,6 +55,9 @@ pub struct Filter {
     /// Keep only records with `updatedAt` strictly after this instant (the exact incremental
     /// filter); `None` keeps every record.
     pub after: Option<Timestamp>,
+    /// Keep only records with `updatedAt` at or before this instant (a run whose window is
+    /// bounded above, `--max-window`); `None`: no upper bound.
+    pub until: Option<Timestamp>,
     /// Keep only records whose partition day lies in this inclusive range (backfill of an
     /// export, which is not indexed by day).
     pub days: Option<(Day, Day)>,
@@ -62,7 +65,8 @@ pub struct Filter {
 
 impl Filter {
     fn keeps(&self, r: &Record) -> bool {
-        let after_ok = self.after.is_none_or(|l| r.updated_at > l);
+        let after_ok =
+            self.after.is_none_or(|l| r.updated_at > l) && self.until.is_none_or(|u| r.updated_at <= u);
         let day_ok = self.days.is_none_or(|(from, to)| {
             let d = Day::parse(&r.partition).unwrap_or_else(|| r.updated_at.day());
             from <= d && d <= to
