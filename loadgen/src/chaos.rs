@@ -371,10 +371,9 @@ async fn trial_once(
             scalar(&c, "select page_retries from scansync.sync_runs order by id desc limit 1").await?;
         // Every injected error is retried once; the two writers may also deadlock for real
         // now and then (retried too, and counted, but not injected).
-        let injected = text
-            .lines()
-            .filter(|l| l.contains("page failed, retrying") && l.contains("injected"))
-            .count() as i64;
+        let injected =
+            text.lines().filter(|l| l.contains("page failed, retrying") && l.contains("injected")).count()
+                as i64;
         if code != 0 || injected != n || got < n {
             r.violations
                 .push(format!("{db}: {n} injected errors gave exit {code}, {injected} retries of them and page_retries {got}: {text}"));
