@@ -16,7 +16,8 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postg
     about = "Keep a canonical PostgreSQL store in sync with DynamoDB scan records",
     long_about = "Keep a canonical PostgreSQL store in sync with DynamoDB scan records.\n\n\
         Start with `scansync demo` (needs only the local PostgreSQL). An hourly job runs \
-        `scansync sync`; history is loaded with `scansync backfill`; probes call `scansync health`.\n\n\
+        `scansync sync` (or `scansync serve` runs it on a schedule, with metrics); history is \
+        loaded with `scansync backfill`; probes call `scansync health`.\n\n\
         Exit status of sync/backfill/demo: 0 success, 1 failure, 75 another run holds the lock, \
         143/130 stopped by SIGTERM/SIGINT."
 )]
@@ -73,6 +74,9 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Report freshness: exit 0 healthy, 1 stale or never ran, 2 last run failed.
     Health(HealthArgs),
+    /// Run the incremental sync on a schedule in one long-running process (a Kubernetes
+    /// Deployment, a systemd service), with Prometheus /metrics and /healthz.
+    Serve(ServeArgs),
     /// Sync a bundled sample of dirty records into a demo schema, twice, then run health;
     /// with --records N, sync N generated dirty records instead, with a progress bar.
     Demo(DemoArgs),
@@ -143,6 +147,40 @@ pub struct BackfillStatusArgs {
     pub json: bool,
 }
 
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Start a sync this often (e.g. 1h, 15m; 1s to 1d). A run that overruns its slot is
+    /// followed at once by the next; missed ticks collapse into that one run.
+    #[arg(long, env = "SCANSYNC_EVERY", default_value = "1h", value_parser = parse_every)]
+    pub every: Duration,
+    /// A random delay added to each start, up to this (0s to --every), so many instances do
+    /// not start together.
+    #[arg(long, env = "SCANSYNC_JITTER", default_value = "0s", value_parser = parse_jitter)]
+    pub jitter: Duration,
+    /// Serve Prometheus /metrics and /healthz (the health verdict: 200, or 503 with the
+    /// reason as JSON) on this address, e.g. 0.0.0.0:9187.
+    #[arg(long, env = "SCANSYNC_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// /healthz says stale when the last successful run is older than this.
+    #[arg(long, env = "SCANSYNC_MAX_AGE", default_value = "3h", value_parser = parse_max_age)]
+    pub max_age: Duration,
+    #[command(flatten)]
+    /// The sync's flags.
+    pub sync: SyncArgs,
+}
+
+fn parse_every(s: &str) -> Result<Duration, String> {
+    match bounded(s, Duration::from_secs(86_400), "1d", "a schedule longer than a day is a cron job's")? {
+        d if d.is_zero() => Err(format!("{s}: the interval must be at least 1s")),
+        d => Ok(d),
+    }
+}
+
+fn parse_jitter(s: &str) -> Result<Duration, String> {
+    bounded(s, Duration::from_secs(86_400), "1d", "the jitter must stay below --every")
+}
+
 /// Flags of `health`.
 #[derive(Debug, Args)]
 pub struct HealthArgs {
@@ -210,7 +248,7 @@ pub enum CheckpointKind {
 }
 
 /// Checkpoint flags.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CheckpointArgs {
     /// Checkpoint store.
     #[arg(long, env = "SCANSYNC_CHECKPOINT", value_enum, default_value_t = CheckpointKind::Postgres)]

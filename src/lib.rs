@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod retry;
 pub mod run;
 pub mod schema;
+pub mod serve;
 pub mod shutdown;
 pub mod source;
 pub mod summary;

@@ -82,15 +82,7 @@ async fn subcommand(cli: Cli) -> Result<u8> {
                 offset_margin: args.window.offset_margin,
                 max_window: args.window.max_window,
             };
-            if let Some(w) = args.window.max_window {
-                if w <= args.window.lookback {
-                    return Err(Error::config(format!(
-                        "--max-window {}s is not longer than --lookback {}s: a run would make no progress; make the window longer than the lookback",
-                        w.as_secs(),
-                        args.window.lookback.as_secs()
-                    )));
-                }
-            }
+            check_max_window(&args.window)?;
             let scope = Scope::Incremental { window, checkpoint: &args.checkpoint };
             run(url, schema_name, RunKind::Sync, scope, &args.source, &args.tuning).await
         }
@@ -173,9 +165,28 @@ async fn subcommand(cli: Cli) -> Result<u8> {
                 }
             })
         }
+        Command::Serve(args) => {
+            if args.jitter >= args.every {
+                return Err(Error::config("--jitter must be shorter than --every"));
+            }
+            check_max_window(&args.sync.window)?;
+            scansync::serve::serve(url, schema_name, &args).await
+        }
         Command::Demo(args) => {
             demo::demo(url, schema_name, &args).await.map_err(|e| e.context("demo failed"))
         }
+    }
+}
+
+/// A bounded window must be longer than the lookback, or a run makes no progress.
+fn check_max_window(w: &scansync::cli::WindowArgs) -> Result<()> {
+    match w.max_window {
+        Some(m) if m <= w.lookback => Err(Error::config(format!(
+            "--max-window {}s is not longer than --lookback {}s: a run would make no progress; make the window longer than the lookback",
+            m.as_secs(),
+            w.lookback.as_secs()
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -79,3 +79,66 @@ fn the_aws_batch_array_job_parses_and_uses_only_flags_the_binary_has() {
     assert!(submit["arrayProperties"]["size"].as_u64().unwrap() > 1);
     assert_eq!(submit["jobDefinition"], def["jobDefinitionName"]);
 }
+
+fn yaml(file: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(deploy().join(file)).unwrap()).unwrap()
+}
+
+fn strings(v: &serde_yaml::Value) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| s.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn env_names(c: &serde_yaml::Value) -> Vec<String> {
+    c["env"].as_sequence().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn the_kubernetes_cronjob_and_deployment_parse_and_use_only_flags_the_binary_has() {
+    let cron = yaml("kubernetes/cronjob.yaml");
+    assert_eq!(cron["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"));
+    let c = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    check_invocation("kubernetes/cronjob.yaml", &strings(&c["args"]), &env_names(c));
+    let dep = yaml("kubernetes/deployment.yaml");
+    assert_eq!(dep["spec"]["replicas"].as_u64(), Some(1), "one serve process per schema");
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    check_invocation("kubernetes/deployment.yaml", &strings(&c["args"]), &env_names(c));
+}
+
+#[test]
+fn the_systemd_units_run_commands_the_binary_has() {
+    for file in ["systemd/scansync.service", "systemd/scansync-sync.service"] {
+        let text = std::fs::read_to_string(deploy().join(file)).unwrap();
+        let exec = text.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+        let args: Vec<String> = exec.split_whitespace().skip(1).map(str::to_string).collect();
+        check_invocation(file, &args, &[]);
+    }
+    let timer = std::fs::read_to_string(deploy().join("systemd/scansync-sync.timer")).unwrap();
+    assert!(timer.contains("OnCalendar="));
+}
+
+#[test]
+fn the_alert_rules_parse_and_name_only_metrics_serve_exports() {
+    let rules = yaml("prometheus/alerts.yml");
+    let exported = scansync::serve::Metrics::new().encode();
+    let mut checked = 0;
+    for rule in rules["groups"][0]["rules"].as_sequence().unwrap() {
+        let expr = rule["expr"].as_str().unwrap();
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|t| t.starts_with("scansync_"))
+        {
+            let base = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+            assert!(
+                exported.contains(&format!("# TYPE {base} ")),
+                "alert {:?} uses {name}, which serve does not export",
+                rule["alert"]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "{checked}");
+}

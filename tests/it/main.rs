@@ -12,6 +12,7 @@ mod health;
 mod jsonb_property;
 mod merge_rules;
 mod privileges;
+mod serve;
 mod shutdown;
 mod ssm;
 mod support;

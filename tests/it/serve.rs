@@ -1,0 +1,164 @@
+//! `scansync serve` through the real binary against dynalite and PostgreSQL: runs on its
+//! interval and never two at once, /metrics shows the runs' counts, /healthz follows the
+//! health verdict (503 when the last run failed, and when stale), SIGTERM stops it.
+
+use crate::support::*;
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// GET over plain HTTP/1.0: (status, body); (0, "") while nothing listens.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return (0, String::new()) };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+/// The value of a sample line of the exposition (`name{labels} value`).
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn serve(db: &TestDb, table: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_scansync"))
+        .args([&["serve", "--table", table][..], extra].concat())
+        .env("DATABASE_URL", &db.url)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", std::env::var("SCANSYNC_TEST_DYNAMODB_URL").unwrap())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("SCANSYNC_SCHEMA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stop(child: Child, signal: &str) -> Option<i32> {
+    Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let mut child = child;
+    tokio::task::spawn_blocking(move || child.wait().unwrap().code()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_runs_every_interval_one_at_a_time_and_its_metrics_and_healthz_follow_the_runs() {
+    let table = Table::new().await;
+    let items: Vec<_> =
+        (0..50).map(|i| record(&format!("p{i}"), &format!("s{i}"), &hours_ago(1.0), "x")).collect();
+    table.put(&items).await;
+    let db = TestDb::new().await;
+    let addr = free_addr();
+    let child = serve(&db, &table.name, &["--every", "2s", "--metrics-addr", &addr]);
+    let c = db.client().await;
+    let runs = |status: &'static str| {
+        let c = &c;
+        async move {
+            c.query_one(&format!("select count(*) from scansync.sync_runs where status = '{status}'"), &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(0)
+        }
+    };
+    wait_for("three successful runs", || async { runs("succeeded").await >= 3 }).await;
+    let (code, metrics) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || get(&addr, "/metrics")
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200);
+    let ok = sample(&metrics, "scansync_runs_total{kind=\"sync\",outcome=\"succeeded\"}").unwrap();
+    assert!(ok >= 3.0, "{metrics}");
+    // The first run read the 50 records; the later windows (checkpoint − 15m) hold none.
+    assert_eq!(sample(&metrics, "scansync_records_read_total"), Some(50.0), "{metrics}");
+    assert_eq!(sample(&metrics, "scansync_rows_changed_total{table=\"content\"}"), Some(50.0), "{metrics}");
+    assert_eq!(sample(&metrics, "scansync_healthy"), Some(1.0), "{metrics}");
+    assert!(sample(&metrics, "scansync_seconds_since_last_success").unwrap() < 60.0, "{metrics}");
+    let (code, body) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || get(&addr, "/healthz")
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"status\":\"healthy\""), "{body}");
+
+    // The next runs fail: /healthz turns 503 with the reason.
+    c.batch_execute(
+        "create function scansync.poison() returns trigger language plpgsql as $$
+         begin if new.external_id = 'poison' then raise exception 'poisoned row'; end if; return new; end $$;
+         create trigger poison before insert or update on scansync.content for each row execute function scansync.poison();",
+    )
+    .await
+    .unwrap();
+    table.put(&[record("poison", "s-poison", &hours_ago(0.01), "boom")]).await;
+    wait_for("a failed run", || async { runs("failed").await >= 1 }).await;
+    let (code, body) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || get(&addr, "/healthz")
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"status\":\"failed\"") && body.contains("poisoned row"), "{body}");
+
+    assert_eq!(stop(child, "-TERM").await, Some(143));
+    // One at a time: no two runs overlap, none is left running.
+    let overlaps: i64 = c
+        .query_one(
+            "select count(*) from scansync.sync_runs a join scansync.sync_runs b on a.id < b.id
+             where a.started_at < coalesce(b.finished_at, now()) and b.started_at < coalesce(a.finished_at, now())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(overlaps, 0);
+    assert_eq!(runs("running").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_turns_503_when_the_last_success_is_older_than_max_age() {
+    let table = Table::new().await;
+    table.put(&[record("p1", "s1", &hours_ago(1.0), "x")]).await;
+    let db = TestDb::new().await;
+    let addr = free_addr();
+    let child = serve(&db, &table.name, &["--every", "1h", "--max-age", "3s", "--metrics-addr", &addr]);
+    let c = db.client().await;
+    wait_for("the first run", || async {
+        c.query_one("select count(*) from scansync.sync_runs where status = 'succeeded'", &[])
+            .await
+            .is_ok_and(|r| r.get::<_, i64>(0) == 1)
+    })
+    .await;
+    let fetch = |addr: String| tokio::task::spawn_blocking(move || get(&addr, "/healthz"));
+    let (code, body) = fetch(addr.clone()).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (code, body) = fetch(addr.clone()).await.unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"status\":\"stale\""), "{body}");
+    assert_eq!(stop(child, "-INT").await, Some(130));
+}
