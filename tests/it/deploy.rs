@@ -142,3 +142,33 @@ fn the_alert_rules_parse_and_name_only_metrics_serve_exports() {
     }
     assert!(checked >= 4, "{checked}");
 }
+
+#[test]
+fn the_iam_policy_grants_exactly_the_calls_scansync_makes() {
+    let text = std::fs::read_to_string(deploy().join("aws/iam-policy.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut actions: Vec<String> = v["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()))
+        .collect();
+    actions.sort();
+    // The SDK calls in src/: Query (source/dynamodb.rs), GetParameter/PutParameter
+    // (checkpoint/ssm.rs), GetObject/ListObjectsV2 (source/export.rs; ListBucket authorizes it).
+    assert_eq!(
+        actions,
+        ["dynamodb:Query", "s3:GetObject", "s3:ListBucket", "ssm:GetParameter", "ssm:PutParameter"]
+    );
+    assert!(!text.contains('*') || text.contains("scans/*"), "no wildcard beyond the export prefix");
+    for (file, call) in [
+        ("src/source/dynamodb.rs", ".query()"),
+        ("src/checkpoint/ssm.rs", ".get_parameter()"),
+        ("src/checkpoint/ssm.rs", ".put_parameter()"),
+        ("src/source/export.rs", ".get_object()"),
+        ("src/source/export.rs", ".list_objects_v2()"),
+    ] {
+        let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+        assert!(src.contains(call), "{file} no longer calls {call}: update the policy");
+    }
+}
