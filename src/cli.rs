@@ -117,7 +117,8 @@ pub struct BackfillArgs {
     /// worker of the job runs. Without it, the same command resumes the job.
     #[arg(long, env = "SCANSYNC_BACKFILL_RESTART")]
     pub restart: bool,
-    /// Progress: a bar on a terminal and log lines otherwise (auto), or always bar, log, off.
+    /// Progress: a bar on a terminal and log lines otherwise (auto); or only the bar (drawn
+    /// only on a terminal), only log lines, or off.
     #[arg(long, env = "SCANSYNC_PROGRESS", value_enum, default_value_t = crate::backfill::progress::Mode::Auto)]
     pub progress: crate::backfill::progress::Mode,
     /// Interval of the progress log lines (1s to 1h).

@@ -392,14 +392,12 @@ async fn write_loop<K: Sink>(
             if !limits.tracker.is_job() {
                 return Err(Error::new(Kind::Io, format!("{broken} and the run fails")));
             }
+            // A job fails the page's units alone: the other units go on.
             let e = Error::new(Kind::Io, broken.clone());
-            {
-                // A job fails the page's units alone: the other units go on.
-                for tag in &info.tags {
-                    limits.tracker.fail(*tag, &e);
-                }
-                continue;
+            for tag in &info.tags {
+                limits.tracker.fail(*tag, &e);
             }
+            continue;
         }
         let mut budget = RetryBudget::new(limits.retry_budget);
         let stats = loop {

@@ -48,6 +48,30 @@ impl Default for Tuning {
     }
 }
 
+impl Tuning {
+    /// The pipeline's configuration for these settings and what the run reads.
+    fn pipeline(
+        self,
+        units: Vec<String>,
+        claims: Option<Arc<crate::backfill::Claims>>,
+        bounds: Option<crate::window::KeyBounds>,
+        filter: Filter,
+    ) -> PipelineConfig {
+        PipelineConfig {
+            fetchers: self.fetchers,
+            writers: self.writers,
+            progress: self.progress,
+            max_unreadable_percent: self.max_unreadable_percent,
+            retry_budget: self.retry_budget,
+            lock: self.lock,
+            units,
+            claims,
+            bounds,
+            filter,
+        }
+    }
+}
+
 /// The default of `--max-unreadable-percent`: a page that is mostly not records is a
 /// broken file (binary, wrong format), not a dirty one.
 pub const DEFAULT_MAX_UNREADABLE_PERCENT: u8 = 50;
@@ -102,19 +126,9 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
             }
         }
     };
-    let cfg = PipelineConfig {
-        fetchers: tuning.fetchers,
-        writers: tuning.writers,
-        progress: tuning.progress,
-        max_unreadable_percent: tuning.max_unreadable_percent,
-        retry_budget: tuning.retry_budget,
-        lock: tuning.lock.clone(),
-        units,
-        claims: None,
-        bounds: Some(plan.bounds.clone()),
-        filter: Filter { after: Some(plan.after), until: plan.until, days: None },
-    };
+    let filter = Filter { after: Some(plan.after), until: plan.until, days: None };
     let lock = tuning.lock.clone();
+    let cfg = tuning.pipeline(units, None, Some(plan.bounds.clone()), filter);
     let next_checkpoint = plan.until.unwrap_or(started);
     if broken_on_purpose() {
         // Deliberately wrong (the checkpoint before the pages): lets the fault suite prove
@@ -171,18 +185,7 @@ pub async fn full<S: Source, K: Sink>(
             return Outcome { plan: None, summary: Summary::default(), result: Err(e), notes: Vec::new() }
         }
     };
-    let cfg = PipelineConfig {
-        fetchers: tuning.fetchers,
-        writers: tuning.writers,
-        progress: tuning.progress,
-        max_unreadable_percent: tuning.max_unreadable_percent,
-        retry_budget: tuning.retry_budget,
-        lock: tuning.lock.clone(),
-        units,
-        claims: None,
-        bounds: None,
-        filter: Filter { after: None, until: None, days },
-    };
+    let cfg = tuning.pipeline(units, None, None, Filter { after: None, until: None, days });
     let (summary, result) = execute(source, sink, cfg).await;
     Outcome { plan: None, summary, result, notes: Vec::new() }
 }
@@ -198,18 +201,7 @@ pub async fn job<S: Source, K: Sink>(
     days: Option<(Day, Day)>,
     tuning: Tuning,
 ) -> Outcome {
-    let cfg = PipelineConfig {
-        fetchers: tuning.fetchers,
-        writers: tuning.writers,
-        progress: tuning.progress,
-        max_unreadable_percent: tuning.max_unreadable_percent,
-        retry_budget: tuning.retry_budget,
-        lock: tuning.lock.clone(),
-        units: Vec::new(),
-        claims: Some(claims),
-        bounds: None,
-        filter: Filter { after: None, until: None, days },
-    };
+    let cfg = tuning.pipeline(Vec::new(), Some(claims), None, Filter { after: None, until: None, days });
     let (summary, result) = execute(source, sink, cfg).await;
     Outcome { plan: None, summary, result, notes: Vec::new() }
 }

@@ -107,6 +107,14 @@ impl Claims {
         })
     }
 
+    /// The claims' connection, opened again if it closed.
+    async fn connected<'a>(&self, slot: &'a mut Option<Client>) -> Result<&'a mut Client> {
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            *slot = Some(db::connect(&self.url).await?);
+        }
+        Ok(slot.as_mut().expect("just set"))
+    }
+
     /// Records per page: small units are batched up to this many records.
     pub fn page_size(&self) -> usize {
         self.page_size
@@ -116,10 +124,7 @@ impl Claims {
     /// else one unit. Empty when no unit is left to claim.
     pub async fn claim(&self) -> Result<Vec<String>> {
         let mut guard = self.client.lock().await;
-        if guard.as_ref().is_none_or(|c| c.is_closed()) {
-            *guard = Some(db::connect(&self.url).await?);
-        }
-        let client = guard.as_mut().expect("just set");
+        let client = self.connected(&mut guard).await?;
         let batch = self.claim_batch(client).await?;
         if !batch.is_empty() {
             return Ok(batch);
@@ -199,10 +204,7 @@ impl Claims {
         loop {
             let res = async {
                 let mut guard = self.client.lock().await;
-                if guard.as_ref().is_none_or(|c| c.is_closed()) {
-                    *guard = Some(db::connect(&self.url).await?);
-                }
-                Ok::<_, crate::Error>(guard.as_ref().expect("just set").execute(sql, params).await?)
+                Ok::<_, crate::Error>(self.connected(&mut guard).await?.execute(sql, params).await?)
             }
             .await;
             match res {

@@ -79,14 +79,13 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     let started = Timestamp::now();
     let (url, schema) = (req.url, req.schema);
     let q = quoted_schema(schema)?;
-    if let (AnySourceKind::Dynamodb, None) = (kind_of(req.source), req.days) {
+    if req.source.source == crate::cli::SourceKind::Dynamodb && req.days.is_none() {
         return Err(Error::config(
             "backfill --source dynamodb needs --from and --to (YYYY-MM-DD): the day partitions to read",
         ));
     }
     let mut admin = db::connect(url).await?;
     schema::migrate(&mut admin, schema).await?;
-    let admin = Arc::new(admin);
     let abandoned = ledger::abandon_stale(&admin, schema, false).await?;
     if abandoned > 0 {
         tracing::warn!(
@@ -120,7 +119,7 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     let hints: Vec<Option<i64>> =
         source.size_hints(&units).into_iter().map(|h| h.map(|n| n as i64)).collect();
     let job_id = open_job(
-        &admin,
+        &mut admin,
         schema,
         &JobSpec {
             key: &key,
@@ -134,6 +133,7 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
         req.restart,
     )
     .await?;
+    let admin = Arc::new(admin);
     let before = status::job(&admin, schema, job_id).await?;
     if before.units.claimable() == 0 && before.units.running == 0 {
         return Ok(Report { outcome: None, job: before });
@@ -210,19 +210,6 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     Ok(Report { outcome: Some(outcome), job })
 }
 
-/// Which source the flags choose (before it is built).
-enum AnySourceKind {
-    Dynamodb,
-    Export,
-}
-
-fn kind_of(a: &SourceArgs) -> AnySourceKind {
-    match a.source {
-        crate::cli::SourceKind::Dynamodb => AnySourceKind::Dynamodb,
-        crate::cli::SourceKind::Export => AnySourceKind::Export,
-    }
-}
-
 /// The source kind, what it reads, and its slicing (DynamoDB).
 fn identity(s: &AnySource) -> (&'static str, String, Option<usize>) {
     match s {
@@ -246,88 +233,69 @@ struct JobSpec<'a> {
 /// Creates the job (or finds it), adds units it does not have yet (an export that gained
 /// files), and with `restart` makes every unit pending again. One transaction, the job row
 /// locked: workers starting at once agree on one job.
-async fn open_job(client: &Client, schema: &str, spec: &JobSpec<'_>, restart: bool) -> Result<i64> {
+async fn open_job(client: &mut Client, schema: &str, spec: &JobSpec<'_>, restart: bool) -> Result<i64> {
     let q = quoted_schema(schema)?;
-    // A transaction on a shared client: run it as one batch of statements on a connection
-    // of its own would be cleaner, but the job row lock serializes starters either way.
-    client.batch_execute("begin").await?;
-    let res = async {
-        let (from, to) = (spec.days.map(|d| d.0.to_string()), spec.days.map(|d| d.1.to_string()));
-        let slices = spec.slices.map(|s| s as i32);
-        client
-            .execute(
+    let tx = client.transaction().await?;
+    let (from, to) = (spec.days.map(|d| d.0.to_string()), spec.days.map(|d| d.1.to_string()));
+    let slices = spec.slices.map(|s| s as i32);
+    tx.execute(
+        &format!(
+            "insert into {q}.backfill_jobs (job_key, source, target, from_day, to_day, slices)
+                 values ($1, $2, $3, $4::text::date, $5::text::date, $6) on conflict (job_key) do nothing"
+        ),
+        &[&spec.key, &spec.source, &spec.target, &from, &to, &slices],
+    )
+    .await?;
+    let id: i64 = tx
+        .query_one(&format!("select id from {q}.backfill_jobs where job_key = $1 for update"), &[&spec.key])
+        .await?
+        .get(0);
+    if restart {
+        let live: i64 = tx
+            .query_one(
                 &format!(
-                    "insert into {q}.backfill_jobs (job_key, source, target, from_day, to_day, slices)
-                     values ($1, $2, $3, $4::text::date, $5::text::date, $6) on conflict (job_key) do nothing"
+                    "select count(*) from {q}.backfill_workers w where job_id = $1 and finished_at is null and {}",
+                    worker_alive_sql("w", "$2")
                 ),
-                &[&spec.key, &spec.source, &spec.target, &from, &to, &slices],
+                &[&id, &schema],
             )
-            .await?;
-        let id: i64 = client
-            .query_one(&format!("select id from {q}.backfill_jobs where job_key = $1 for update"), &[&spec.key])
             .await?
             .get(0);
-        if restart {
-            let live: i64 = client
-                .query_one(
-                    &format!(
-                        "select count(*) from {q}.backfill_workers w where job_id = $1 and finished_at is null and {}",
-                        worker_alive_sql("w", "$2")
-                    ),
-                    &[&id, &schema],
-                )
-                .await?
-                .get(0);
-            if live > 0 {
-                return Err(Error::config(format!(
-                    "--restart refused: {live} workers are running backfill job {id}; stop them first (or resume without --restart)"
-                )));
-            }
-            client
-                .execute(
-                    &format!(
-                        "update {q}.backfill_units set state = 'pending', worker_id = null, worker = null,
-                         attempts = 0, completions = 0, records = 0, pages = 0, started_at = null,
-                         finished_at = null, last_error = null where job_id = $1"
-                    ),
-                    &[&id],
-                )
-                .await?;
-            client
-                .execute(
-                    &format!("update {q}.backfill_jobs set restarted_at = now(), finished_at = null where id = $1"),
-                    &[&id],
-                )
-                .await?;
+        if live > 0 {
+            return Err(Error::config(format!(
+                "--restart refused: {live} workers are running backfill job {id}; stop them first (or resume without --restart)"
+            )));
         }
-        let added = client
-            .execute(
-                &format!(
-                    "insert into {q}.backfill_units (job_id, unit, ordinal, size_hint)
-                     select $1, u, o::int, h from unnest($2::text[], $3::int8[]) with ordinality as x(u, h, o)
-                     on conflict do nothing"
-                ),
-                &[&id, &spec.units, &spec.hints],
-            )
-            .await?;
-        if added > 0 {
-            client
-                .execute(&format!("update {q}.backfill_jobs set finished_at = null where id = $1"), &[&id])
-                .await?;
-        }
-        Ok(id)
+        tx.execute(
+            &format!(
+                "update {q}.backfill_units set state = 'pending', worker_id = null, worker = null,
+                     attempts = 0, completions = 0, records = 0, pages = 0, started_at = null,
+                     finished_at = null, last_error = null where job_id = $1"
+            ),
+            &[&id],
+        )
+        .await?;
+        tx.execute(
+            &format!("update {q}.backfill_jobs set restarted_at = now(), finished_at = null where id = $1"),
+            &[&id],
+        )
+        .await?;
     }
-    .await;
-    match res {
-        Ok(id) => {
-            client.batch_execute("commit").await?;
-            Ok(id)
-        }
-        Err(e) => {
-            let _ = client.batch_execute("rollback").await;
-            Err(e)
-        }
+    let added = tx
+        .execute(
+            &format!(
+                "insert into {q}.backfill_units (job_id, unit, ordinal, size_hint)
+                 select $1, u, o::int, h from unnest($2::text[], $3::int8[]) with ordinality as x(u, h, o)
+                 on conflict do nothing"
+            ),
+            &[&id, &spec.units, &spec.hints],
+        )
+        .await?;
+    if added > 0 {
+        tx.execute(&format!("update {q}.backfill_jobs set finished_at = null where id = $1"), &[&id]).await?;
     }
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// The units this worker failed, with their errors.

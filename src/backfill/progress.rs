@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 pub enum Mode {
     /// A bar when stderr is a terminal, log lines otherwise.
     Auto,
-    /// Always a bar (on stderr).
+    /// A bar only, never log lines (indicatif draws it only where stderr is a terminal).
     Bar,
     /// Log lines every --progress-every.
     Log,

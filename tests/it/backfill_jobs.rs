@@ -23,26 +23,12 @@ fn records(n: u64, seed: u64) -> Vec<Item> {
 
 /// `records` cut into `files` export files.
 fn export_files(items: &[Item], files: usize) -> Vec<Vec<String>> {
-    let per = items.len().div_ceil(files);
-    items.chunks(per).map(|c| c.iter().map(export_line).collect()).collect()
+    export_files_of_lines(items.iter().map(export_line).collect(), files)
 }
 
 /// Starts the binary without waiting (for kill -9 and for workers side by side).
 fn spawn(url: &str, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_scansync"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", std::env::var("SCANSYNC_TEST_DYNAMODB_URL").unwrap())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("SCANSYNC_SCHEMA")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start scansync")
+    command(url, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start scansync")
 }
 
 async fn wait(child: Child) -> std::process::Output {

@@ -70,9 +70,7 @@ async fn a_run_killed_with_sigkill_releases_its_lock() {
         "--writers",
         "1",
     ];
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scansync"))
-        .args(args)
-        .env("DATABASE_URL", &db.url)
+    let mut child = command(&db.url, &args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

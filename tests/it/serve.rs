@@ -33,15 +33,7 @@ fn sample(metrics: &str, name: &str) -> Option<f64> {
 }
 
 fn serve(db: &TestDb, table: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_scansync"))
-        .args([&["serve", "--table", table][..], extra].concat())
-        .env("DATABASE_URL", &db.url)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", std::env::var("SCANSYNC_TEST_DYNAMODB_URL").unwrap())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("SCANSYNC_SCHEMA")
+    command(&db.url, &[&["serve", "--table", table][..], extra].concat())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

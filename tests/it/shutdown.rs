@@ -23,19 +23,7 @@ fn recent(n: i64, seed: u64) -> Vec<Item> {
 /// Starts `args`, sends `signal` once content rows landed, and returns (exit code, seconds
 /// from the signal to the exit).
 async fn stop_mid_run(db: &TestDb, args: &[&str], signal: &str) -> (Option<i32>, f64) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scansync"))
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", std::env::var("SCANSYNC_TEST_DYNAMODB_URL").unwrap())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("SCANSYNC_SCHEMA")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = command(&db.url, args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let c = loop {
         if let Ok((c, conn)) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await {
             tokio::spawn(conn);

@@ -196,8 +196,9 @@ pub async fn scansync_env(db: &TestDb, args: &[&str], extra: &[(&str, String)]) 
     scansync_url(&db.url, args, extra).await
 }
 
-/// Runs the binary against the database at `url`, with extra environment variables.
-pub async fn scansync_url(url: &str, args: &[&str], extra: &[(&str, String)]) -> Output {
+/// The binary's command line against the database at `url`, with the test servers'
+/// environment (for runs the test starts, stops or signals itself).
+pub fn command(url: &str, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scansync"));
     cmd.args(args)
         .env("DATABASE_URL", url)
@@ -210,6 +211,12 @@ pub async fn scansync_url(url: &str, args: &[&str], extra: &[(&str, String)]) ->
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("SCANSYNC_SCHEMA");
+    cmd
+}
+
+/// Runs the binary against the database at `url`, with extra environment variables.
+pub async fn scansync_url(url: &str, args: &[&str], extra: &[(&str, String)]) -> Output {
+    let mut cmd = command(url, args);
     for (k, v) in extra {
         cmd.env(k, v);
     }
