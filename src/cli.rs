@@ -41,6 +41,17 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL_FILE", global = true)]
     pub database_url_file: Option<PathBuf>,
 
+    /// An SSM Parameter Store parameter (a SecureString) holding the database URL, read
+    /// at start instead of --database-url (e.g. /scansync/database-url; the Lambda entry's
+    /// way to keep the password out of its configuration). Needs ssm:GetParameter on it.
+    #[arg(
+        long,
+        env = "SCANSYNC_DATABASE_URL_PARAMETER",
+        global = true,
+        conflicts_with = "database_url_file"
+    )]
+    pub database_url_parameter: Option<String>,
+
     /// After SIGTERM or SIGINT, how long the run may take to let the page being written
     /// finish and to record itself as cancelled before the process exits (1s to 10m). A
     /// second signal exits at once.
@@ -50,6 +61,36 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Reads the database URL from `--database-url-parameter` when given (an SSM call, so
+    /// on the runtime), then registers the password so that nothing can print it.
+    pub async fn fetch_database_url(&mut self) -> crate::Result<()> {
+        if let Some(name) = &self.database_url_parameter {
+            self.database_url = crate::checkpoint::ssm::read_secret(name)
+                .await
+                .map_err(|e| e.context("reading --database-url-parameter"))?;
+            crate::db::register_secrets(&self.database_url);
+        }
+        Ok(())
+    }
+
+    /// Reads the database URL from `--database-url-file` when given, then registers the
+    /// password so that no message or log line can print it.
+    pub fn resolve_database_url(&mut self) -> Result<(), String> {
+        if let Some(path) = &self.database_url_file {
+            let url = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "cannot read --database-url-file {}: {e}; give a file holding the database URL",
+                    path.display()
+                )
+            })?;
+            self.database_url = url.trim().to_string();
+        }
+        crate::db::register_secrets(&self.database_url);
+        Ok(())
+    }
 }
 
 /// Log output format.
@@ -97,6 +138,22 @@ pub struct SyncArgs {
     #[command(flatten)]
     /// Parallelism and page size.
     pub tuning: TuningArgs,
+    #[command(flatten)]
+    /// Prometheus metrics and health over HTTP.
+    pub metrics: MetricsArgs,
+}
+
+/// Metrics flags (`sync`, `backfill`, `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus /metrics and /healthz (the health verdict: 200, or 503 with the
+    /// reason as JSON) on this address, e.g. 0.0.0.0:9187: for serve, always; for sync and
+    /// backfill, while the run lasts.
+    #[arg(long, env = "SCANSYNC_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// /healthz says stale when the last successful run is older than this.
+    #[arg(long, env = "SCANSYNC_MAX_AGE", default_value = "3h", value_parser = parse_max_age)]
+    pub max_age: Duration,
 }
 
 /// Flags of `backfill`.
@@ -130,6 +187,9 @@ pub struct BackfillArgs {
     #[command(flatten)]
     /// Parallelism and page size.
     pub tuning: TuningArgs,
+    #[command(flatten)]
+    /// Prometheus metrics and health over HTTP.
+    pub metrics: MetricsArgs,
 }
 
 /// What `backfill` does instead of running a job.
@@ -155,20 +215,27 @@ pub struct ServeArgs {
     /// followed at once by the next; missed ticks collapse into that one run.
     #[arg(long, env = "SCANSYNC_EVERY", default_value = "1h", value_parser = parse_every)]
     pub every: Duration,
+    /// Start a sync at the times of this cron expression instead of --every, in UTC: five
+    /// fields (minute hour day-of-month month day-of-week, e.g. "5 * * * *" at 5 past each
+    /// hour) or six with seconds first. Overruns and missed times behave as with --every.
+    #[arg(long, env = "SCANSYNC_CRON", conflicts_with = "every", value_parser = parse_cron)]
+    pub cron: Option<Box<croner::Cron>>,
     /// A random delay added to each start, up to this (0s to --every), so many instances do
     /// not start together.
     #[arg(long, env = "SCANSYNC_JITTER", default_value = "0s", value_parser = parse_jitter)]
     pub jitter: Duration,
-    /// Serve Prometheus /metrics and /healthz (the health verdict: 200, or 503 with the
-    /// reason as JSON) on this address, e.g. 0.0.0.0:9187.
-    #[arg(long, env = "SCANSYNC_METRICS_ADDR")]
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// /healthz says stale when the last successful run is older than this.
-    #[arg(long, env = "SCANSYNC_MAX_AGE", default_value = "3h", value_parser = parse_max_age)]
-    pub max_age: Duration,
     #[command(flatten)]
     /// The sync's flags.
     pub sync: SyncArgs,
+}
+
+fn parse_cron(s: &str) -> Result<Box<croner::Cron>, String> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(s)
+        .map(Box::new)
+        .map_err(|e| format!("{s:?} is not a cron expression ({e}); give five fields, e.g. \"5 * * * *\" (5 past each hour, UTC)"))
 }
 
 fn parse_every(s: &str) -> Result<Duration, String> {
@@ -259,6 +326,13 @@ pub struct CheckpointArgs {
     pub ssm_parameter: Option<String>,
 }
 
+impl Default for CheckpointArgs {
+    /// The checkpoints table of the canonical schema.
+    fn default() -> Self {
+        Self { checkpoint: CheckpointKind::Postgres, ssm_parameter: None }
+    }
+}
+
 /// Window flags.
 #[derive(Debug, Args)]
 pub struct WindowArgs {
@@ -285,6 +359,27 @@ pub struct WindowArgs {
     /// progress within a Lambda's or a CronJob's time limit. Default: no bound.
     #[arg(long, env = "SCANSYNC_MAX_WINDOW", value_parser = parse_max_window)]
     pub max_window: Option<Duration>,
+}
+
+impl WindowArgs {
+    /// The window settings; a bounded window must be longer than the lookback, or a run
+    /// makes no progress.
+    pub fn config(&self) -> crate::Result<crate::window::WindowConfig> {
+        if let Some(m) = self.max_window.filter(|m| *m <= self.lookback) {
+            return Err(crate::Error::config(format!(
+                "--max-window {}s is not longer than --lookback {}s: a run would make no progress; make the window longer than the lookback",
+                m.as_secs(),
+                self.lookback.as_secs()
+            )));
+        }
+        Ok(crate::window::WindowConfig {
+            lookback: self.lookback,
+            overlap_days: self.overlap_days,
+            first_run_window: self.first_run_window,
+            offset_margin: self.offset_margin,
+            max_window: self.max_window,
+        })
+    }
 }
 
 /// Tuning flags.

@@ -1,9 +1,10 @@
 //! The subcommands: each wraps a run in the lock and the run ledger and reports it.
 
 pub use crate::checkpoint::any::AnyCheckpoint;
-use crate::cli::{CheckpointArgs, TuningArgs};
+use crate::cli::{CheckpointArgs, SyncArgs, TuningArgs};
 use crate::error::Result;
 use crate::ledger::{self, RunKind};
+use crate::metrics::Metrics;
 use crate::pipeline::Summary;
 use crate::retry::RetryBudget;
 use crate::run::{self, Outcome, Tuning};
@@ -61,7 +62,29 @@ pub fn tuning(t: &TuningArgs) -> Tuning {
         max_unreadable_percent: t.max_unreadable_percent,
         retry_budget: t.retry_budget,
         lock: None,
+        page_seconds: None,
     }
+}
+
+/// Runs one incremental sync from its flags (the window, the source, the checkpoint),
+/// counted in `metrics` when given: each page's write time, and the run by its outcome.
+pub async fn sync(url: &str, schema: &str, args: &SyncArgs, metrics: Option<&Metrics>) -> Result<Outcome> {
+    let run = async {
+        let window = args.window.config()?;
+        let source = AnySource::from_args(&args.source, &args.tuning).await?;
+        let mut tuning = tuning(&args.tuning);
+        tuning.page_seconds = metrics.map(Metrics::page_seconds);
+        let scope = Scope::Incremental { window, checkpoint: &args.checkpoint };
+        run(RunRequest { url, schema, kind: RunKind::Sync, scope, source, tuning }).await
+    };
+    let result = run.await;
+    if let Some(m) = metrics {
+        match &result {
+            Ok(outcome) => m.observe("sync", Some(outcome), None),
+            Err(e) => m.observe("sync", None, Some(e.kind())),
+        }
+    }
+    result
 }
 
 /// Runs one sync/backfill/demo run under the lock, recorded in the ledger. Returns the

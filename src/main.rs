@@ -1,10 +1,8 @@
 //! The `scansync` binary: parses flags, sets up logging, runs a subcommand.
 
 use clap::Parser;
-use scansync::cli::{BackfillAction, Cli, Command, SourceArgs, TuningArgs};
-use scansync::command::{self, AnyCheckpoint, AnySource, RunRequest, Scope};
-use scansync::ledger::RunKind;
-use scansync::window::WindowConfig;
+use scansync::cli::{BackfillAction, Cli, Command};
+use scansync::command::{self, AnyCheckpoint};
 use scansync::{backfill, db, demo, health, schema, summary, Error, Kind, Result};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,20 +12,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    if let Some(path) = &cli.database_url_file {
-        match std::fs::read_to_string(path) {
-            Ok(url) => cli.database_url = url.trim().to_string(),
-            Err(e) => {
-                eprintln!(
-                    "scansync: cannot read --database-url-file {}: {e}; give a file holding the database URL",
-                    path.display()
-                );
-                return ExitCode::from(2);
-            }
-        }
-    }
     // Before anything can print: every message and log line is scrubbed of the password.
-    db::register_secrets(&cli.database_url);
+    if let Err(e) = cli.resolve_database_url() {
+        eprintln!("scansync: {e}");
+        return ExitCode::from(2);
+    }
     let level = match cli.command {
         Command::Demo(_) => "error",
         Command::Health(_) | Command::Migrate => "warn",
@@ -49,8 +38,12 @@ fn main() -> ExitCode {
 }
 
 /// Runs the subcommand; every error that ends it prints here, once.
-async fn dispatch(cli: Cli) -> u8 {
-    match subcommand(cli).await {
+async fn dispatch(mut cli: Cli) -> u8 {
+    let result = match cli.fetch_database_url().await {
+        Ok(()) => subcommand(cli).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("scansync: {e}");
@@ -75,16 +68,10 @@ async fn subcommand(cli: Cli) -> Result<u8> {
             Ok(command::EXIT_OK)
         }
         Command::Sync(args) => {
-            let window = WindowConfig {
-                lookback: args.window.lookback,
-                overlap_days: args.window.overlap_days,
-                first_run_window: args.window.first_run_window,
-                offset_margin: args.window.offset_margin,
-                max_window: args.window.max_window,
-            };
-            check_max_window(&args.window)?;
-            let scope = Scope::Incremental { window, checkpoint: &args.checkpoint };
-            run(url, schema_name, RunKind::Sync, scope, &args.source, &args.tuning).await
+            let metrics = scansync::metrics::start(&args.metrics, url, schema_name, &args.checkpoint)?;
+            let outcome = command::sync(url, schema_name, &args, metrics.as_deref()).await?;
+            summary::print("sync", &outcome);
+            Ok(summary::exit_status(&outcome))
         }
         Command::Backfill(args) => match args.action {
             Some(BackfillAction::Status(status)) => {
@@ -110,6 +97,8 @@ async fn subcommand(cli: Cli) -> Result<u8> {
                     (Some(from), Some(to)) => Some((from, to)),
                     _ => None,
                 };
+                let checkpoint = scansync::cli::CheckpointArgs::default();
+                let metrics = scansync::metrics::start(&args.metrics, url, schema_name, &checkpoint)?;
                 let report = backfill::run(backfill::Request {
                     url,
                     schema: schema_name,
@@ -119,6 +108,7 @@ async fn subcommand(cli: Cli) -> Result<u8> {
                     restart: args.restart,
                     progress: args.progress,
                     progress_every: args.progress_every,
+                    metrics: metrics.as_deref(),
                 })
                 .await?;
                 let code = match &report.outcome {
@@ -166,42 +156,13 @@ async fn subcommand(cli: Cli) -> Result<u8> {
             })
         }
         Command::Serve(args) => {
-            if args.jitter >= args.every {
+            if args.jitter >= args.every && args.cron.is_none() {
                 return Err(Error::config("--jitter must be shorter than --every"));
             }
-            check_max_window(&args.sync.window)?;
             scansync::serve::serve(url, schema_name, &args).await
         }
         Command::Demo(args) => {
             demo::demo(url, schema_name, &args).await.map_err(|e| e.context("demo failed"))
         }
     }
-}
-
-/// A bounded window must be longer than the lookback, or a run makes no progress.
-fn check_max_window(w: &scansync::cli::WindowArgs) -> Result<()> {
-    match w.max_window {
-        Some(m) if m <= w.lookback => Err(Error::config(format!(
-            "--max-window {}s is not longer than --lookback {}s: a run would make no progress; make the window longer than the lookback",
-            m.as_secs(),
-            w.lookback.as_secs()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Sync and backfill: one path from flags to exit status.
-async fn run(
-    url: &str,
-    schema: &str,
-    kind: RunKind,
-    scope: Scope<'_>,
-    source: &SourceArgs,
-    tuning: &TuningArgs,
-) -> Result<u8> {
-    let source = AnySource::from_args(source, tuning).await?;
-    let req = RunRequest { url, schema, kind, scope, source, tuning: command::tuning(tuning) };
-    let outcome = command::run(req).await?;
-    summary::print(kind.as_str(), &outcome);
-    Ok(summary::exit_status(&outcome))
 }

@@ -17,6 +17,7 @@ use crate::retry::RetryBudget;
 use crate::source::{KeyBounds, Payload, RawPage, Source};
 use crate::time::StampForm;
 use crate::write::{PageWriter, Sink, WriteStats};
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,8 @@ pub struct PipelineConfig {
     pub retry_budget: Duration,
     /// The run lock: writers stop before their next page once it is lost.
     pub lock: Option<LockWatch>,
+    /// Observes each committed page's write time, retries included (for `/metrics`).
+    pub page_seconds: Option<Histogram>,
 }
 
 /// What a run did. Counts cover committed pages only.
@@ -261,8 +264,12 @@ pub async fn execute<S: Source, K: Sink>(
     for n in 0..writers {
         let (sink, rx, summary) = (sink.clone(), prep_rx.clone(), summary.clone());
         let (raw_rx, progress) = (raw_rx.clone(), cfg.progress.clone());
-        let limits =
-            Limits { retry_budget: cfg.retry_budget, lock: cfg.lock.clone(), tracker: tracker.clone() };
+        let limits = Limits {
+            retry_budget: cfg.retry_budget,
+            lock: cfg.lock.clone(),
+            tracker: tracker.clone(),
+            page_seconds: cfg.page_seconds.clone(),
+        };
         handles.push(tokio::spawn(async move {
             let res = write_loop(&*sink, &rx, &summary, n, progress.as_deref(), &limits).await;
             if res.is_err() {
@@ -356,6 +363,7 @@ struct Limits {
     retry_budget: Duration,
     lock: Option<LockWatch>,
     tracker: Arc<Tracker>,
+    page_seconds: Option<Histogram>,
 }
 
 async fn write_loop<K: Sink>(
@@ -400,6 +408,7 @@ async fn write_loop<K: Sink>(
             continue;
         }
         let mut budget = RetryBudget::new(limits.retry_budget);
+        let page_started = std::time::Instant::now();
         let stats = loop {
             // A lost lock ends the retries: another run may hold it now.
             if let Some(lock) = &limits.lock {
@@ -419,6 +428,9 @@ async fn write_loop<K: Sink>(
                 },
             }
         };
+        if let Some(h) = &limits.page_seconds {
+            h.observe(page_started.elapsed().as_secs_f64());
+        }
         info!(unit = %info.unit, writer, read = info.read, content = stats.content, rejected = info.rejects.len(), "page committed");
         for tag in &info.tags {
             limits.tracker.committed(*tag);
@@ -490,12 +502,13 @@ async fn fetch_loop<S: Source>(
         let (tx, rx) = async_channel::bounded::<RawPage>(1);
         let span = tracing::info_span!("fetch", unit = %unit);
         let fetch = source.fetch(unit, bounds.clone(), tx).instrument(span);
+        let stop = crate::shutdown::token();
         let forward = async {
             loop {
                 let page = tokio::select! {
                     p = rx.recv() => p,
                     // A stop request: the unit is not complete.
-                    _ = crate::shutdown::token().cancelled() => {
+                    _ = stop.cancelled() => {
                         rx.close();
                         return false;
                     }

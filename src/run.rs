@@ -33,6 +33,8 @@ pub struct Tuning {
     pub retry_budget: Duration,
     /// The run lock, checked before each page and before the checkpoint.
     pub lock: Option<LockWatch>,
+    /// Observes each committed page's write time (for `/metrics`).
+    pub page_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Default for Tuning {
@@ -44,6 +46,7 @@ impl Default for Tuning {
             max_unreadable_percent: DEFAULT_MAX_UNREADABLE_PERCENT,
             retry_budget: DEFAULT_RETRY_BUDGET,
             lock: None,
+            page_seconds: None,
         }
     }
 }
@@ -64,6 +67,7 @@ impl Tuning {
             max_unreadable_percent: self.max_unreadable_percent,
             retry_budget: self.retry_budget,
             lock: self.lock,
+            page_seconds: self.page_seconds,
             units,
             claims,
             bounds,

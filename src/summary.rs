@@ -69,6 +69,33 @@ pub fn print(label: &str, o: &Outcome) {
     }
 }
 
+/// A run's summary for machines (the Lambda entry's response).
+pub fn to_json(o: &Outcome) -> serde_json::Value {
+    let s = &o.summary;
+    let w = &s.written;
+    serde_json::json!({
+        "status": if o.result.is_ok() { "succeeded" } else { "failed" },
+        "records_read": s.read,
+        "pages": s.pages,
+        "outside_window": s.skipped,
+        "rows_changed": {
+            "creators": w.creators,
+            "communities": w.communities,
+            "tags": w.tags,
+            "content": w.content,
+            "content_tags": w.content_tags,
+        },
+        "quarantined": w.quarantined,
+        "rejected": s.rejected(),
+        "window": o.plan.as_ref().map(|p| serde_json::json!({
+            "after": p.after.to_string(),
+            "until": p.until.map(|u| u.to_string()),
+        })),
+        "elapsed_s": s.elapsed.as_secs_f64(),
+        "error": o.result.as_ref().err().map(|e| e.to_string()),
+    })
+}
+
 /// What a failed run leaves behind, in one line: pages committed and the checkpoint.
 fn committed(o: &Outcome) -> String {
     let checkpoint = if o.plan.is_some() {

@@ -55,6 +55,8 @@ pub struct Request<'a> {
     pub progress: progress::Mode,
     /// Interval of progress log lines.
     pub progress_every: Duration,
+    /// Where the worker's pages and its run are counted (`--metrics-addr`).
+    pub metrics: Option<&'a crate::metrics::Metrics>,
 }
 
 /// What a worker did, and where its job stands.
@@ -160,6 +162,7 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     tuning.lock = Some(worker_lock.watch());
     let records = Arc::new(AtomicU64::new(0));
     tuning.progress = Some(records.clone());
+    tuning.page_seconds = req.metrics.map(|m| m.page_seconds());
     let retry_budget = tuning.retry_budget;
     let shown = progress::spawn(req.progress, req.progress_every, admin.clone(), schema, job_id, records);
 
@@ -202,6 +205,9 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
         tracing::warn!(error = %e, "could not mark the worker finished");
     }
     command::record(url, admin.clone(), schema, run_id, &mut outcome, retry_budget).await?;
+    if let Some(m) = req.metrics {
+        m.observe("backfill", Some(&outcome), None);
+    }
     drop(worker_lock);
     let job = match db::connect(url).await {
         Ok(c) => status::job(&c, schema, job_id).await?,

@@ -34,6 +34,25 @@ impl SsmCheckpoint {
     }
 }
 
+/// Reads a SecureString (or String) parameter, decrypted: the database URL kept out of
+/// the process's environment (`--database-url-parameter`).
+pub async fn read_secret(name: &str) -> Result<String> {
+    let conf = crate::aws::load_config().await?;
+    let client = Client::new(&conf);
+    let out = client
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| ssm_error("read", name, e))?;
+    out.parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| Error::config(format!("ssm parameter {name} is empty: store the database URL in it")))
+}
+
 fn ssm_error<E>(
     what: &str,
     name: &str,

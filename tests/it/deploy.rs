@@ -121,7 +121,7 @@ fn the_systemd_units_run_commands_the_binary_has() {
 #[test]
 fn the_alert_rules_parse_and_name_only_metrics_serve_exports() {
     let rules = yaml("prometheus/alerts.yml");
-    let exported = scansync::serve::Metrics::new().encode();
+    let exported = scansync::metrics::Metrics::new().encode();
     let mut checked = 0;
     for rule in rules["groups"][0]["rules"].as_sequence().unwrap() {
         let expr = rule["expr"].as_str().unwrap();

@@ -10,6 +10,7 @@ mod export;
 mod hardening;
 mod health;
 mod jsonb_property;
+mod lambda;
 mod merge_rules;
 mod privileges;
 mod serve;

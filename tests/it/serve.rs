@@ -154,3 +154,95 @@ async fn healthz_turns_503_when_the_last_success_is_older_than_max_age() {
     assert!(body.contains("\"status\":\"stale\""), "{body}");
     assert_eq!(stop(child, "-INT").await, Some(130));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_on_a_cron_expression_starts_runs_at_its_times_and_times_each_page() {
+    let table = Table::new().await;
+    let items: Vec<_> =
+        (0..30).map(|i| record(&format!("p{i}"), &format!("s{i}"), &hours_ago(1.0), "x")).collect();
+    table.put(&items).await;
+    let db = TestDb::new().await;
+    let addr = free_addr();
+    // Six fields, seconds first: at seconds 0, 3, 6, … of each minute.
+    let child =
+        serve(&db, &table.name, &["--cron", "*/3 * * * * *", "--metrics-addr", &addr, "--page-size", "10"]);
+    let c = db.client().await;
+    wait_for("three successful runs", || async {
+        c.query_one("select count(*) from scansync.sync_runs where status = 'succeeded'", &[])
+            .await
+            .is_ok_and(|r| r.get::<_, i64>(0) >= 3)
+    })
+    .await;
+    let (code, metrics) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || get(&addr, "/metrics")
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(stop(child, "-TERM").await, Some(143));
+    // Every run started just after a multiple of 3 s (the cron times), never between.
+    let offsets: Vec<f64> = c
+        .query("select extract(epoch from started_at)::float8 from scansync.sync_runs order by id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, f64>(0) % 3.0)
+        .collect();
+    assert!(offsets.len() >= 3);
+    assert!(offsets.iter().all(|o| *o < 1.5), "runs started off the cron times: {offsets:?}");
+    // 30 records in pages of 10: three pages timed by the first run.
+    let pages = sample(&metrics, "scansync_page_duration_seconds_count").unwrap();
+    assert!(pages >= 3.0, "{metrics}");
+}
+
+#[test]
+fn serve_refuses_a_cron_expression_it_cannot_read_and_both_schedules_at_once() {
+    let out = command("postgres://x@127.0.0.1:1/db", &["serve", "--cron", "every hour"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a cron expression") && err.contains("5 * * * *"), "{err}");
+    let out = command("postgres://x@127.0.0.1:1/db", &["serve", "--cron", "5 * * * *", "--every", "1h"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_shot_sync_serves_metrics_while_it_lasts() {
+    let table = Table::new().await;
+    table.put(&[record("p1", "s1", &hours_ago(1.0), "x")]).await;
+    let db = TestDb::new().await;
+    let out = scansync(&db, &["migrate"]).await;
+    assert_exit(&out, 0);
+    // A transaction holding content keeps the run's first page waiting.
+    let holder = db.client().await;
+    holder.batch_execute("begin; lock table scansync.content in exclusive mode").await.unwrap();
+    let addr = free_addr();
+    let mut child = command(&db.url, &["sync", "--table", &table.name, "--metrics-addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let a = addr.clone();
+    let (code, metrics) = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = get(&a, "/metrics");
+            if got.0 != 0 || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "the run serves /metrics while it lasts");
+    assert!(metrics.contains("scansync_page_duration_seconds"), "{metrics}");
+    holder.batch_execute("commit").await.unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+    // Gone with the run.
+    assert_eq!(get(&addr, "/metrics").0, 0);
+}

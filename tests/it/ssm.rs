@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-fn client(endpoint: &str) -> aws_sdk_ssm::Client {
+pub(crate) fn client(endpoint: &str) -> aws_sdk_ssm::Client {
     let conf = aws_sdk_ssm::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -22,7 +22,7 @@ fn client(endpoint: &str) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::from_conf(conf)
 }
 
-fn moto() -> String {
+pub(crate) fn moto() -> String {
     std::env::var("SCANSYNC_TEST_SSM_URL").expect("run the tests with scripts/test")
 }
 

@@ -199,7 +199,12 @@ pub async fn scansync_env(db: &TestDb, args: &[&str], extra: &[(&str, String)]) 
 /// The binary's command line against the database at `url`, with the test servers'
 /// environment (for runs the test starts, stops or signals itself).
 pub fn command(url: &str, args: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scansync"));
+    command_of(env!("CARGO_BIN_EXE_scansync"), url, args)
+}
+
+/// [`command`] for another binary of the package (the Lambda `bootstrap`).
+pub fn command_of(exe: &str, url: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
     cmd.args(args)
         .env("DATABASE_URL", url)
         .env("AWS_ENDPOINT_URL_DYNAMODB", env("SCANSYNC_TEST_DYNAMODB_URL"))
