@@ -155,10 +155,18 @@ fn the_iam_policy_grants_exactly_the_calls_scansync_makes() {
         .collect();
     actions.sort();
     // The SDK calls in src/: Query (source/dynamodb.rs), GetParameter/PutParameter
-    // (checkpoint/ssm.rs), GetObject/ListObjectsV2 (source/export.rs; ListBucket authorizes it).
+    // (checkpoint/ssm.rs: the checkpoint, and GetParameter of --database-url-parameter),
+    // GetObject/ListObjectsV2 (source/export.rs; ListBucket authorizes it).
     assert_eq!(
         actions,
-        ["dynamodb:Query", "s3:GetObject", "s3:ListBucket", "ssm:GetParameter", "ssm:PutParameter"]
+        [
+            "dynamodb:Query",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "ssm:GetParameter",
+            "ssm:GetParameter",
+            "ssm:PutParameter"
+        ]
     );
     for s in v["Statement"].as_array().unwrap() {
         let resource = s["Resource"].as_str().unwrap();
@@ -178,4 +186,65 @@ fn the_iam_policy_grants_exactly_the_calls_scansync_makes() {
         let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
         assert!(src.contains(call), "{file} no longer calls {call}: update the policy");
     }
+}
+
+#[test]
+fn the_lambda_template_schedules_the_sync_and_its_two_alarms_watch_what_the_function_emits() {
+    let t = yaml("aws/lambda/template.yaml");
+    let f = &t["Resources"]["SyncFunction"];
+    assert_eq!(f["Type"].as_str(), Some("AWS::Serverless::Function"));
+    let p = &f["Properties"];
+    assert_eq!(p["Handler"].as_str(), Some("bootstrap"));
+    assert_eq!(p["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(p["ReservedConcurrentExecutions"].as_u64(), Some(1), "never two runs at once");
+    let timeout = p["Timeout"].as_u64().unwrap();
+    assert!(timeout <= 900, "Lambda's limit is 900 s");
+    let vars = p["Environment"]["Variables"].as_mapping().unwrap();
+    let env: Vec<String> = vars.keys().map(|k| k.as_str().unwrap().to_string()).collect();
+    check_invocation("aws/lambda/template.yaml", &["sync".to_string()], &env);
+    let stop = scansync::cli::parse_duration(vars["SCANSYNC_SHUTDOWN_TIMEOUT"].as_str().unwrap()).unwrap();
+    assert!(stop.as_secs() * 4 < timeout, "the run must stop well before the timeout");
+    assert!(vars.contains_key("SCANSYNC_MAX_WINDOW"), "bounded runs always fit the timeout");
+    let schedule = p["Events"]["Hourly"]["Properties"]["Schedule"].as_str().unwrap();
+    assert_eq!(schedule, "rate(1 hour)");
+
+    // The role: the calls the sync makes, nothing else (the same as aws/iam-policy.json
+    // without the export reads, which only backfill makes).
+    let mut actions: Vec<String> = p["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|s| strings(&s["Action"]))
+        .collect();
+    actions.sort();
+    assert_eq!(actions, ["dynamodb:Query", "ssm:GetParameter", "ssm:GetParameter", "ssm:PutParameter"]);
+
+    let alarms: Vec<&serde_yaml::Value> = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|r| &r["Properties"])
+        .collect();
+    assert_eq!(alarms.len(), 2);
+    let errors = alarms.iter().find(|a| a["MetricName"].as_str() == Some("Errors")).unwrap();
+    assert_eq!(errors["Namespace"].as_str(), Some("AWS/Lambda"));
+    assert_eq!(errors["Period"].as_u64(), Some(300), "an error in any 5-minute window");
+    assert_eq!(errors["Threshold"].as_u64(), Some(1));
+    let stale = alarms.iter().find(|a| a["Namespace"].as_str() == Some("scansync")).unwrap();
+    assert_eq!(
+        stale["Period"].as_u64().unwrap() * stale["EvaluationPeriods"].as_u64().unwrap(),
+        3 * 3600,
+        "no successful run for 3 hours"
+    );
+    assert_eq!(stale["TreatMissingData"].as_str(), Some("breaching"), "no invocation at all is stale too");
+    // The metric is one the function emits, under the dimension it emits it with.
+    let line = scansync::lambda::emf_line("f", "succeeded", None);
+    let directive = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "scansync");
+    let metric = stale["MetricName"].as_str().unwrap();
+    assert!(directive["Metrics"].as_array().unwrap().iter().any(|m| m["Name"] == metric), "{metric}");
+    assert_eq!(line[metric], 1);
+    let dimension = stale["Dimensions"][0]["Name"].as_str().unwrap();
+    assert_eq!(directive["Dimensions"][0][0], dimension);
 }
