@@ -147,19 +147,29 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
             };
         }
     }
-    let (summary, result) = execute(source, sink, cfg).await;
+    let (summary, result) = execute(source, sink.clone(), cfg).await;
     let result = match result {
-        // The lock is verified last: a run that lost it (a restart, a failover) may overlap
-        // another run by now, and must leave the checkpoint to that one.
-        Ok(()) => match &lock {
-            Some(l) => match l.verify().await {
-                Ok(()) => write_checkpoint(store, next_checkpoint).await,
-                Err(e) => Err(e),
+        // The pages are made durable before the checkpoint passes them (the writers commit
+        // without waiting for the flush). The lock is verified last: a run that lost it (a
+        // restart, a failover) may overlap another run by now, and must leave the
+        // checkpoint to that one.
+        Ok(()) => match sink.make_durable().await {
+            Ok(()) => match &lock {
+                Some(l) => match l.verify().await {
+                    Ok(()) => write_checkpoint(store, next_checkpoint).await,
+                    Err(e) => Err(e),
+                },
+                None => write_checkpoint(store, next_checkpoint).await,
             },
-            None => write_checkpoint(store, next_checkpoint).await,
+            Err(e) => Err(e.context("making the pages durable before the checkpoint")),
         },
         Err(e) => Err(e),
     };
+    if result.is_ok() && std::env::var("SCANSYNC_TEST_BREAK").is_ok_and(|v| v == "exit-after-checkpoint") {
+        // The worst moment to die (the checkpoint moved, nothing else recorded yet): lets
+        // the tests crash PostgreSQL right here. Never set in production.
+        std::process::exit(99);
+    }
     let mut notes = Vec::new();
     if let (Some(until), true) = (plan.until, result.is_ok()) {
         let behind_h = (started.0 - until.0) as f64 / 3_600_000_000.0;

@@ -58,6 +58,14 @@ pub trait Sink: Send + Sync + 'static {
 
     /// Opens one writer.
     fn writer(&self) -> impl Future<Output = Result<Self::Writer>> + Send;
+
+    /// Makes every page committed so far durable: called before the checkpoint moves past
+    /// them. Writers may commit pages without waiting for their flush to disk (the
+    /// PostgreSQL writer does); this waits for all of them at once. The default: pages are
+    /// durable when they commit.
+    fn make_durable(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Writes prepared pages, one transaction each.

@@ -141,9 +141,37 @@ impl Sink for PgSink {
         w.ensure_connected().await?;
         Ok(w)
     }
+
+    /// Page transactions commit with `synchronous_commit = off` (see [`PgWriter`]): their
+    /// commit records are in the WAL, in commit order, but may not be flushed yet. A
+    /// transaction committed afterwards with `synchronous_commit = on` flushes the WAL up
+    /// to its own commit record (and waits for a synchronous standby), which lies after
+    /// every page's commit record: so once it returns, every page committed before it
+    /// survives a PostgreSQL crash. PostgreSQL commits a transaction that wrote no WAL
+    /// without a flush, whatever the setting (an xid alone is not enough), so it rewrites
+    /// the run's own ledger row, unchanged. (A sink without a run commits synchronously.)
+    async fn make_durable(&self) -> Result<()> {
+        let Some(run_id) = self.run_id else { return Ok(()) };
+        let client = db::connect(&self.url).await?;
+        let schema = quoted_schema(&self.schema)?;
+        client.batch_execute("set synchronous_commit = on").await?;
+        client
+            .execute(&format!("update {schema}.sync_runs set pages = pages where id = $1"), &[&run_id])
+            .await?;
+        Ok(())
+    }
 }
 
 /// One writer connection with its staging tables.
+///
+/// Its transactions commit with `synchronous_commit = off`: a commit returns once its
+/// record is in the WAL buffers, without waiting for the flush to disk (PostgreSQL's
+/// WAL writer flushes within `wal_writer_delay`). A PostgreSQL crash can lose the last
+/// pages committed this way, never a part of one, and never out of order. That is safe
+/// because nothing durable depends on them before [`PgSink::make_durable`] ran: the run
+/// calls it before it writes the checkpoint, and a backfill marks a unit done on another
+/// connection, synchronously, after the unit's pages committed (its commit flushes the WAL
+/// past theirs). A lost page is read again by the next run, as after any failure.
 pub struct PgWriter {
     sink: PgSink,
     client: Option<Client>,
@@ -158,7 +186,8 @@ impl PgWriter {
             // default of 4 the planner hash-joins whole tables on every page.
             client
                 .batch_execute(&format!(
-                    "set search_path = {schema}; set random_page_cost = 1.1; {}",
+                    "set search_path = {schema}; set random_page_cost = 1.1; set synchronous_commit = {}; {}",
+                    if self.sink.run_id.is_some() { "off" } else { "on" },
                     sql::CREATE_STAGING
                 ))
                 .await?;

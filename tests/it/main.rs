@@ -6,6 +6,7 @@ mod claims;
 mod demo;
 mod deploy;
 mod differential;
+mod durability;
 mod export;
 mod hardening;
 mod health;
