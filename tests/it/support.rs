@@ -415,14 +415,10 @@ impl Cluster {
     }
 
     fn ctl(&self, action: &str) {
-        self.ctl_mode(action, "fast");
-    }
-
-    fn ctl_mode(&self, action: &str, mode: &str) {
         let d = self.dir.display();
         let opts = format!("-p {} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off", self.port);
         as_postgres(&format!(
-            "{} -D {d}/data -o '{opts}' -l {d}/log -w -m {mode} {action} >/dev/null",
+            "{} -D {d}/data -o '{opts}' -l {d}/log -w -m fast {action} >/dev/null",
             pg_bin("pg_ctl")
         ));
     }
@@ -430,13 +426,6 @@ impl Cluster {
     /// Restarts the server (fast shutdown: every session is cut).
     pub fn restart(&self) {
         self.ctl("restart");
-    }
-
-    /// Crashes the server (immediate shutdown: WAL not yet written out of its buffers is
-    /// lost, as in a crash of PostgreSQL) and starts it again, recovering from the WAL.
-    pub fn crash_and_start(&self) {
-        self.ctl_mode("stop", "immediate");
-        self.ctl("start");
     }
 
     /// Returns the URL of database `db`.
