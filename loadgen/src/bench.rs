@@ -2,7 +2,10 @@
 //! (a) raw `COPY` of the same records into an unindexed table: the ceiling;
 //! (b) a row-by-row `INSERT … ON CONFLICT` writer: the floor;
 //! (c) the real `scansync` binary, end to end from an export: first load, then a re-run
-//!     with 10 % of the records updated.
+//!     with 10 % of the records updated;
+//! (d) the model ceiling: the final rows of (c)'s first load COPYed into the same indexed
+//!     schema, with its foreign keys and without them. No engine that lands this model can
+//!     beat it: scansync's ratio to it is the merge engine's own overhead.
 //! Every figure is also given as a ratio to (a), which holds whatever the machine's speed.
 
 use crate::export::{write_export, ExportSpec, ExportStats};
@@ -291,6 +294,54 @@ async fn row_by_row(c: &mut Client, records: &[Record]) -> Result<Figure, String
     })
 }
 
+/// The canonical tables, parents first.
+const MODEL_TABLES: [&str; 5] = ["creators", "communities", "tags", "content", "content_tags"];
+
+/// (d) The model ceiling: the rows scansync's first load left in `bench_scansync`, dumped,
+/// then COPYed (timed) into a fresh schema made by `scansync migrate` (every index), with
+/// its foreign keys or with them dropped. `records` is the export's size, so that the rate
+/// compares with scansync's source records per second.
+async fn model_ceiling(c: &Client, spec: &BenchSpec, records: u64, fks: bool) -> Result<Figure, String> {
+    use futures_util::{SinkExt, TryStreamExt};
+    let schema = if fks { "bench_model" } else { "bench_model_nofk" };
+    c.batch_execute(&format!("drop schema if exists {schema} cascade")).await.map_err(err)?;
+    run_scansync(&spec.scansync, &spec.database_url, &["--schema", schema, "migrate"])?;
+    if !fks {
+        let rows = c
+            .query(
+                "select conname, conrelid::regclass::text from pg_constraint
+                 where contype = 'f' and connamespace = (select oid from pg_namespace where nspname = $1)",
+                &[&schema],
+            )
+            .await
+            .map_err(err)?;
+        for r in rows {
+            let (name, table): (String, String) = (r.get(0), r.get(1));
+            c.batch_execute(&format!("alter table {table} drop constraint \"{name}\"")).await.map_err(err)?;
+        }
+    }
+    let mut dumps = Vec::new();
+    for t in MODEL_TABLES {
+        let stream = c.copy_out(&format!("copy bench_scansync.{t} to stdout")).await.map_err(err)?;
+        let chunks: Vec<bytes::Bytes> = stream.try_collect().await.map_err(err)?;
+        dumps.push((t, chunks));
+    }
+    let t = Instant::now();
+    for (table, chunks) in dumps {
+        let sink =
+            c.copy_in::<_, bytes::Bytes>(&format!("copy {schema}.{table} from stdin")).await.map_err(err)?;
+        futures_util::pin_mut!(sink);
+        for chunk in chunks {
+            sink.send(chunk).await.map_err(err)?;
+        }
+        sink.finish().await.map_err(err)?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    c.batch_execute(&format!("drop schema {schema} cascade")).await.map_err(err)?;
+    let name = if fks { "model ceiling (final rows COPYed, with FKs)" } else { "model ceiling without FKs" };
+    Ok(Figure { name, rows: records, secs, peak_rss: None })
+}
+
 /// Runs the scansync binary, timing it and sampling its peak RSS (VmHWM).
 pub fn run_scansync(bin: &Path, url: &str, args: &[&str]) -> Result<(Duration, u64, String), String> {
     let t = Instant::now();
@@ -331,7 +382,8 @@ pub fn run_scansync(bin: &Path, url: &str, args: &[&str]) -> Result<(Duration, u
     Ok((elapsed, peak, stdout))
 }
 
-/// The whole benchmark. Returns the figures: ceiling, floor, first load, re-run.
+/// The whole benchmark. Returns the figures: ceiling, floor, first load, re-run, model
+/// ceiling with foreign keys, model ceiling without.
 pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
     let per_day = (spec.records / 10).max(1000);
     let start = scansync_parse::time::Timestamp::parse("2026-01-01T00:00:00Z").expect("valid");
@@ -382,6 +434,7 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
     let writers = spec.writers.to_string();
     let page = spec.page_size.to_string();
     let mut figures = vec![ceiling, floor];
+    let mut model = Vec::new();
     for (name, dir) in [("scansync first load", &first_dir), ("scansync re-run, 10 % updated", &rerun_dir)] {
         let d = dir.to_str().ok_or("work dir is not UTF-8")?;
         let args = [
@@ -407,7 +460,16 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
         let f = Figure { name, rows: spec.records, secs: elapsed.as_secs_f64(), peak_rss: Some(rss) };
         eprintln!("  (c) {:>9.0} rows/s  {}  (peak RSS {} MB)", f.rate(), f.name, rss >> 20);
         figures.push(f);
+        if figures.len() == 3 {
+            // The first load's final rows, before the re-run changes them.
+            for fks in [true, false] {
+                let m = model_ceiling(&c, spec, spec.records, fks).await?;
+                eprintln!("  (d) {:>9.0} rows/s  {}", m.rate(), m.name);
+                model.push(m);
+            }
+        }
     }
+    figures.extend(model);
     let _ = std::fs::remove_dir_all(&spec.work_dir);
     Ok(figures)
 }
