@@ -95,6 +95,11 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     let lock = lock::acquire(req.url, req.schema).await?;
     let mut admin = db::connect(req.url).await?;
     schema::migrate(&mut admin, req.schema).await?;
+    // A bulk load killed midway left its foreign keys off: put them back (unless one runs).
+    // A key that does not validate is a defect to report, not a reason to stop syncing.
+    if let Err(e) = crate::bulk::repair(&admin, req.schema).await {
+        tracing::error!(error = %e, "the foreign keys could not be restored");
+    }
     let admin = Arc::new(admin);
     // We hold the lock, so a row still `running` is a dead process's run.
     let abandoned = ledger::abandon_stale(&admin, req.schema, true).await?;

@@ -12,6 +12,7 @@ pub use scansync_parse as parse;
 pub use scansync_parse::{attr, time};
 pub mod aws;
 pub mod backfill;
+pub mod bulk;
 pub mod checkpoint;
 pub mod cli;
 pub mod command;

@@ -64,6 +64,9 @@ async fn subcommand(cli: Cli) -> Result<u8> {
         Command::Migrate => {
             let mut client = db::connect(url).await?;
             let n = schema::migrate(&mut client, schema_name).await?;
+            if scansync::bulk::repair(&client, schema_name).await? {
+                println!("restored the foreign keys a bulk load had dropped");
+            }
             println!("schema {schema_name} is current ({n} migrations applied)");
             Ok(command::EXIT_OK)
         }
@@ -109,6 +112,7 @@ async fn subcommand(cli: Cli) -> Result<u8> {
                     progress: args.progress,
                     progress_every: args.progress_every,
                     metrics: metrics.as_deref(),
+                    bulk: args.bulk,
                 })
                 .await?;
                 let code = match &report.outcome {

@@ -57,6 +57,8 @@ pub struct Request<'a> {
     pub progress_every: Duration,
     /// Where the worker's pages and its run are counted (`--metrics-addr`).
     pub metrics: Option<&'a crate::metrics::Metrics>,
+    /// The bulk path (foreign keys off during the load).
+    pub bulk: crate::cli::BulkMode,
 }
 
 /// What a worker did, and where its job stands.
@@ -65,6 +67,50 @@ pub struct Report {
     pub outcome: Option<Outcome>,
     /// The job after the worker ended.
     pub job: status::JobStatus,
+}
+
+/// Whether this worker takes the bulk path: `on`, or `auto` when the store's content is
+/// empty or the job's known size (export manifests) is at least the store's (estimated).
+async fn wants_bulk(
+    admin: &tokio_postgres::Client,
+    schema: &str,
+    mode: crate::cli::BulkMode,
+    hints: &[Option<i64>],
+) -> Result<bool> {
+    use crate::cli::BulkMode;
+    let q = quoted_schema(schema)?;
+    match mode {
+        BulkMode::On => Ok(true),
+        BulkMode::Off => Ok(false),
+        BulkMode::Auto => {
+            let empty: bool =
+                admin.query_one(&format!("select not exists (select 1 from {q}.content)"), &[]).await?.get(0);
+            if empty {
+                return Ok(true);
+            }
+            let Some(job) = hints.iter().copied().sum::<Option<i64>>() else { return Ok(false) };
+            // The planner's estimate; never analyzed (-1): count, but no further than needed.
+            let estimate: f32 = admin
+                .query_one(
+                    &format!("select reltuples from pg_class where oid = '{q}.content'::regclass"),
+                    &[],
+                )
+                .await?
+                .get(0);
+            let store = if estimate >= 0.0 {
+                estimate as i64
+            } else {
+                admin
+                    .query_one(
+                        &format!("select count(*) from (select 1 from {q}.content limit $1) s"),
+                        &[&(job + 1)],
+                    )
+                    .await?
+                    .get(0)
+            };
+            Ok(job >= store)
+        }
+    }
 }
 
 /// The identity of a job: source, what it reads, and the day range.
@@ -138,9 +184,16 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     let admin = Arc::new(admin);
     let before = status::job(&admin, schema, job_id).await?;
     if before.units.claimable() == 0 && before.units.running == 0 {
+        crate::bulk::repair(&admin, schema).await?;
         return Ok(Report { outcome: None, job: before });
     }
 
+    let bulk = if wants_bulk(&admin, schema, req.bulk, &hints).await? {
+        Some(crate::bulk::BulkLoad::begin(url, schema).await?)
+    } else {
+        crate::bulk::repair(&admin, schema).await?;
+        None
+    };
     let run_id = ledger::start(&admin, schema, RunKind::Backfill, started).await?;
     let worker_name = format!("{}:{}", hostname(), std::process::id());
     let worker_id: i64 = admin
@@ -180,6 +233,16 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
                 failed.len()
             ),
         ));
+    }
+    if let Some(bulk) = bulk {
+        // The last bulk worker to leave validates the keys: a violation fails this run.
+        if let Err(e) = bulk.end(&admin).await {
+            if outcome.result.is_ok() {
+                outcome.result = Err(e);
+            } else {
+                tracing::error!(error = %e, "restoring the foreign keys after the bulk load failed");
+            }
+        }
     }
     let finished = async {
         admin

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Generated dirty records (updates, tombstones, rejects) stamped over 2026-01-10..12.
-fn records(n: u64, seed: u64) -> Vec<Item> {
+pub(crate) fn records(n: u64, seed: u64) -> Vec<Item> {
     let mut g = Generator::new(
         seed,
         Mix { stamps: Stamps::Mixed, update_rate: 0.35, tombstone_rate: 0.1, ..Mix::default() },
@@ -22,24 +22,24 @@ fn records(n: u64, seed: u64) -> Vec<Item> {
 }
 
 /// `records` cut into `files` export files.
-fn export_files(items: &[Item], files: usize) -> Vec<Vec<String>> {
+pub(crate) fn export_files(items: &[Item], files: usize) -> Vec<Vec<String>> {
     export_files_of_lines(items.iter().map(export_line).collect(), files)
 }
 
 /// Starts the binary without waiting (for kill -9 and for workers side by side).
-fn spawn(url: &str, args: &[&str]) -> Child {
+pub(crate) fn spawn(url: &str, args: &[&str]) -> Child {
     command(url, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start scansync")
 }
 
-async fn wait(child: Child) -> std::process::Output {
+pub(crate) async fn wait(child: Child) -> std::process::Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
 }
 
-fn export_args<'a>(dir: &'a str, page_size: &'a str) -> Vec<&'a str> {
+pub(crate) fn export_args<'a>(dir: &'a str, page_size: &'a str) -> Vec<&'a str> {
     export_args_with(dir, page_size, "2", "2")
 }
 
-fn export_args_with<'a>(
+pub(crate) fn export_args_with<'a>(
     dir: &'a str,
     page_size: &'a str,
     fetchers: &'a str,

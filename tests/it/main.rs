@@ -2,6 +2,7 @@
 //! (SSM API), driving the real `scansync` binary. Run them with `scripts/test`.
 
 mod backfill_jobs;
+mod bulk;
 mod claims;
 mod demo;
 mod deploy;
