@@ -183,7 +183,7 @@ pub struct BackfillArgs {
     pub progress_every: Duration,
     /// Load without per-row foreign-key checks and validate them once at the end (about
     /// twice as fast a first load; see docs/backfill.md). auto: when the store's content is
-    /// empty, or the export holds at least as many records as the store.
+    /// empty, or the export holds at least twice as many records as the store.
     #[arg(long, env = "SCANSYNC_BULK", value_enum, default_value_t = BulkMode::Auto)]
     pub bulk: BulkMode,
     #[command(flatten)]
@@ -200,7 +200,7 @@ pub struct BackfillArgs {
 /// Whether a backfill takes the bulk path (foreign keys off during the load).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BulkMode {
-    /// When the store's content is empty, or the export holds at least as many records.
+    /// When the store's content is empty, or the export holds at least twice as many records.
     Auto,
     /// Always.
     On,

@@ -457,6 +457,23 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
             "2",
         ];
         let (elapsed, rss, _) = run_scansync(&spec.scansync, url, &args)?;
+        // A run is measured by what landed, not by what it was given: an engine that drops
+        // records must not look faster. Every post of the export is one content row.
+        let landed: i64 =
+            c.query_one("select count(*) from bench_scansync.content", &[]).await.map_err(err)?.get(0);
+        let expected: i64 = c
+            .query_one(
+                "select count(*) from (select distinct platform, external_id from bench_copy.raw) s",
+                &[],
+            )
+            .await
+            .map_err(err)?
+            .get(0);
+        if landed != expected {
+            return Err(format!(
+                "{name}: scansync landed {landed} content rows for the {expected} posts of the export: records were lost"
+            ));
+        }
         let f = Figure { name, rows: spec.records, secs: elapsed.as_secs_f64(), peak_rss: Some(rss) };
         eprintln!("  (c) {:>9.0} rows/s  {}  (peak RSS {} MB)", f.rate(), f.name, rss >> 20);
         figures.push(f);

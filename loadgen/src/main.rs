@@ -234,6 +234,10 @@ enum Command {
         /// minimums in this file (lines `first_load_min_ratio = 0.05`, `rerun_min_ratio = …`).
         #[arg(long)]
         thresholds: Option<PathBuf>,
+        /// Run the whole benchmark this many times and judge the median ratios (each run's
+        /// ratios are to its own raw COPY).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+        repeat: u32,
     },
 }
 
@@ -488,6 +492,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             page_size,
             seed,
             thresholds,
+            repeat,
         } => {
             let spec = bench::BenchSpec {
                 records,
@@ -499,30 +504,49 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 writers,
                 page_size,
             };
-            let figures = bench::run(&spec).await?;
-            let ceiling = figures[0].rate();
-            println!("{:<44} {:>12} {:>10} {:>10}", "path", "rows/s", "vs COPY", "peak RSS");
-            for f in &figures {
-                let rss = f.peak_rss.map(|b| format!("{} MB", b >> 20)).unwrap_or_default();
-                println!("{:<44} {:>12.0} {:>9.3}x {:>10}", f.name, f.rate(), f.rate() / ceiling, rss);
+            let mut runs = Vec::new();
+            for i in 0..repeat {
+                let figures = bench::run(&spec).await?;
+                let ceiling = figures[0].rate();
+                if repeat > 1 {
+                    println!("run {} of {repeat}:", i + 1);
+                }
+                println!("{:<44} {:>12} {:>10} {:>10}", "path", "rows/s", "vs COPY", "peak RSS");
+                for f in &figures {
+                    let rss = f.peak_rss.map(|b| format!("{} MB", b >> 20)).unwrap_or_default();
+                    println!("{:<44} {:>12.0} {:>9.3}x {:>10}", f.name, f.rate(), f.rate() / ceiling, rss);
+                }
+                println!("scansync first load vs row-by-row: {:.1}x", figures[2].rate() / figures[1].rate());
+                // The honest measure of the merge engine: its rate against landing the same
+                // final rows with COPY into the same schema.
+                for (f, label) in [(&figures[2], "first load"), (&figures[3], "re-run")] {
+                    println!(
+                        "scansync {label} vs model ceiling: {:.2}x with FKs, {:.2}x without",
+                        f.rate() / figures[4].rate(),
+                        f.rate() / figures[5].rate()
+                    );
+                }
+                runs.push(figures.iter().map(|f| f.rate() / ceiling).collect::<Vec<f64>>());
             }
-            println!("scansync first load vs row-by-row: {:.1}x", figures[2].rate() / figures[1].rate());
-            // The honest measure of the merge engine: its rate against landing the same
-            // final rows with COPY into the same schema.
-            for (f, label) in [(&figures[2], "first load"), (&figures[3], "re-run")] {
+            let median = |i: usize| {
+                let mut v: Vec<f64> = runs.iter().map(|r| r[i]).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            if repeat > 1 {
                 println!(
-                    "scansync {label} vs model ceiling: {:.2}x with FKs, {:.2}x without",
-                    f.rate() / figures[4].rate(),
-                    f.rate() / figures[5].rate()
+                    "medians of {repeat} runs: first load {:.3}x, re-run {:.3}x raw COPY",
+                    median(2),
+                    median(3)
                 );
             }
             if let Some(path) = thresholds {
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                 let mut ok = true;
-                for (name, f) in [("first_load_min_ratio", &figures[2]), ("rerun_min_ratio", &figures[3])] {
+                for (name, i) in [("first_load_min_ratio", 2), ("rerun_min_ratio", 3)] {
                     let min = read_threshold(&text, name)
                         .ok_or_else(|| format!("{} has no {name}", path.display()))?;
-                    let got = f.rate() / ceiling;
+                    let got = median(i);
                     let verdict = if got >= min { "ok" } else { "REGRESSION" };
                     println!("{name}: {got:.3} (minimum {min}) {verdict}");
                     ok &= got >= min;

@@ -69,8 +69,10 @@ pub struct Report {
     pub job: status::JobStatus,
 }
 
-/// Whether this worker takes the bulk path: `on`, or `auto` when the store's content is
-/// empty or the job's known size (export manifests) is at least the store's (estimated).
+/// Whether this worker takes the bulk path: `on`, or `auto` when a bulk load was left
+/// unfinished (its keys are still off), the store's content is empty, or the job's known
+/// size (export manifests) is at least twice the store's (estimated). A re-load of a store's own size gains nothing: the validation at the end
+/// costs what the per-row checks of its few changed rows would.
 async fn wants_bulk(
     admin: &tokio_postgres::Client,
     schema: &str,
@@ -83,6 +85,11 @@ async fn wants_bulk(
         BulkMode::On => Ok(true),
         BulkMode::Off => Ok(false),
         BulkMode::Auto => {
+            // Keys left off by an interrupted bulk load: go on with it (putting them back
+            // first would validate the whole store only to drop them again).
+            if crate::bulk::states(admin, schema).await?.iter().any(|(_, s)| *s != Some(true)) {
+                return Ok(true);
+            }
             let empty: bool =
                 admin.query_one(&format!("select not exists (select 1 from {q}.content)"), &[]).await?.get(0);
             if empty {
@@ -108,7 +115,7 @@ async fn wants_bulk(
                     .await?
                     .get(0)
             };
-            Ok(job >= store)
+            Ok(job >= 2 * store)
         }
     }
 }
