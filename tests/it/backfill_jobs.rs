@@ -218,13 +218,12 @@ async fn a_worker_killed_mid_unit_gives_its_unit_back_and_another_worker_finishe
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_hourly_sync_during_a_running_backfill_succeeds_and_the_tables_match_the_sequential_order() {
-    // Records of the last two days, with many versions: the sync's window and the
-    // backfill's partitions hold the same keys.
+/// A fresh table of 1500 records of the last 40 hours, with many versions (the sync's
+/// window and a backfill's partitions hold the same keys), and the backfill's day range.
+pub(crate) async fn two_day_history(seed: u64) -> (Table, String, String) {
     let table = Table::new().await;
     let mut g = Generator::new(
-        24,
+        seed,
         Mix { stamps: Stamps::Utc, update_rate: 0.5, tombstone_rate: 0.1, ..Mix::default() },
         Shape { creators: 40, communities: 10, tags: 30, zipf_s: 1.05 },
     );
@@ -234,7 +233,12 @@ async fn an_hourly_sync_during_a_running_backfill_succeeds_and_the_tables_match_
     let items: Vec<Item> =
         (0..n).map(|i| g.next_record(now.add_micros(-span + i * span / n - 60_000_000)).item).collect();
     table.put(&items).await;
-    let (from, to) = (now.day().plus(-2).to_string(), now.day().to_string());
+    (table, now.day().plus(-2).to_string(), now.day().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_hourly_sync_during_a_running_backfill_succeeds_and_the_tables_match_the_sequential_order() {
+    let (table, from, to) = two_day_history(24).await;
     let backfill = [
         "backfill",
         "--table",

@@ -3,11 +3,8 @@
 //! back; the tables come out as a plain load's; an hourly sync beside a bulk load leaves
 //! the tables of the sequential order.
 
-use crate::backfill_jobs::{export_args_with, export_files, records, spawn, wait};
+use crate::backfill_jobs::{export_args_with, export_files, records, spawn, two_day_history, wait};
 use crate::support::*;
-use loadgen::{Generator, Mix, Shape, Stamps};
-use scansync::attr::Item;
-use scansync::time::Timestamp;
 use std::time::{Duration, Instant};
 
 /// The four foreign keys: present and validated?
@@ -84,19 +81,7 @@ async fn a_bulk_load_killed_midway_is_repaired_by_the_next_run_and_ends_with_the
 #[tokio::test(flavor = "multi_thread")]
 async fn an_hourly_sync_during_a_bulk_backfill_leaves_the_keys_off_until_the_end_and_the_tables_of_the_sequential_order(
 ) {
-    let table = Table::new().await;
-    let mut g = Generator::new(
-        25,
-        Mix { stamps: Stamps::Utc, update_rate: 0.5, tombstone_rate: 0.1, ..Mix::default() },
-        Shape { creators: 40, communities: 10, tags: 30, zipf_s: 1.05 },
-    );
-    let now = Timestamp::now();
-    let n = 1500i64;
-    let span = 40 * 3_600_000_000i64;
-    let items: Vec<Item> =
-        (0..n).map(|i| g.next_record(now.add_micros(-span + i * span / n - 60_000_000)).item).collect();
-    table.put(&items).await;
-    let (from, to) = (now.day().plus(-2).to_string(), now.day().to_string());
+    let (table, from, to) = two_day_history(25).await;
     let backfill = |bulk: &'static str| {
         vec![
             "backfill".to_string(),

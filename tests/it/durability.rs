@@ -32,10 +32,7 @@ async fn a_postgres_crash_right_after_the_checkpoint_moved_loses_no_page_it_pass
         .unwrap()
         .get(0);
     drop(admin);
-    let table = Table::new().await;
-    let items: Vec<_> =
-        (0..300).map(|i| record(&format!("p{i}"), &format!("s{i}"), &hours_ago(1.0), "x")).collect();
-    table.put(&items).await;
+    let table = recent_table(300).await;
     let checkpoint = format!("/scansync/{}/checkpoint", table.name);
     // The checkpoint outside PostgreSQL (in SSM), so that no later write in the database
     // flushes the WAL for the run.

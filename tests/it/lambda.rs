@@ -89,10 +89,7 @@ fn metric_lines(stdout: &std::path::Path) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lambda_entry_syncs_once_per_invocation_skips_a_held_lock_and_fails_a_failed_run() {
-    let table = Table::new().await;
-    let items: Vec<_> =
-        (0..50).map(|i| record(&format!("p{i}"), &format!("s{i}"), &hours_ago(1.0), "x")).collect();
-    table.put(&items).await;
+    let table = recent_table(50).await;
     let db = TestDb::new().await;
     let dir = scansync::command::temp_dir("lambda");
     std::fs::create_dir_all(&dir).unwrap();

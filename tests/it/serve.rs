@@ -56,10 +56,7 @@ async fn stop(child: Child, signal: &str) -> Option<i32> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_runs_every_interval_one_at_a_time_and_its_metrics_and_healthz_follow_the_runs() {
-    let table = Table::new().await;
-    let items: Vec<_> =
-        (0..50).map(|i| record(&format!("p{i}"), &format!("s{i}"), &hours_ago(1.0), "x")).collect();
-    table.put(&items).await;
+    let table = recent_table(50).await;
     let db = TestDb::new().await;
     let addr = free_addr();
     let child = serve(&db, &table.name, &["--every", "2s", "--metrics-addr", &addr]);
@@ -157,10 +154,7 @@ async fn healthz_turns_503_when_the_last_success_is_older_than_max_age() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_on_a_cron_expression_starts_runs_at_its_times_and_times_each_page() {
-    let table = Table::new().await;
-    let items: Vec<_> =
-        (0..30).map(|i| record(&format!("p{i}"), &format!("s{i}"), &hours_ago(1.0), "x")).collect();
-    table.put(&items).await;
+    let table = recent_table(30).await;
     let db = TestDb::new().await;
     let addr = free_addr();
     // Six fields, seconds first: at seconds 0, 3, 6, … of each minute.

@@ -98,6 +98,16 @@ fn sdk_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
         .build()
 }
 
+/// A fresh table holding `n` one-version records (posts `p0`…, scans `s0`…) updated an
+/// hour ago: inside the first run's window.
+pub async fn recent_table(n: usize) -> Table {
+    let table = Table::new().await;
+    let items: Vec<_> =
+        (0..n).map(|i| record(&format!("p{i}"), &format!("s{i}"), &hours_ago(1.0), "x")).collect();
+    table.put(&items).await;
+    table
+}
+
 /// A DynamoDB table on dynalite with the date-partition GSI.
 pub struct Table {
     /// The table name.
