@@ -28,6 +28,12 @@ pub fn print(label: &str, o: &Outcome) {
         "  rows changed: creators {}, communities {}, tags {}, content {}, content_tags {}",
         w.creators, w.communities, w.tags, w.content, w.content_tags
     );
+    if w.unchanged > 0 {
+        println!(
+            "  content rows already current: {} (found from keys and versions, not copied)",
+            w.unchanged
+        );
+    }
     let rejects: Vec<String> = s.rejects.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!(
         "  quarantined: {} new ({} rejected{}{})",
@@ -85,6 +91,7 @@ pub fn to_json(o: &Outcome) -> serde_json::Value {
             "content": w.content,
             "content_tags": w.content_tags,
         },
+        "content_unchanged": w.unchanged,
         "quarantined": w.quarantined,
         "rejected": s.rejected(),
         "window": o.plan.as_ref().map(|p| serde_json::json!({

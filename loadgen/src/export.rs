@@ -71,7 +71,7 @@ pub fn write_export(dir: &Path, spec: &ExportSpec) -> std::io::Result<ExportStat
                 r.item.insert("scanId".into(), Attr::S(format!("{}-u", r.scan_id)));
                 r.item.insert(
                     "stats".into(),
-                    Attr::M([("views".to_string(), Attr::N(format!("{}", i * 7 + 1)))].into()),
+                    Attr::M([("views".to_string(), Attr::N(format!("{}", i * 7 + 1)))].into_iter().collect()),
                 );
             }
             line.clear();

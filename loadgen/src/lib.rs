@@ -8,7 +8,6 @@
 
 use scansync_parse::attr::{write_item_dynamodb_json, Attr, Item};
 use scansync_parse::time::Timestamp;
-use std::collections::HashMap;
 
 /// The shares of each kind of record, each in 0..=1.
 #[derive(Debug, Clone, Copy)]
@@ -183,7 +182,7 @@ impl Generator {
             c
         };
         let deleted = update && self.rng.f64() < self.mix.tombstone_rate;
-        let mut item = Item::new();
+        let mut item = Item::default();
         let s = |v: String| Attr::S(v);
         item.insert("scanId".into(), s(scan_id.clone()));
         item.insert("datePartition".into(), s(at.day().to_string()));
@@ -232,7 +231,10 @@ impl Generator {
             let (name, v) = match self.rng.u8(..3) {
                 0 => ("sentiment", Attr::N(format!("0.{}", self.rng.u16(..1000)))),
                 1 => ("language", s(["en", "es", "pt", "ja"][self.rng.usize(..4)].into())),
-                _ => ("moderation", Attr::M([("flagged".to_string(), Attr::Bool(self.rng.bool()))].into())),
+                _ => (
+                    "moderation",
+                    Attr::M([("flagged".to_string(), Attr::Bool(self.rng.bool()))].into_iter().collect()),
+                ),
             };
             item.insert(name.into(), v);
         }
@@ -321,7 +323,8 @@ impl Generator {
                         ("displayName".to_string(), Attr::S(format!("Creator {k}"))),
                         ("followers".to_string(), Attr::N(followers)),
                     ]
-                    .into(),
+                    .into_iter()
+                    .collect(),
                 ),
             );
         } else {
@@ -340,7 +343,8 @@ impl Generator {
                         ("id".to_string(), Attr::S(format!("g{k}"))),
                         ("name".to_string(), Attr::S(format!("Group {k}"))),
                     ]
-                    .into(),
+                    .into_iter()
+                    .collect(),
                 ),
             );
         } else {
@@ -377,7 +381,7 @@ impl Generator {
 
     fn stats(&mut self, item: &mut Item, version: u32) {
         let views = 1000 * (u64::from(version) + 1) + self.rng.u64(..1_000_000);
-        let mut m: Item = HashMap::new();
+        let mut m: Item = Item::default();
         m.insert("views".into(), Attr::N(views.to_string()));
         m.insert(
             "likes".into(),
@@ -421,7 +425,8 @@ impl Generator {
                     ("lang".to_string(), Attr::S("en".into())),
                     ("duration_ms".to_string(), Attr::N(self.rng.u32(..600_000).to_string())),
                 ]
-                .into(),
+                .into_iter()
+                .collect(),
             ),
             _ => Attr::S(json),
         }
@@ -446,10 +451,17 @@ impl Generator {
                 .insert("metadata".into(), Attr::S(serde_json::to_string(&meta).expect("string serialises"))),
             6 => item.insert("metadata".into(), Attr::S(meta.replacen("\"en\"", "\"e\\u0000n\"", 1))),
             7 => item.insert("metadata".into(), Attr::S(meta.replacen("\"en\"", "\"\\ud83d\"", 1))),
-            8 => item.insert("stats".into(), Attr::M([("views".to_string(), Attr::S("n/a".into()))].into())),
+            8 => item.insert(
+                "stats".into(),
+                Attr::M([("views".to_string(), Attr::S("n/a".into()))].into_iter().collect()),
+            ),
             9 => item.insert(
                 "stats".into(),
-                Attr::M([("views".to_string(), Attr::N("123456789012345678901234567890".into()))].into()),
+                Attr::M(
+                    [("views".to_string(), Attr::N("123456789012345678901234567890".into()))]
+                        .into_iter()
+                        .collect(),
+                ),
             ),
             _ => item.insert("postedAt".into(), Attr::S("sometime last week".into())),
         };

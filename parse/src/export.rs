@@ -14,33 +14,18 @@ use crate::{RawRecord, RejectReason};
 /// escapes, invalid UTF-8) and tried again; if it still fails it is quarantined as
 /// `not_json`, and a JSON line that is not a DynamoDB item as `not_a_map`. Either way the
 /// lines after it are read as usual.
-pub fn decode_export_line(mut line: Vec<u8>) -> RawRecord {
-    // simd-json parses in place, destroying the buffer: keep the original for the quarantine.
-    let original = line.clone();
+pub fn decode_export_line(line: Vec<u8>) -> RawRecord {
     // simd-json does not reject a lone surrogate escape: it decodes `\ud83d` to a NUL
     // (measured). Lines holding any surrogate escape take the repairing path instead.
     if !has_surrogate_escape(&line) {
-        if let Ok(v) = simd_json::to_borrowed_value(&mut line) {
-            if let simd_json::BorrowedValue::Object(o) = &v {
-                if o.contains_key("Keys") || o.contains_key("NewImage") {
-                    // An incremental export's change: the general path reads it.
-                    return decode_change(&original);
-                }
-            }
-            let item = match &v {
-                simd_json::BorrowedValue::Object(o) => o.get("Item").unwrap_or(&v),
-                _ => &v,
-            };
-            return match item_from_simd(item) {
-                Some(item) => RawRecord::Item(item),
-                None => RawRecord::Unreadable {
-                    reason: RejectReason::NotAMap,
-                    raw: String::from_utf8_lossy(&original).into_owned(),
-                },
-            };
+        match decode_fast(&line) {
+            Fast::Done(r) => return r,
+            // An incremental export's change: the general path reads it.
+            Fast::Change => return decode_change(&line),
+            Fast::NotJson => {}
         }
     }
-    let text = String::from_utf8_lossy(&original);
+    let text = String::from_utf8_lossy(&line);
     let (fixed, _) = repair_json_text(&text);
     let value: serde_json::Value = match serde_json::from_str(&fixed) {
         Ok(v) => v,
@@ -54,6 +39,49 @@ pub fn decode_export_line(mut line: Vec<u8>) -> RawRecord {
         Some(item) => RawRecord::Item(item),
         None => RawRecord::Unreadable { reason: RejectReason::NotAMap, raw: text.into_owned() },
     }
+}
+
+/// What the fast path made of a line.
+enum Fast {
+    Done(RawRecord),
+    Change,
+    NotJson,
+}
+
+thread_local! {
+    /// Per thread: a copy of the line for simd-json to parse in place (it destroys its
+    /// input, and the line must stay intact for the quarantine), and simd-json's buffers,
+    /// reused from line to line instead of allocated for each.
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, simd_json::Buffers)> =
+        std::cell::RefCell::new((Vec::new(), simd_json::Buffers::new(4096)));
+}
+
+/// Parses a full export's line with simd-json, straight into an [`Item`].
+fn decode_fast(line: &[u8]) -> Fast {
+    SCRATCH.with(|s| {
+        let (scratch, buffers) = &mut *s.borrow_mut();
+        scratch.clear();
+        scratch.extend_from_slice(line);
+        let Ok(v) = simd_json::value::borrowed::to_value_with_buffers(scratch, buffers) else {
+            return Fast::NotJson;
+        };
+        if let simd_json::BorrowedValue::Object(o) = &v {
+            if o.contains_key("Keys") || o.contains_key("NewImage") {
+                return Fast::Change;
+            }
+        }
+        let item = match &v {
+            simd_json::BorrowedValue::Object(o) => o.get("Item").unwrap_or(&v),
+            _ => &v,
+        };
+        Fast::Done(match item_from_simd(item) {
+            Some(item) => RawRecord::Item(item),
+            None => RawRecord::Unreadable {
+                reason: RejectReason::NotAMap,
+                raw: String::from_utf8_lossy(line).into_owned(),
+            },
+        })
+    })
 }
 
 /// Decodes a line of an incremental export (a change): the new image, or for a delete the
@@ -95,7 +123,7 @@ fn decode_change(original: &[u8]) -> RawRecord {
 fn item_from_simd(v: &simd_json::BorrowedValue) -> Option<Item> {
     match v {
         simd_json::BorrowedValue::Object(o) => {
-            let mut item = Item::with_capacity(o.len());
+            let mut item = Item::with_capacity_and_hasher(o.len(), Default::default());
             for (k, v) in o.iter() {
                 item.insert(k.to_string(), attr_from_simd(v)?);
             }

@@ -30,6 +30,17 @@ impl CopyBuf {
         self.rows
     }
 
+    /// Returns how many bytes are encoded so far (after [`CopyBuf::end_row`]: where the
+    /// next row starts).
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Tells whether nothing is encoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     fn sep(&mut self) {
         if !self.first {
             self.buf.push(b'\t');

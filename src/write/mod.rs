@@ -26,6 +26,9 @@ pub struct WriteStats {
     pub content_tags: u64,
     /// Quarantine rows added (a record seen again adds none).
     pub quarantined: u64,
+    /// Content rows of the pages that the store already held in that version or newer:
+    /// found stale from their keys and versions alone, and never copied.
+    pub unchanged: u64,
 }
 
 impl WriteStats {
@@ -37,6 +40,7 @@ impl WriteStats {
         self.content += o.content;
         self.content_tags += o.content_tags;
         self.quarantined += o.quarantined;
+        self.unchanged += o.unchanged;
     }
 }
 

@@ -1,14 +1,17 @@
 //! The PostgreSQL sink: COPY into staging tables, then set-based merges.
 //!
-//! A page is two transactions: a short one that inserts the creators, communities and tags
-//! that do not exist yet (so writers do not queue behind each other on a first load), then
-//! the page's own, which merges content and tag edges and updates creators and communities.
+//! A page is a query and two transactions. The query sends only the content rows' keys and
+//! versions and learns which rows are newer than the store's ([`fresh_content`]): the rest
+//! are never copied, so a re-run that changes a tenth of the rows copies a tenth of them.
+//! Then a short transaction inserts the creators, communities and tags that do not exist
+//! yet (so writers do not queue behind each other on a first load), then the page's own
+//! merges content and tag edges and updates creators and communities.
 //! Why this is fast: each page costs a handful of round trips whatever its size (at most
 //! five COPYs and about a dozen statements over two commits), every row is folded and
 //! encoded on the rayon pool before the transactions open, and stale versions are filtered
 //! before the upserts so a replay writes (almost) nothing.
 
-use super::batch::Batch;
+use super::batch::{Batch, Version};
 use super::copy::CopyBuf;
 use super::sql;
 use super::{PageWriter, Sink, WriteStats};
@@ -18,6 +21,7 @@ use crate::parse::ParsedPage;
 use crate::schema::quoted_schema;
 use bytes::Bytes;
 use futures_util::SinkExt;
+use std::collections::{HashMap, HashSet};
 use tokio_postgres::Client;
 
 /// Writes pages into the canonical tables of one schema.
@@ -45,9 +49,9 @@ impl PgSink {
 /// A page encoded for COPY, plus its quarantine rows.
 #[derive(Debug, Default)]
 pub struct PgPage {
-    creators: Option<Bytes>,
-    communities: Option<Bytes>,
-    content: Option<Bytes>,
+    creators: Option<KeyedRows>,
+    communities: Option<KeyedRows>,
+    content: Option<KeyedRows>,
     tags: Vec<String>,
     q_reason: Vec<String>,
     q_scan: Vec<Option<String>>,
@@ -56,65 +60,193 @@ pub struct PgPage {
     q_origin: Vec<String>,
 }
 
-/// Encodes a folded batch as the three COPY payloads.
-pub fn encode(batch: &Batch) -> (Option<Bytes>, Option<Bytes>, Option<Bytes>) {
-    let mut cr = CopyBuf::new();
+/// Rows of one staging table: their COPY payload, where each row ends in it, and each
+/// row's key and version(s) for the first phase of a page ([`fresh_rows`]).
+#[derive(Debug, Default)]
+pub struct KeyedRows {
+    data: Bytes,
+    ends: Vec<usize>,
+    platform: Vec<String>,
+    external_id: Vec<String>,
+    at: Vec<Option<String>>,
+    scan: Vec<Option<String>>,
+    /// Content only: the tombstone's version (NULL where the row has none).
+    tomb_at: Vec<Option<String>>,
+    tomb_scan: Vec<Option<String>>,
+    /// Creators and communities: each row's version, for the writer's [`Known`] versions.
+    versions: Vec<Version>,
+}
+
+impl KeyedRows {
+    /// How many rows there are.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Tells whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The whole COPY payload.
+    pub fn all(&self) -> Option<Bytes> {
+        (!self.is_empty()).then(|| self.data.clone())
+    }
+
+    /// The COPY payload of the rows at `keep` (ascending indexes), or `None` for none.
+    pub fn select(&self, keep: &[usize]) -> Option<Bytes> {
+        if keep.len() == self.ends.len() {
+            return self.all();
+        }
+        if keep.is_empty() {
+            return None;
+        }
+        let start = |i: usize| if i == 0 { 0 } else { self.ends[i - 1] };
+        let mut out = Vec::with_capacity(keep.iter().map(|&i| self.ends[i] - start(i)).sum());
+        for &i in keep {
+            out.extend_from_slice(&self.data[start(i)..self.ends[i]]);
+        }
+        Some(Bytes::from(out))
+    }
+}
+
+/// Builds [`KeyedRows`]: [`Keyed::key`], then the row's fields on [`Keyed::buf`], then
+/// [`Keyed::end_row`].
+struct Keyed {
+    buf: CopyBuf,
+    rows: KeyedRows,
+}
+
+impl Keyed {
+    fn with_capacity(n: usize) -> Self {
+        let rows = KeyedRows {
+            data: Bytes::new(),
+            ends: Vec::with_capacity(n),
+            platform: Vec::with_capacity(n),
+            external_id: Vec::with_capacity(n),
+            at: Vec::with_capacity(n),
+            scan: Vec::with_capacity(n),
+            tomb_at: Vec::with_capacity(n),
+            tomb_scan: Vec::with_capacity(n),
+            versions: Vec::new(),
+        };
+        Self { buf: CopyBuf::new(), rows }
+    }
+
+    fn key(
+        &mut self,
+        platform: &str,
+        external_id: &str,
+        live: Option<(String, &str)>,
+        tomb: Option<(String, &str)>,
+    ) {
+        let r = &mut self.rows;
+        r.platform.push(platform.to_owned());
+        r.external_id.push(external_id.to_owned());
+        let (at, scan) = live.map(|(a, s)| (a, s.to_owned())).unzip();
+        r.at.push(at);
+        r.scan.push(scan);
+        let (at, scan) = tomb.map(|(a, s)| (a, s.to_owned())).unzip();
+        r.tomb_at.push(at);
+        r.tomb_scan.push(scan);
+    }
+
+    fn end_row(&mut self) {
+        self.buf.end_row();
+        self.rows.ends.push(self.buf.len());
+    }
+
+    fn finish(self) -> Option<KeyedRows> {
+        (!self.rows.is_empty()).then(|| KeyedRows { data: Bytes::from(self.buf.into_bytes()), ..self.rows })
+    }
+}
+
+/// A folded batch encoded for COPY.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// The creators' rows.
+    pub creators: Option<KeyedRows>,
+    /// The communities' rows.
+    pub communities: Option<KeyedRows>,
+    /// The content rows.
+    pub content: Option<KeyedRows>,
+}
+
+/// Encodes a folded batch as the three COPY payloads, with their keys and versions.
+pub fn encode(batch: &Batch) -> Encoded {
+    let mut cr = Keyed::with_capacity(batch.creators.len());
     for ((platform, ext), v, c) in &batch.creators {
-        cr.text(platform);
-        cr.text(ext);
-        cr.opt(c.handle.as_deref());
-        cr.opt(c.display_name.as_deref());
-        cr.opt(c.followers.as_deref());
-        cr.text(&v.at.to_pg());
-        cr.text(&v.scan_id);
-        cr.bool(c.deleted);
+        let at = v.at.to_pg();
+        cr.key(platform, ext, Some((at.clone(), &v.scan_id)), None);
+        cr.rows.versions.push(v.clone());
+        let b = &mut cr.buf;
+        b.text(platform);
+        b.text(ext);
+        b.opt(c.handle.as_deref());
+        b.opt(c.display_name.as_deref());
+        b.opt(c.followers.as_deref());
+        b.text(&at);
+        b.text(&v.scan_id);
+        b.bool(c.deleted);
         cr.end_row();
     }
-    let mut cm = CopyBuf::new();
+    let mut cm = Keyed::with_capacity(batch.communities.len());
     for ((platform, ext), v, c) in &batch.communities {
-        cm.text(platform);
-        cm.text(ext);
-        cm.opt(c.name.as_deref());
-        cm.text(&v.at.to_pg());
-        cm.text(&v.scan_id);
+        let at = v.at.to_pg();
+        cm.key(platform, ext, Some((at.clone(), &v.scan_id)), None);
+        cm.rows.versions.push(v.clone());
+        let b = &mut cm.buf;
+        b.text(platform);
+        b.text(ext);
+        b.opt(c.name.as_deref());
+        b.text(&at);
+        b.text(&v.scan_id);
         cm.end_row();
     }
-    let mut ct = CopyBuf::new();
+    let mut ct = Keyed::with_capacity(batch.content.len());
     for ((platform, ext), f) in &batch.content {
-        ct.text(platform);
-        ct.text(ext);
+        let live_at = f.live.as_ref().map(|r| r.updated_at.to_pg());
+        let tomb_at = f.tomb.as_ref().map(|v| v.at.to_pg());
+        ct.key(
+            platform,
+            ext,
+            f.live.as_ref().map(|r| (live_at.clone().unwrap_or_default(), r.scan_id.as_str())),
+            f.tomb.as_ref().map(|v| (tomb_at.clone().unwrap_or_default(), v.scan_id.as_str())),
+        );
+        let b = &mut ct.buf;
+        b.text(platform);
+        b.text(ext);
         match &f.live {
             Some(r) => {
-                ct.text(&r.updated_at.to_pg());
-                ct.text(&r.scan_id);
-                ct.opt(r.url.as_deref());
-                ct.opt(r.caption.as_deref());
-                ct.opt(r.creator.as_ref().map(|c| c.external_id.as_str()));
-                ct.opt(r.community.as_ref().map(|c| c.external_id.as_str()));
+                b.opt(live_at.as_deref());
+                b.text(&r.scan_id);
+                b.opt(r.url.as_deref());
+                b.opt(r.caption.as_deref());
+                b.opt(r.creator.as_ref().map(|c| c.external_id.as_str()));
+                b.opt(r.community.as_ref().map(|c| c.external_id.as_str()));
                 for s in &r.stats {
-                    ct.opt(s.as_deref());
+                    b.opt(s.as_deref());
                 }
-                ct.opt(r.posted_at.map(|t| t.to_pg()).as_deref());
-                ct.opt(r.metadata.as_deref());
-                ct.opt(r.extra.as_deref());
-                ct.text_array(&r.tags);
+                b.opt(r.posted_at.map(|t| t.to_pg()).as_deref());
+                b.opt(r.metadata.as_deref());
+                b.opt(r.extra.as_deref());
+                b.text_array(&r.tags);
             }
-            None => (0..14).for_each(|_| ct.null()),
+            None => (0..14).for_each(|_| b.null()),
         }
         match &f.tomb {
             Some(v) => {
-                ct.text(&v.at.to_pg());
-                ct.text(&v.scan_id);
+                b.opt(tomb_at.as_deref());
+                b.text(&v.scan_id);
             }
             None => {
-                ct.null();
-                ct.null();
+                b.null();
+                b.null();
             }
         }
         ct.end_row();
     }
-    let bytes = |b: CopyBuf| (b.rows() > 0).then(|| Bytes::from(b.into_bytes()));
-    (bytes(cr), bytes(cm), bytes(ct))
+    Encoded { creators: cr.finish(), communities: cm.finish(), content: ct.finish() }
 }
 
 impl Sink for PgSink {
@@ -123,7 +255,7 @@ impl Sink for PgSink {
 
     fn prepare(&self, page: &ParsedPage) -> PgPage {
         let batch = Batch::fold(&page.records);
-        let (creators, communities, content) = encode(&batch);
+        let Encoded { creators, communities, content } = encode(&batch);
         let mut p = PgPage { creators, communities, content, tags: batch.tags, ..PgPage::default() };
         for r in &page.rejects {
             p.q_reason.push(r.reason.code().to_owned());
@@ -137,7 +269,7 @@ impl Sink for PgSink {
     }
 
     async fn writer(&self) -> Result<PgWriter> {
-        let mut w = PgWriter { sink: self.clone(), client: None };
+        let mut w = PgWriter { sink: self.clone(), client: None, known: Known::default() };
         w.ensure_connected().await?;
         Ok(w)
     }
@@ -175,6 +307,59 @@ impl Sink for PgSink {
 pub struct PgWriter {
     sink: PgSink,
     client: Option<Client>,
+    known: Known,
+}
+
+/// What this writer knows the store holds, learned from its own committed pages: per
+/// creator and community key a version the store holds or has passed, and tags that
+/// exist. Such rows are stale without asking ([`fresh_rows`] does not even send them): the
+/// top creators of a skewed load are in every page, and were probed on every page.
+///
+/// It holds only while the store keeps what it committed, and a PostgreSQL crash can lose
+/// the last pages committed with `synchronous_commit = off`. Such a crash breaks the
+/// connection, and a new connection starts with nothing known ([`PgWriter::ensure_connected`]);
+/// so does a writer whose knowledge grew past [`Known::MAX`] entries (memory stays flat).
+#[derive(Debug, Default)]
+struct Known {
+    creators: HashMap<(String, String), Version>,
+    communities: HashMap<(String, String), Version>,
+    tags: HashSet<String>,
+}
+
+impl Known {
+    /// Entries kept at most (about 100 bytes each).
+    const MAX: usize = 200_000;
+
+    /// Tells whether row `i` of `rows` is known to be stale in `map`.
+    fn stale(map: &HashMap<(String, String), Version>, rows: &KeyedRows, i: usize) -> bool {
+        // Looked up by a borrowed pair would need a key type of its own; the lookup clones
+        // two short strings, far cheaper than the probe it saves.
+        map.get(&(rows.platform[i].clone(), rows.external_id[i].clone()))
+            .is_some_and(|v| *v >= rows.versions[i])
+    }
+
+    /// Learns a committed page: the store now holds each row's version or a newer one.
+    fn learn(&mut self, page: &PgPage) {
+        if self.creators.len() + self.communities.len() + self.tags.len() > Self::MAX {
+            *self = Known::default();
+        }
+        for (map, rows) in [(&mut self.creators, &page.creators), (&mut self.communities, &page.communities)]
+        {
+            let Some(rows) = rows else { continue };
+            for i in 0..rows.len() {
+                let key = (rows.platform[i].clone(), rows.external_id[i].clone());
+                let v = &rows.versions[i];
+                match map.get_mut(&key) {
+                    Some(known) if *known >= *v => {}
+                    Some(known) => *known = v.clone(),
+                    None => {
+                        map.insert(key, v.clone());
+                    }
+                }
+            }
+        }
+        self.tags.extend(page.tags.iter().cloned());
+    }
 }
 
 impl PgWriter {
@@ -183,15 +368,22 @@ impl PgWriter {
             let client = db::connect(&self.sink.url).await?;
             let schema = quoted_schema(&self.sink.schema)?;
             // random_page_cost: autovacuum never analyzes TEMP staging tables, and with the
-            // default of 4 the planner hash-joins whole tables on every page.
+            // default of 4 the planner hash-joins whole tables on every page. No parallel
+            // workers: a page's statements are index probes of a few thousand rows, and
+            // launching workers costs more than they save while the other writers keep the
+            // cores busy (measured: the first phase of a page 36 ms with two workers, 20 ms
+            // without).
             client
                 .batch_execute(&format!(
-                    "set search_path = {schema}; set random_page_cost = 1.1; set synchronous_commit = {}; {}",
+                    "set search_path = {schema}; set random_page_cost = 1.1; \
+                     set max_parallel_workers_per_gather = 0; set synchronous_commit = {}; {}",
                     if self.sink.run_id.is_some() { "off" } else { "on" },
                     sql::CREATE_STAGING
                 ))
                 .await?;
             self.client = Some(client);
+            // What the store held may not have survived whatever broke the last connection.
+            self.known = Known::default();
         }
         Ok(self.client.as_mut().expect("connected above"))
     }
@@ -211,28 +403,113 @@ impl PageWriter for PgWriter {
     type Prepared = PgPage;
 
     /// The steps of a page, in the one order they run (see the module doc):
-    /// [`insert_new_entities`] in a short transaction, then in the page's transaction
-    /// [`copy_staging`], [`merge_content`], [`update_entities`], [`quarantine`], commit.
+    /// [`fresh_rows`], [`insert_new_entities`] in a short transaction, then in the page's
+    /// transaction [`copy_staging`], [`merge_content`], [`update_entities`], [`quarantine`],
+    /// commit.
     async fn write(&mut self, page: &PgPage) -> Result<WriteStats> {
         let run_id = self.sink.run_id;
-        let client = self.ensure_connected().await?;
+        self.ensure_connected().await?;
+        let client = self.client.as_mut().expect("connected above");
         let mut stats = WriteStats::default();
         let mut t = Timings::start();
-        insert_new_entities(client, page, &mut stats).await?;
+        let fresh = fresh_rows(client, page, &self.known, &mut stats).await?;
+        t.lap("fresh");
+        insert_new_entities(client, &fresh, &mut stats).await?;
         t.lap("entities");
         let tx = client.transaction().await?;
-        copy_staging(&tx, page).await?;
+        copy_staging(&tx, &fresh).await?;
         t.lap("copy");
-        merge_content(&tx, page, &mut stats).await?;
+        merge_content(&tx, &fresh, &mut stats).await?;
         t.lap("content");
-        update_entities(&tx, page, &mut stats).await?;
+        update_entities(&tx, &fresh, &mut stats).await?;
         t.lap("updates");
         quarantine(&tx, page, run_id, &mut stats).await?;
         tx.commit().await?;
         t.lap("commit");
         t.log();
+        self.known.learn(page);
         Ok(stats)
     }
+}
+
+/// What of a page may change the store: COPY payloads of the rows newer than the store's
+/// (or not in it), and the tags it lacks.
+#[derive(Debug, Default)]
+struct Fresh {
+    creators: Option<Bytes>,
+    communities: Option<Bytes>,
+    content: Option<Bytes>,
+    tags: Vec<String>,
+}
+
+/// The first phase of a page: which of its rows may change the store. Only keys and
+/// versions travel (as arrays, in one round trip), and only the rows it returns are copied
+/// and merged: a re-run that changes a tenth of the rows copies a tenth of them, and a
+/// page whose creators, communities and tags all exist skips their transaction.
+///
+/// It runs outside the page's transactions, and that is safe because staleness is stable:
+/// a row is dropped only if the store already holds a version at least as new (for
+/// content: a live version at least as new as the row's, and a tombstone at least as new
+/// as its tombstone or a live version newer than it), and the merges only ever move
+/// versions forward; a tag, once in the dictionary, stays. A row found stale stays stale
+/// whatever commits meanwhile; a row kept is checked again by the merges as before.
+async fn fresh_rows(client: &Client, page: &PgPage, known: &Known, stats: &mut WriteStats) -> Result<Fresh> {
+    let none = KeyedRows::default();
+    let [cr, cm, ct] =
+        [&page.creators, &page.communities, &page.content].map(|r| r.as_ref().unwrap_or(&none));
+    // The rows to ask about: every content row; creators, communities and tags not known.
+    let ask_cr: Vec<usize> = (0..cr.len()).filter(|&i| !Known::stale(&known.creators, cr, i)).collect();
+    let ask_cm: Vec<usize> = (0..cm.len()).filter(|&i| !Known::stale(&known.communities, cm, i)).collect();
+    let ask_tags: Vec<usize> =
+        (0..page.tags.len()).filter(|&i| !known.tags.contains(&page.tags[i])).collect();
+    if ct.is_empty() && ask_cr.is_empty() && ask_cm.is_empty() && ask_tags.is_empty() {
+        return Ok(Fresh::default());
+    }
+    let pick = |v: &[String], at: &[usize]| -> Vec<String> { at.iter().map(|&i| v[i].clone()).collect() };
+    let pick_opt = |v: &[Option<String>], at: &[usize]| -> Vec<Option<String>> {
+        at.iter().map(|&i| v[i].clone()).collect()
+    };
+    let found = client
+        .query(
+            sql::FRESH_ROWS,
+            &[
+                &ct.platform,
+                &ct.external_id,
+                &ct.at,
+                &ct.scan,
+                &ct.tomb_at,
+                &ct.tomb_scan,
+                &pick(&cr.platform, &ask_cr),
+                &pick(&cr.external_id, &ask_cr),
+                &pick_opt(&cr.at, &ask_cr),
+                &pick_opt(&cr.scan, &ask_cr),
+                &pick(&cm.platform, &ask_cm),
+                &pick(&cm.external_id, &ask_cm),
+                &pick_opt(&cm.at, &ask_cm),
+                &pick_opt(&cm.scan, &ask_cm),
+                &pick(&page.tags, &ask_tags),
+            ],
+        )
+        .await?;
+    // Indexes into what was asked, mapped back to the page's rows.
+    let mut keep: [Vec<usize>; 4] = Default::default();
+    for row in &found {
+        let (table, i) = (row.get::<_, i32>(0) as usize, row.get::<_, i64>(1) as usize);
+        keep[table].push(match table {
+            1 => ask_cr[i],
+            2 => ask_cm[i],
+            3 => ask_tags[i],
+            _ => i,
+        });
+    }
+    keep.iter_mut().for_each(|k| k.sort_unstable());
+    stats.unchanged = (ct.len() - keep[0].len()) as u64;
+    Ok(Fresh {
+        content: ct.select(&keep[0]),
+        creators: cr.select(&keep[1]),
+        communities: cm.select(&keep[2]),
+        tags: keep[3].iter().map(|&i| page.tags[i].clone()).collect(),
+    })
 }
 
 /// Creators and communities that do not exist yet, and new tags, in a short transaction of
@@ -242,7 +519,7 @@ impl PageWriter for PgWriter {
 /// ms of a page with three writers). This is safe under the merge rules: the rows carry the
 /// newest version the page has, newest-wins keeps them monotonic, and if the page then
 /// fails they are facts a retry writes again while the checkpoint does not move.
-async fn insert_new_entities(client: &mut Client, page: &PgPage, stats: &mut WriteStats) -> Result<()> {
+async fn insert_new_entities(client: &mut Client, page: &Fresh, stats: &mut WriteStats) -> Result<()> {
     if page.creators.is_none() && page.communities.is_none() && page.tags.is_empty() {
         return Ok(());
     }
@@ -262,8 +539,8 @@ async fn insert_new_entities(client: &mut Client, page: &PgPage, stats: &mut Wri
     Ok(())
 }
 
-/// COPYs the page into the staging tables (emptied at commit).
-async fn copy_staging(tx: &tokio_postgres::Transaction<'_>, page: &PgPage) -> Result<()> {
+/// COPYs what [`fresh_rows`] kept into the staging tables (emptied at commit).
+async fn copy_staging(tx: &tokio_postgres::Transaction<'_>, page: &Fresh) -> Result<()> {
     copy_in(tx, sql::COPY_CREATORS, &page.creators).await?;
     copy_in(tx, sql::COPY_COMMUNITIES, &page.communities).await?;
     copy_in(tx, sql::COPY_CONTENT, &page.content).await
@@ -272,7 +549,7 @@ async fn copy_staging(tx: &tokio_postgres::Transaction<'_>, page: &PgPage) -> Re
 /// Live values, then the tag edges of the rows that changed, then tombstones.
 async fn merge_content(
     tx: &tokio_postgres::Transaction<'_>,
-    page: &PgPage,
+    page: &Fresh,
     stats: &mut WriteStats,
 ) -> Result<()> {
     if page.content.is_none() {
@@ -294,7 +571,7 @@ async fn merge_content(
 /// row locks on hot creators and communities are held only until the commit.
 async fn update_entities(
     tx: &tokio_postgres::Transaction<'_>,
-    page: &PgPage,
+    page: &Fresh,
     stats: &mut WriteStats,
 ) -> Result<()> {
     if page.creators.is_some() {

@@ -43,6 +43,48 @@ pub const COPY_COMMUNITIES: &str =
 /// COPY into the content staging table.
 pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, source_updated_at, source_scan_id, url, caption, creator_external_id, community_external_id, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, tags, deleted_at, deleted_scan_id) from stdin";
 
+/// The rows of a page that may change the store, as (table, 0-based index) pairs: table 0
+/// is content ($1 platform, $2 external id, $3/$4 live version, $5/$6 tombstone version;
+/// text, NULL where the row has none), 1 creators ($7–$10: platform, external id,
+/// version), 2 communities ($11–$14), 3 tags ($15: names). Each part is the complement of
+/// the filters of the statements below that write the table: a row is left out only if
+/// they would take nothing from it (for content [`MERGE_CONTENT_LIVE`] and
+/// [`MERGE_CONTENT_TOMBSTONES`]; for creators and communities the inserts of new keys and
+/// the updates to newer versions; for tags [`MERGE_TAGS`]). Scan ids compare byte-wise, as
+/// everywhere.
+pub const FRESH_ROWS: &str = r#"
+select 0, s.ord - 1
+from unnest($1::text[], $2::text[], $3::text[]::timestamptz[], $4::text[],
+            $5::text[]::timestamptz[], $6::text[])
+     with ordinality as s(platform, external_id, live_at, live_scan, tomb_at, tomb_scan, ord)
+left join content e on e.platform = s.platform and e.external_id = s.external_id
+where e.id is null
+   or (s.live_at is not null
+       and (e.source_updated_at is null
+            or (e.source_updated_at, e.source_scan_id) < (s.live_at, s.live_scan collate "C")))
+   or (s.tomb_at is not null
+       and (s.tomb_at, s.tomb_scan collate "C")
+           > (coalesce(e.source_updated_at, '-infinity'), coalesce(e.source_scan_id, ''))
+       and (e.deleted_at is null
+            or (s.tomb_at, s.tomb_scan collate "C") > (e.deleted_at, e.deleted_scan_id)))
+union all
+select 1, s.ord - 1
+from unnest($7::text[], $8::text[], $9::text[]::timestamptz[], $10::text[])
+     with ordinality as s(platform, external_id, at, scan, ord)
+left join creators e on e.platform = s.platform and e.external_id = s.external_id
+where e.platform is null or (e.source_updated_at, e.source_scan_id) < (s.at, s.scan collate "C")
+union all
+select 2, s.ord - 1
+from unnest($11::text[], $12::text[], $13::text[]::timestamptz[], $14::text[])
+     with ordinality as s(platform, external_id, at, scan, ord)
+left join communities e on e.platform = s.platform and e.external_id = s.external_id
+where e.platform is null or (e.source_updated_at, e.source_scan_id) < (s.at, s.scan collate "C")
+union all
+select 3, n.ord - 1
+from unnest($15::text[]) with ordinality as n(name, ord)
+where not exists (select 1 from tags t where t.name = n.name)
+"#;
+
 /// New creators are inserted first, so content can reference them. `DO NOTHING` takes no
 /// lock on rows that already exist: the hot rows of a skewed load (the top creators are in
 /// every page) are only locked by [`UPDATE_CREATORS`], at the end of the transaction.

@@ -138,7 +138,8 @@ async fn creator_deleted_at_follows_only_the_creators_own_flag_and_communities_t
             "community".into(),
             Attr::M(
                 [("id".to_string(), Attr::S("g1".into())), ("name".to_string(), Attr::S(community.into()))]
-                    .into(),
+                    .into_iter()
+                    .collect(),
             ),
         );
         it

@@ -15,7 +15,8 @@ fn version(content: &str, scan: &str, at: &str, caption: &str, tags: &[&str], ha
                 ("id".to_string(), Attr::S(if handle == "h0" { "c0" } else { "c1" }.into())),
                 ("handle".to_string(), Attr::S(handle.into())),
             ]
-            .into(),
+            .into_iter()
+            .collect(),
         ),
     );
     it
@@ -169,6 +170,68 @@ async fn older_versions_arriving_in_a_later_run_change_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(second, 2, "the late run changed exactly the two rows that lacked live values");
+}
+
+#[tokio::test]
+async fn a_rerun_copies_only_the_rows_newer_than_the_store() {
+    let db = TestDb::new().await;
+    let posts = ["p1", "p2", "p3", "p4", "p5"];
+    let first: Vec<String> = posts
+        .iter()
+        .map(|p| export_line(&version(p, &format!("{p}-a"), "2026-01-10T10:00:00Z", "first", &["t"], "h0")))
+        .collect();
+    let mut second = first.clone();
+    // p2 changes; p4 gets a tombstone; p5 arrives in an older version (stale).
+    second[1] = export_line(&version("p2", "p2-b", "2026-01-11T10:00:00Z", "second", &["u"], "h0"));
+    second[3] = export_line(&tomb("p4", "p4-b", "2026-01-11T10:00:00Z"));
+    second[4] = export_line(&version("p5", "p5-0", "2026-01-09T10:00:00Z", "older", &[], "h0"));
+    let run = |files: Vec<String>| {
+        let db = &db;
+        async move {
+            let dir = write_export(&[files]);
+            let out = scansync(
+                db,
+                &["backfill", "--from", "2026-01-09", "--to", "2026-01-13", "--source", "export"]
+                    .into_iter()
+                    .chain(["--export-dir", dir.to_str().unwrap(), "--page-size", "100", "--writers", "1"])
+                    .collect::<Vec<_>>(),
+            )
+            .await;
+            std::fs::remove_dir_all(&dir).unwrap();
+            assert_exit(&out, 0);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let current = |stdout: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("content rows already current: "))
+            .map(|rest| rest.split(' ').next().unwrap().parse::<u64>().unwrap())
+            .unwrap_or(0)
+    };
+    let out = run(first.clone()).await;
+    assert_eq!(current(&out), 0, "a first load finds nothing current:\n{out}");
+    let out = run(second).await;
+    assert_eq!(current(&out), 3, "p1, p3 and p5 are already current, p2 and p4 are copied:\n{out}");
+    let c = db.client().await;
+    let rows = column(
+        &c,
+        "select external_id || ' ' || caption || ' ' || (deleted_at is not null)::text from scansync.content order by 1",
+    )
+    .await;
+    assert_eq!(
+        rows,
+        ["p1 first false", "p2 second false", "p3 first false", "p4 first true", "p5 first false"]
+    );
+    let tags = column(
+        &c,
+        "select c.external_id || ' ' || t.name from scansync.content_tags ct
+         join scansync.content c on c.id = ct.content_id join scansync.tags t on t.id = ct.tag_id order by 1",
+    )
+    .await;
+    assert_eq!(tags, ["p1 t", "p2 u", "p3 t", "p4 t", "p5 t"], "the copied row's tag edges follow it");
+    let out = run(first).await;
+    assert_eq!(current(&out), 5, "the same records again: nothing is copied:\n{out}");
 }
 
 #[tokio::test]

@@ -32,12 +32,17 @@ fn three_day_history() -> Vec<Item> {
                         ("handle".to_string(), Attr::S(format!("h{}v{v}", p % 7))),
                         ("followers".to_string(), Attr::N(format!("1844674407370955161{v}"))),
                     ]
-                    .into(),
+                    .into_iter()
+                    .collect(),
                 ),
             );
             it.insert(
                 "stats".into(),
-                Attr::M([("views".to_string(), Attr::N(format!("1234567890123456789012{v}")))].into()),
+                Attr::M(
+                    [("views".to_string(), Attr::N(format!("1234567890123456789012{v}")))]
+                        .into_iter()
+                        .collect(),
+                ),
             );
             it.insert("tags".into(), Attr::Ss(vec![format!("#T{v}"), "#Common".into()]));
             items.push(it);
