@@ -345,8 +345,8 @@ struct Known {
 }
 
 impl Known {
-    /// Entries kept at most (about 100 bytes each).
-    const MAX: usize = 200_000;
+    /// Entries kept at most: about 150 bytes each, so at most ~15 MB per writer.
+    const MAX: usize = 100_000;
 
     /// Tells whether row `i` of `rows` is known to be stale in `map`.
     fn stale(map: &HashMap<(String, String), Version>, rows: &KeyedRows, i: usize) -> bool {
