@@ -661,3 +661,73 @@ impl Timings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::Timestamp;
+
+    fn version(at: i64, scan: &str) -> Version {
+        Version { at: Timestamp(at), scan_id: scan.to_owned() }
+    }
+
+    /// A page with one creator per (id, version), and the given tags.
+    fn page(creators: &[(&str, Version)], tags: &[&str]) -> PgPage {
+        let mut k = Keyed::with_capacity(creators.len());
+        for (id, v) in creators {
+            k.key("x", id, Some((v.at.to_pg(), &v.scan_id)), None);
+            k.rows.versions.push(v.clone());
+            k.buf.text(id);
+            k.end_row();
+        }
+        PgPage {
+            creators: k.finish(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..PgPage::default()
+        }
+    }
+
+    #[test]
+    fn a_known_version_covers_itself_and_older_ones_never_newer() {
+        let mut known = Known::default();
+        known.learn(&page(&[("c1", version(10, "b"))], &["t"]));
+        let later =
+            page(&[("c1", version(10, "a")), ("c1", version(10, "b")), ("c1", version(10, "c"))], &[]);
+        let rows = later.creators.as_ref().unwrap();
+        let stale: Vec<bool> = (0..3).map(|i| Known::stale(&known.creators, rows, i)).collect();
+        assert_eq!(stale, [true, true, false], "older and equal are stale; a newer scan id is asked about");
+        let other = page(&[("c2", version(1, "a"))], &[]);
+        assert!(
+            !Known::stale(&known.creators, other.creators.as_ref().unwrap(), 0),
+            "unknown keys are asked about"
+        );
+        assert!(known.tags.contains("t"));
+    }
+
+    #[test]
+    fn learning_an_older_version_keeps_the_newer_one() {
+        let mut known = Known::default();
+        known.learn(&page(&[("c1", version(20, "a"))], &[]));
+        known.learn(&page(&[("c1", version(10, "z"))], &[]));
+        assert_eq!(known.creators[&("x".to_string(), "c1".to_string())], version(20, "a"));
+    }
+
+    #[test]
+    fn knowledge_past_the_cap_is_forgotten() {
+        let mut known = Known::default();
+        let names: Vec<String> = (0..=Known::MAX).map(|i| format!("t{i}")).collect();
+        known.learn(&page(&[], &names.iter().map(String::as_str).collect::<Vec<_>>()));
+        assert_eq!(known.tags.len(), Known::MAX + 1);
+        known.learn(&page(&[("c1", version(1, "a"))], &[]));
+        assert_eq!((known.tags.len(), known.creators.len()), (0, 1), "cleared before learning the next page");
+    }
+
+    #[test]
+    fn selected_rows_are_the_kept_rows_bytes_in_order() {
+        let p = page(&[("a", version(1, "s")), ("bb", version(1, "s")), ("ccc", version(1, "s"))], &[]);
+        let rows = p.creators.as_ref().unwrap();
+        assert_eq!(rows.select(&[0, 2]).as_deref(), Some(&b"a\nccc\n"[..]));
+        assert_eq!(rows.select(&[]), None);
+        assert_eq!(rows.select(&[0, 1, 2]).as_deref(), Some(&b"a\nbb\nccc\n"[..]));
+    }
+}
