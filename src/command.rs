@@ -93,20 +93,22 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     let started = Timestamp::now();
     // Lock first: a second run must do no work at all, not even a migration.
     let lock = lock::acquire(req.url, req.schema).await?;
-    let mut admin = db::connect(req.url).await?;
-    schema::migrate(&mut admin, req.schema).await?;
-    // A bulk load killed midway left its foreign keys off: put them back (unless one runs).
-    // A key that does not validate is a defect to report, not a reason to stop syncing.
-    if let Err(e) = crate::bulk::repair(&admin, req.schema).await {
-        tracing::error!(error = %e, "the foreign keys could not be restored");
-    }
-    let admin = Arc::new(admin);
-    // We hold the lock, so a row still `running` is a dead process's run.
-    let abandoned = ledger::abandon_stale(&admin, req.schema, true).await?;
-    if abandoned > 0 {
-        tracing::warn!(runs = abandoned, "marked runs whose process ended without finishing as abandoned");
-    }
-    let run_id = ledger::start(&admin, req.schema, req.kind, started).await?;
+    // The server answered: from here a lost connection (a reset, a restart) is retried
+    // within the run's budget, as a page's would be, so that the run gets its ledger row.
+    // (A server that cannot be reached at all still fails the run at once, above.)
+    let mut budget = RetryBudget::new(req.tuning.retry_budget);
+    let (admin, run_id) = loop {
+        match begin(req.url, req.schema, req.kind, started).await {
+            Ok(begun) => break begun,
+            Err(e) => match budget.next(&e) {
+                Some(wait) => {
+                    tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "starting the run failed, retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(budget.give_up(e)),
+            },
+        }
+    };
     let sink = Arc::new(PgSink::new(req.url, req.schema, Some(run_id))?);
     let (scope, schema, mut tuning) = (&req.scope, req.schema, req.tuning);
     tuning.lock = Some(lock.watch());
@@ -114,6 +116,33 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     let mut outcome = dispatch(Arc::new(req.source), sink, scope, &admin, schema, started, tuning).await;
     record(req.url, admin, schema, run_id, &mut outcome, retry_budget).await?;
     Ok(outcome)
+}
+
+/// A run's start on its own connection: migrations, the repair of a killed bulk load's
+/// foreign keys, stale ledger rows, then the run's ledger row. Every step may run again
+/// (migrations and the repair are idempotent; a row left `running` by an attempt that lost
+/// its connection is marked abandoned by the next).
+async fn begin(
+    url: &str,
+    schema: &str,
+    kind: RunKind,
+    started: Timestamp,
+) -> Result<(Arc<tokio_postgres::Client>, i64)> {
+    let mut admin = db::connect(url).await?;
+    schema::migrate(&mut admin, schema).await?;
+    // A bulk load killed midway left its foreign keys off: put them back (unless one runs).
+    // A key that does not validate is a defect to report, not a reason to stop syncing.
+    if let Err(e) = crate::bulk::repair(&admin, schema).await {
+        tracing::error!(error = %e, "the foreign keys could not be restored");
+    }
+    let admin = Arc::new(admin);
+    // We hold the lock, so a row still `running` is a dead process's run.
+    let abandoned = ledger::abandon_stale(&admin, schema, true).await?;
+    if abandoned > 0 {
+        tracing::warn!(runs = abandoned, "marked runs whose process ended without finishing as abandoned");
+    }
+    let run_id = ledger::start(&admin, schema, kind, started).await?;
+    Ok((admin, run_id))
 }
 
 /// Completes a run's ledger row with its outcome (and its drift), on a fresh connection if

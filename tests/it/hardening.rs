@@ -377,3 +377,51 @@ async fn a_run_that_loses_its_lock_to_a_restart_stops_before_the_checkpoint_and_
     assert_eq!(n, 30_000);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A TCP proxy in front of the test PostgreSQL that closes its `drop`-th connection (0-based)
+/// as soon as it is accepted and forwards every other one.
+async fn dropping_proxy(drop: usize) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = std::env::var("SCANSYNC_TEST_DATABASE_URL").unwrap();
+    let upstream = url.split('@').nth(1).unwrap().split('/').next().unwrap().to_string();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let Ok((mut down, _)) = listener.accept().await else { return };
+            if n == drop {
+                continue; // dropped: closed before the startup packet is answered
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_connection_lost_while_a_run_starts_is_retried_and_the_run_recorded() {
+    let db = TestDb::new().await;
+    let dir = write_export(&[lines(20)]);
+    // Connection 0 takes the run lock, connection 1 is the run's own (migrations, ledger).
+    let port = dropping_proxy(1).await;
+    let (head, tail) = db.url.split_once('@').unwrap();
+    let path = tail.split_once('/').unwrap().1;
+    let url = format!("{head}@127.0.0.1:{port}/{path}");
+    let owned = export_args(&dir);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let out = scansync_url(&url, &args, &[]).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_exit(&out, 0);
+    let t = text(&out);
+    assert!(t.contains("retrying"), "the lost connection is reported as retried:\n{t}");
+    assert_eq!(count(&db, "select count(*) from scansync.content").await, 20);
+    assert_eq!(
+        count(&db, "select count(*) from scansync.sync_runs where status = 'succeeded'").await,
+        1,
+        "the run is in the ledger"
+    );
+}
