@@ -1,8 +1,8 @@
 //! The PostgreSQL sink: COPY into staging tables, then set-based merges.
 //!
-//! A page is a query and two transactions. The query sends only the content rows' keys and
-//! versions and learns which rows are newer than the store's ([`fresh_content`]): the rest
-//! are never copied, so a re-run that changes a tenth of the rows copies a tenth of them.
+//! A page is a query and two transactions. The query sends only the rows' keys and versions
+//! and learns which rows are newer than the store's ([`fresh_rows`]): the rest are never
+//! copied, so a re-run that changes a tenth of the rows copies a tenth of them.
 //! Then a short transaction inserts the creators, communities and tags that do not exist
 //! yet (so writers do not queue behind each other on a first load), then the page's own
 //! merges content and tag edges and updates creators and communities.
@@ -151,6 +151,15 @@ impl Keyed {
         r.tomb_scan.push(scan);
     }
 
+    /// Keys a creator or community row by its one version; returns the version's instant
+    /// as text, for the row's own field.
+    fn versioned(&mut self, platform: &str, external_id: &str, v: &Version) -> String {
+        let at = v.at.to_pg();
+        self.key(platform, external_id, Some((at.clone(), &v.scan_id)), None);
+        self.rows.versions.push(v.clone());
+        at
+    }
+
     fn end_row(&mut self) {
         self.buf.end_row();
         self.rows.ends.push(self.buf.len());
@@ -176,9 +185,7 @@ pub struct Encoded {
 pub fn encode(batch: &Batch) -> Encoded {
     let mut cr = Keyed::with_capacity(batch.creators.len());
     for ((platform, ext), v, c) in &batch.creators {
-        let at = v.at.to_pg();
-        cr.key(platform, ext, Some((at.clone(), &v.scan_id)), None);
-        cr.rows.versions.push(v.clone());
+        let at = cr.versioned(platform, ext, v);
         let b = &mut cr.buf;
         b.text(platform);
         b.text(ext);
@@ -192,9 +199,7 @@ pub fn encode(batch: &Batch) -> Encoded {
     }
     let mut cm = Keyed::with_capacity(batch.communities.len());
     for ((platform, ext), v, c) in &batch.communities {
-        let at = v.at.to_pg();
-        cm.key(platform, ext, Some((at.clone(), &v.scan_id)), None);
-        cm.rows.versions.push(v.clone());
+        let at = cm.versioned(platform, ext, v);
         let b = &mut cm.buf;
         b.text(platform);
         b.text(ext);
@@ -210,8 +215,8 @@ pub fn encode(batch: &Batch) -> Encoded {
         ct.key(
             platform,
             ext,
-            f.live.as_ref().map(|r| (live_at.clone().unwrap_or_default(), r.scan_id.as_str())),
-            f.tomb.as_ref().map(|v| (tomb_at.clone().unwrap_or_default(), v.scan_id.as_str())),
+            live_at.clone().zip(f.live.as_ref().map(|r| r.scan_id.as_str())),
+            tomb_at.clone().zip(f.tomb.as_ref().map(|v| v.scan_id.as_str())),
         );
         let b = &mut ct.buf;
         b.text(platform);
@@ -433,11 +438,9 @@ impl PageWriter for PgWriter {
         let check_content = self.skip_content_check == 0;
         self.skip_content_check = self.skip_content_check.saturating_sub(1);
         let fresh = fresh_rows(client, page, &self.known, check_content, &mut stats).await?;
-        if check_content && !page.content.as_ref().is_none_or(KeyedRows::is_empty) {
-            let rows = page.content.as_ref().map_or(0, KeyedRows::len) as f64;
-            if (rows - stats.unchanged as f64) >= CheckContent::MOSTLY_FRESH * rows {
-                self.skip_content_check = CheckContent::SKIP;
-            }
+        let rows = page.content.as_ref().map_or(0, KeyedRows::len) as f64;
+        if check_content && rows > 0.0 && rows - stats.unchanged as f64 >= CheckContent::MOSTLY_FRESH * rows {
+            self.skip_content_check = CheckContent::SKIP;
         }
         t.lap("fresh");
         insert_new_entities(client, &fresh, &mut stats).await?;
@@ -675,8 +678,7 @@ mod tests {
     fn page(creators: &[(&str, Version)], tags: &[&str]) -> PgPage {
         let mut k = Keyed::with_capacity(creators.len());
         for (id, v) in creators {
-            k.key("x", id, Some((v.at.to_pg(), &v.scan_id)), None);
-            k.rows.versions.push(v.clone());
+            k.versioned("x", id, v);
             k.buf.text(id);
             k.end_row();
         }
