@@ -68,6 +68,24 @@ impl CopyBuf {
         self.buf.extend_from_slice(b"\\N");
     }
 
+    /// Appends fields already encoded (tab-separated, escaped), as they are.
+    pub fn encoded(&mut self, fields: &[u8]) {
+        self.sep();
+        self.buf.extend_from_slice(fields);
+    }
+
+    /// Appends an integer, or NULL.
+    pub fn int(&mut self, n: Option<i64>) {
+        match n {
+            Some(n) => {
+                self.sep();
+                use std::io::Write;
+                write!(self.buf, "{n}").expect("writing to a Vec cannot fail");
+            }
+            None => self.null(),
+        }
+    }
+
     /// Appends a boolean.
     pub fn bool(&mut self, b: bool) {
         self.sep();

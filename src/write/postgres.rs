@@ -1,15 +1,18 @@
-//! The PostgreSQL sink: COPY into staging tables, then set-based merges.
+//! The PostgreSQL sink: new rows COPYed straight in, the rest COPYed into staging tables
+//! and merged set-based.
 //!
 //! A page is a query and two transactions. The query sends only the rows' keys and versions
-//! and learns which rows are newer than the store's ([`fresh_rows`]): the rest are never
-//! copied, so a re-run that changes a tenth of the rows copies a tenth of them.
-//! Then a short transaction inserts the creators, communities and tags that do not exist
-//! yet (so writers do not queue behind each other on a first load), then the page's own
-//! merges content and tag edges and updates creators and communities.
+//! and learns which rows are newer than the store's, and which the store does not hold at
+//! all ([`fresh_rows`]): stale rows are never copied, so a re-run that changes a tenth of
+//! the rows copies a tenth of them. Then a short transaction inserts the creators,
+//! communities and tags that do not exist yet (so writers do not queue behind each other on
+//! a first load). Then the page's own: content rows the store does not hold are COPYed
+//! straight into `content` and `content_tags` ([`new_rows`], ids resolved in one query
+//! before), the others are merged, and creators and communities are updated.
 //! Why this is fast: each page costs a handful of round trips whatever its size (at most
-//! five COPYs and about a dozen statements over two commits), every row is folded and
-//! encoded on the rayon pool before the transactions open, and stale versions are filtered
-//! before the upserts so a replay writes (almost) nothing.
+//! seven COPYs and about a dozen statements over two commits), every row is folded and
+//! encoded on the rayon pool before the transactions open, new rows skip the upserts, and
+//! stale versions are filtered before them so a replay writes (almost) nothing.
 
 use super::batch::{Batch, Version};
 use super::copy::CopyBuf;
@@ -22,6 +25,7 @@ use crate::schema::quoted_schema;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use std::collections::{HashMap, HashSet};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 /// Writes pages into the canonical tables of one schema.
@@ -30,6 +34,7 @@ pub struct PgSink {
     url: String,
     schema: String,
     run_id: Option<i64>,
+    in_flight: std::sync::Arc<InFlight>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -42,7 +47,7 @@ impl PgSink {
     /// Creates a sink; `run_id` tags quarantine rows with the run that found them.
     pub fn new(url: &str, schema: &str, run_id: Option<i64>) -> Result<Self> {
         quoted_schema(schema)?;
-        Ok(Self { url: url.to_owned(), schema: schema.to_owned(), run_id })
+        Ok(Self { url: url.to_owned(), schema: schema.to_owned(), run_id, in_flight: Default::default() })
     }
 }
 
@@ -75,6 +80,25 @@ pub struct KeyedRows {
     tomb_scan: Vec<Option<String>>,
     /// Creators and communities: each row's version, for the writer's [`Known`] versions.
     versions: Vec<Version>,
+    /// Content only: what a row needs to be COPYed straight into `content` ([`NewRows`]).
+    new: NewParts,
+}
+
+/// Per content row, what [`COPY_NEW_CONTENT`](sql::COPY_NEW_CONTENT) needs beyond the row's
+/// staging payload, whose first columns it shares (up to `extra`, ending at `mids[i]`).
+#[derive(Debug, Default)]
+struct NewParts {
+    /// Each row's key, hashed ([`InFlight`]).
+    hashes: Vec<u64>,
+    mids: Vec<usize>,
+    /// Indexes into the page's creators and communities (sorted by key, as folded).
+    creator: Vec<Option<u32>>,
+    community: Vec<Option<u32>>,
+    /// Indexes into the page's tags (sorted, as folded).
+    tags: Vec<Vec<u32>>,
+    /// Whether the row's tombstone is newer than its live version (or it has none): the
+    /// row is inserted deleted, as the two merges would leave it.
+    tomb_applies: Vec<bool>,
 }
 
 impl KeyedRows {
@@ -129,6 +153,7 @@ impl Keyed {
             tomb_at: Vec::with_capacity(n),
             tomb_scan: Vec::with_capacity(n),
             versions: Vec::new(),
+            new: NewParts::default(),
         };
         Self { buf: CopyBuf::new(), rows }
     }
@@ -221,24 +246,59 @@ pub fn encode(batch: &Batch) -> Encoded {
         let b = &mut ct.buf;
         b.text(platform);
         b.text(ext);
+        // The columns shared with a new row's COPY, then those only staging has.
         match &f.live {
             Some(r) => {
                 b.opt(live_at.as_deref());
                 b.text(&r.scan_id);
                 b.opt(r.url.as_deref());
                 b.opt(r.caption.as_deref());
-                b.opt(r.creator.as_ref().map(|c| c.external_id.as_str()));
-                b.opt(r.community.as_ref().map(|c| c.external_id.as_str()));
                 for s in &r.stats {
                     b.opt(s.as_deref());
                 }
                 b.opt(r.posted_at.map(|t| t.to_pg()).as_deref());
                 b.opt(r.metadata.as_deref());
                 b.opt(r.extra.as_deref());
-                b.text_array(&r.tags);
             }
-            None => (0..14).for_each(|_| b.null()),
+            None => (0..11).for_each(|_| b.null()),
         }
+        let new = &mut ct.rows.new;
+        new.mids.push(b.len());
+        new.hashes.push(std::hash::BuildHasher::hash_one(
+            &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+            (platform, ext),
+        ));
+        let by_key =
+            |k: &(String, String), ext: &str| (k.0.as_str(), k.1.as_str()).cmp(&(platform.as_str(), ext));
+        let creator_ix = |ext: &str| batch.creators.binary_search_by(|(k, ..)| by_key(k, ext)).ok();
+        let community_ix = |ext: &str| batch.communities.binary_search_by(|(k, ..)| by_key(k, ext)).ok();
+        match &f.live {
+            Some(r) => {
+                b.opt(r.creator.as_ref().map(|c| c.external_id.as_str()));
+                b.opt(r.community.as_ref().map(|c| c.external_id.as_str()));
+                b.text_array(&r.tags);
+                new.creator
+                    .push(r.creator.as_ref().and_then(|c| creator_ix(&c.external_id)).map(|i| i as u32));
+                new.community
+                    .push(r.community.as_ref().and_then(|c| community_ix(&c.external_id)).map(|i| i as u32));
+                new.tags.push(
+                    r.tags
+                        .iter()
+                        .filter_map(|t| batch.tags.binary_search(t).ok().map(|i| i as u32))
+                        .collect(),
+                );
+            }
+            None => {
+                (0..3).for_each(|_| b.null());
+                new.creator.push(None);
+                new.community.push(None);
+                new.tags.push(Vec::new());
+            }
+        }
+        new.tomb_applies.push(match (&f.tomb, &f.live) {
+            (Some(t), Some(l)) => *t > Version::of(l),
+            (tomb, _) => tomb.is_some(),
+        });
         match &f.tomb {
             Some(v) => {
                 b.opt(tomb_at.as_deref());
@@ -274,8 +334,12 @@ impl Sink for PgSink {
     }
 
     async fn writer(&self) -> Result<PgWriter> {
-        let mut w =
-            PgWriter { sink: self.clone(), client: None, known: Known::default(), skip_content_check: 0 };
+        let mut w = PgWriter {
+            sink: self.clone(),
+            client: None,
+            known: Known::default(),
+            content_ids: String::new(),
+        };
         w.ensure_connected().await?;
         Ok(w)
     }
@@ -314,23 +378,8 @@ pub struct PgWriter {
     sink: PgSink,
     client: Option<Client>,
     known: Known,
-    /// Pages left whose content rows are copied without asking first ([`CheckContent`]).
-    skip_content_check: u32,
-}
-
-/// When the first phase asks about content rows. On a first load every row is new, and
-/// asking cost a fifth of a page for nothing (measured: 49 ms of 235). So after a page
-/// whose content rows were nearly all new or newer ([`CheckContent::MOSTLY_FRESH`]), the
-/// next [`CheckContent::SKIP`] pages copy theirs without asking, and the one after asks
-/// again: a re-run or a replay is noticed within that many pages. Copying without asking
-/// is what the merges always allowed; only the saving is lost.
-struct CheckContent;
-
-impl CheckContent {
-    /// Pages copied without asking after a page that was mostly fresh.
-    const SKIP: u32 = 8;
-    /// Mostly fresh: at least this share of the content rows were kept.
-    const MOSTLY_FRESH: f64 = 0.9;
+    /// The sequence of `content.id`, for new rows' ids ([`new_rows`]).
+    content_ids: String,
 }
 
 /// What this writer knows the store holds, learned from its own committed pages: per
@@ -347,6 +396,12 @@ struct Known {
     creators: HashMap<(String, String), Version>,
     communities: HashMap<(String, String), Version>,
     tags: HashSet<String>,
+    /// Ids of creators, communities and tags, for new content rows ([`new_rows`]). An id
+    /// never changes while its row exists, and these rows are never deleted; but a crash
+    /// can lose a row committed without a flush, and its id be given to another.
+    creator_ids: HashMap<(String, String), i64>,
+    community_ids: HashMap<(String, String), i64>,
+    tag_ids: HashMap<String, i64>,
 }
 
 impl Known {
@@ -361,9 +416,19 @@ impl Known {
             .is_some_and(|v| *v >= rows.versions[i])
     }
 
+    /// Entries held.
+    fn len(&self) -> usize {
+        self.creators.len()
+            + self.communities.len()
+            + self.tags.len()
+            + self.creator_ids.len()
+            + self.community_ids.len()
+            + self.tag_ids.len()
+    }
+
     /// Learns a committed page: the store now holds each row's version or a newer one.
     fn learn(&mut self, page: &PgPage) {
-        if self.creators.len() + self.communities.len() + self.tags.len() > Self::MAX {
+        if self.len() > Self::MAX {
             *self = Known::default();
         }
         for (map, rows) in [(&mut self.creators, &page.creators), (&mut self.communities, &page.communities)]
@@ -404,6 +469,13 @@ impl PgWriter {
                     sql::CREATE_STAGING
                 ))
                 .await?;
+            self.content_ids = client
+                .query_one("select pg_get_serial_sequence('content', 'id')", &[])
+                .await?
+                .get::<_, Option<String>>(0)
+                .ok_or_else(|| {
+                    crate::error::Error::internal("content.id has no sequence: the schema is not scansync's")
+                })?;
             self.client = Some(client);
             // What the store held may not have survived whatever broke the last connection.
             self.known = Known::default();
@@ -435,40 +507,290 @@ impl PageWriter for PgWriter {
         let client = self.client.as_mut().expect("connected above");
         let mut stats = WriteStats::default();
         let mut t = Timings::start();
-        let check_content = self.skip_content_check == 0;
-        self.skip_content_check = self.skip_content_check.saturating_sub(1);
-        let fresh = fresh_rows(client, page, &self.known, check_content, &mut stats).await?;
-        let rows = page.content.as_ref().map_or(0, KeyedRows::len) as f64;
-        if check_content && rows > 0.0 && rows - stats.unchanged as f64 >= CheckContent::MOSTLY_FRESH * rows {
-            self.skip_content_check = CheckContent::SKIP;
-        }
+        let in_flight = self.sink.in_flight.clone();
+        let keys = page.content.as_ref().map_or(&[][..], |r| &r.new.hashes[..]);
+        let (_in_flight, shared) = in_flight.enter(keys);
+        let mut fresh = fresh_rows(client, page, &self.known, &mut stats).await?;
         t.lap("fresh");
         insert_new_entities(client, &fresh, &mut stats).await?;
         t.lap("entities");
-        let tx = client.transaction().await?;
-        copy_staging(&tx, &fresh).await?;
-        t.lap("copy");
-        merge_content(&tx, &fresh, &mut stats).await?;
-        t.lap("content");
-        update_entities(&tx, &fresh, &mut stats).await?;
-        t.lap("updates");
-        quarantine(&tx, page, run_id, &mut stats).await?;
-        tx.commit().await?;
-        t.lap("commit");
+        fresh.merge_absent(page, |i| shared[i]);
+        let mut new = new_rows(client, page, &fresh.absent, &self.content_ids, &mut self.known).await?;
+        t.lap("ids");
+        loop {
+            let tx = client.transaction().await?;
+            if let Some(rows) = &new {
+                match copy_new(&tx, rows).await {
+                    Ok(()) => {
+                        stats.content = rows.content_rows;
+                        stats.content_tags = rows.edge_rows;
+                    }
+                    // Another writer inserted one of these keys since the first phase: merge
+                    // them instead, in a new transaction (this one is aborted).
+                    Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                        let detail = e
+                            .as_db_error()
+                            .map(|d| format!("{} ({})", d.message(), d.detail().unwrap_or_default()));
+                        tracing::debug!(
+                            error = detail.unwrap_or_default(),
+                            "a new content row was inserted meanwhile: merging the page"
+                        );
+                        drop(tx);
+                        fresh.merge_absent(page, |_| true);
+                        new = None;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            t.lap("new");
+            copy_staging(&tx, &fresh).await?;
+            t.lap("copy");
+            merge_content(&tx, &fresh, &mut stats).await?;
+            t.lap("content");
+            update_entities(&tx, &fresh, &mut stats).await?;
+            t.lap("updates");
+            quarantine(&tx, page, run_id, &mut stats).await?;
+            tx.commit().await?;
+            t.lap("commit");
+            break;
+        }
         t.log();
         self.known.learn(page);
         Ok(stats)
     }
 }
 
+/// Content rows absent from the store, encoded for COPY straight into `content`, and their
+/// tag edges.
+#[derive(Debug)]
+struct NewRows {
+    content: Bytes,
+    edges: Option<Bytes>,
+    /// Rows written as the merges count them: a live row, plus its tombstone if applied.
+    content_rows: u64,
+    edge_rows: u64,
+}
+
+/// Resolves the ids the absent rows reference and takes a fresh content id for each (one
+/// round trip), then encodes their rows. Each row is what the merges would make of it in a
+/// store without it: its live values, deleted if its tombstone is newer, and an edge to
+/// every tag. A creator, community or tag not found is NULL or no edge, as in the merges'
+/// joins (none is missing: the page's own were inserted before this runs).
+async fn new_rows(
+    client: &Client,
+    page: &PgPage,
+    absent: &[usize],
+    sequence: &str,
+    known: &mut Known,
+) -> Result<Option<NewRows>> {
+    let (Some(rows), false) = (&page.content, absent.is_empty()) else { return Ok(None) };
+    let parts = &rows.new;
+    let none = KeyedRows::default();
+    let [cr, cm] = [&page.creators, &page.communities].map(|r| r.as_ref().unwrap_or(&none));
+    let key = |r: &KeyedRows, i: usize| (r.platform[i].clone(), r.external_id[i].clone());
+    let mut creator_ids = vec![None; cr.len()];
+    let mut community_ids = vec![None; cm.len()];
+    let mut tag_ids = vec![None; page.tags.len()];
+    // Only what the absent rows reference and this writer does not know is asked for.
+    let mut ask_cr: Vec<usize> =
+        absent.iter().filter_map(|&i| parts.creator[i]).map(|i| i as usize).collect();
+    let mut ask_cm: Vec<usize> =
+        absent.iter().filter_map(|&i| parts.community[i]).map(|i| i as usize).collect();
+    let mut ask_tags: Vec<usize> = absent.iter().flat_map(|&i| &parts.tags[i]).map(|&i| i as usize).collect();
+    for v in [&mut ask_cr, &mut ask_cm, &mut ask_tags] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    ask_cr.retain(|&i| {
+        creator_ids[i] = known.creator_ids.get(&key(cr, i)).copied();
+        creator_ids[i].is_none()
+    });
+    ask_cm.retain(|&i| {
+        community_ids[i] = known.community_ids.get(&key(cm, i)).copied();
+        community_ids[i].is_none()
+    });
+    ask_tags.retain(|&i| {
+        tag_ids[i] = known.tag_ids.get(&page.tags[i]).copied();
+        tag_ids[i].is_none()
+    });
+    let pick = |v: &[String], at: &[usize]| -> Vec<String> { at.iter().map(|&i| v[i].clone()).collect() };
+    let found = client
+        .query(
+            sql::ENTITY_IDS,
+            &[
+                &pick(&cr.platform, &ask_cr),
+                &pick(&cr.external_id, &ask_cr),
+                &pick(&cm.platform, &ask_cm),
+                &pick(&cm.external_id, &ask_cm),
+                &pick(&page.tags, &ask_tags),
+                &sequence,
+                &(absent.len() as i64),
+            ],
+        )
+        .await?;
+    let mut content_ids = vec![0i64; absent.len()];
+    let mut ids_taken = 0;
+    for row in &found {
+        let (table, i, id) =
+            (row.get::<_, i32>(0), row.get::<_, i64>(1) as usize, row.get::<_, Option<i64>>(2));
+        match (table, id) {
+            (_, None) => {}
+            (0, Some(id)) => {
+                creator_ids[ask_cr[i]] = Some(id);
+                known.creator_ids.insert(key(cr, ask_cr[i]), id);
+            }
+            (1, Some(id)) => {
+                community_ids[ask_cm[i]] = Some(id);
+                known.community_ids.insert(key(cm, ask_cm[i]), id);
+            }
+            (2, Some(id)) => {
+                tag_ids[ask_tags[i]] = Some(id);
+                known.tag_ids.insert(page.tags[ask_tags[i]].clone(), id);
+            }
+            (_, Some(id)) => {
+                content_ids[i] = id;
+                ids_taken += 1;
+            }
+        }
+    }
+    if ids_taken != absent.len() {
+        return Err(crate::error::Error::internal(format!(
+            "{ids_taken} content ids taken for {} new rows",
+            absent.len()
+        )));
+    }
+    let mut content = CopyBuf::new();
+    let mut edges = CopyBuf::new();
+    let mut content_rows = 0;
+    for (&i, &id) in absent.iter().zip(&content_ids) {
+        let b = &mut content;
+        b.int(Some(id));
+        b.int(parts.creator[i].and_then(|c| creator_ids[c as usize]));
+        b.int(parts.community[i].and_then(|c| community_ids[c as usize]));
+        if parts.tomb_applies[i] {
+            b.opt(rows.tomb_at[i].as_deref());
+            b.opt(rows.tomb_scan[i].as_deref());
+        } else {
+            b.null();
+            b.null();
+        }
+        let start = if i == 0 { 0 } else { rows.ends[i - 1] };
+        b.encoded(&rows.data[start..parts.mids[i]]);
+        b.end_row();
+        content_rows += 1 + u64::from(parts.tomb_applies[i] && rows.at[i].is_some());
+        for &t in &parts.tags[i] {
+            if let Some(tag) = tag_ids[t as usize] {
+                edges.int(Some(id));
+                edges.int(Some(tag));
+                edges.end_row();
+            }
+        }
+    }
+    let edge_rows = edges.rows() as u64;
+    Ok(Some(NewRows {
+        content: Bytes::from(content.into_bytes()),
+        edges: (edge_rows > 0).then(|| Bytes::from(edges.into_bytes())),
+        content_rows,
+        edge_rows,
+    }))
+}
+
+/// COPYs the new rows and their edges; the driver's own error, so a unique violation can be
+/// told from the rest.
+async fn copy_new(tx: &tokio_postgres::Transaction<'_>, new: &NewRows) -> Result<(), tokio_postgres::Error> {
+    for (stmt, data) in
+        [(sql::COPY_NEW_CONTENT, Some(&new.content)), (sql::COPY_NEW_EDGES, new.edges.as_ref())]
+    {
+        let Some(data) = data else { continue };
+        let sink = tx.copy_in::<_, Bytes>(stmt).await?;
+        futures_util::pin_mut!(sink);
+        sink.send(data.clone()).await?;
+        sink.finish().await?;
+    }
+    Ok(())
+}
+
 /// What of a page may change the store: COPY payloads of the rows newer than the store's
 /// (or not in it), and the tags it lacks.
+///
+/// Content rows the store does not hold at all (`absent`) can skip staging and the upsert
+/// ([`new_rows`]); `content` holds the others, or all of them when [`Fresh::merge_all`].
 #[derive(Debug, Default)]
 struct Fresh {
     creators: Option<Bytes>,
     communities: Option<Bytes>,
     content: Option<Bytes>,
     tags: Vec<String>,
+    /// Indexes of the content rows absent from the store (ascending).
+    absent: Vec<usize>,
+    /// Indexes of every content row kept, absent or not (ascending).
+    kept: Vec<usize>,
+}
+
+impl Fresh {
+    /// Sends the absent content rows for which `merge` holds through the merges instead.
+    fn merge_absent(&mut self, page: &PgPage, merge: impl Fn(usize) -> bool) {
+        let Some(rows) = &page.content else { return };
+        let before = self.absent.len();
+        self.absent.retain(|&i| !merge(i));
+        if self.absent.len() == before {
+            return;
+        }
+        let absent: HashSet<usize> = self.absent.iter().copied().collect();
+        let merged: Vec<usize> = self.kept.iter().copied().filter(|i| !absent.contains(i)).collect();
+        self.content = rows.select(&merged);
+    }
+}
+
+/// The content keys (hashed) of the pages this sink's writers are writing. Two writers'
+/// pages often share a key: an update follows its post within a few pages. A new row's
+/// COPY into `content` meeting a key another writer's page has just inserted would wait for
+/// that page and then fail, and the whole page would be merged again; so an absent row
+/// whose key is in another page being written is merged from the start. A hash collision
+/// only merges a row that could have been copied. Keys of writers in other processes are
+/// not here: their rare collisions take the fallback ([`PgWriter::write`]).
+#[derive(Debug, Default)]
+struct InFlight(std::sync::Mutex<HashMap<u64, u32>>);
+
+impl InFlight {
+    /// Registers a page's keys until the returned guard drops (after its commit, or its
+    /// failure), and tells which of them another page being written holds *now*. That must
+    /// be decided before the first phase asks the store: a page that leaves later committed
+    /// before the question, and the store answers for it; a page that enters later sees
+    /// this one's keys.
+    fn enter<'a>(&'a self, keys: &'a [u64]) -> (InFlightPage<'a>, Vec<bool>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = keys
+            .iter()
+            .map(|k| {
+                let n = map.entry(*k).or_default();
+                *n += 1;
+                *n > 1
+            })
+            .collect();
+        (InFlightPage { set: self, keys }, shared)
+    }
+}
+
+/// A page's keys in [`InFlight`], removed on drop.
+struct InFlightPage<'a> {
+    set: &'a InFlight,
+    keys: &'a [u64],
+}
+
+impl Drop for InFlightPage<'_> {
+    fn drop(&mut self) {
+        let mut map = self.set.0.lock().unwrap_or_else(|e| e.into_inner());
+        for k in self.keys {
+            if let Some(n) = map.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(k);
+                }
+            }
+        }
+    }
 }
 
 /// The first phase of a page: which of its rows may change the store. Only keys and
@@ -482,26 +804,17 @@ struct Fresh {
 /// as its tombstone or a live version newer than it), and the merges only ever move
 /// versions forward; a tag, once in the dictionary, stays. A row found stale stays stale
 /// whatever commits meanwhile; a row kept is checked again by the merges as before.
-async fn fresh_rows(
-    client: &Client,
-    page: &PgPage,
-    known: &Known,
-    check_content: bool,
-    stats: &mut WriteStats,
-) -> Result<Fresh> {
+async fn fresh_rows(client: &Client, page: &PgPage, known: &Known, stats: &mut WriteStats) -> Result<Fresh> {
     let none = KeyedRows::default();
-    let [cr, cm, all_content] =
+    let [cr, cm, ct] =
         [&page.creators, &page.communities, &page.content].map(|r| r.as_ref().unwrap_or(&none));
-    // Content not asked about is kept whole (see [`CheckContent`]).
-    let ct = if check_content { all_content } else { &none };
-    // The rows to ask about: every content row (unless skipped); creators, communities and
-    // tags not known.
+    // The rows to ask about: every content row; creators, communities and tags not known.
     let ask_cr: Vec<usize> = (0..cr.len()).filter(|&i| !Known::stale(&known.creators, cr, i)).collect();
     let ask_cm: Vec<usize> = (0..cm.len()).filter(|&i| !Known::stale(&known.communities, cm, i)).collect();
     let ask_tags: Vec<usize> =
         (0..page.tags.len()).filter(|&i| !known.tags.contains(&page.tags[i])).collect();
     if ct.is_empty() && ask_cr.is_empty() && ask_cm.is_empty() && ask_tags.is_empty() {
-        return Ok(Fresh { content: all_content.all(), ..Fresh::default() });
+        return Ok(Fresh::default());
     }
     let pick = |v: &[String], at: &[usize]| -> Vec<String> { at.iter().map(|&i| v[i].clone()).collect() };
     let pick_opt = |v: &[Option<String>], at: &[usize]| -> Vec<Option<String>> {
@@ -529,8 +842,9 @@ async fn fresh_rows(
             ],
         )
         .await?;
-    // Indexes into what was asked, mapped back to the page's rows.
-    let mut keep: [Vec<usize>; 4] = Default::default();
+    // Indexes into what was asked, mapped back to the page's rows; table 4 is content
+    // absent from the store (and so kept too).
+    let mut keep: [Vec<usize>; 5] = Default::default();
     for row in &found {
         let (table, i) = (row.get::<_, i32>(0) as usize, row.get::<_, i64>(1) as usize);
         keep[table].push(match table {
@@ -541,12 +855,17 @@ async fn fresh_rows(
         });
     }
     keep.iter_mut().for_each(|k| k.sort_unstable());
-    stats.unchanged = (ct.len() - keep[0].len()) as u64;
+    let [present, creators, communities, tags, absent] = keep;
+    stats.unchanged = (ct.len() - present.len() - absent.len()) as u64;
+    let mut kept: Vec<usize> = present.iter().chain(&absent).copied().collect();
+    kept.sort_unstable();
     Ok(Fresh {
-        content: if check_content { ct.select(&keep[0]) } else { all_content.all() },
-        creators: cr.select(&keep[1]),
-        communities: cm.select(&keep[2]),
-        tags: keep[3].iter().map(|&i| page.tags[i].clone()).collect(),
+        content: ct.select(&present),
+        creators: cr.select(&creators),
+        communities: cm.select(&communities),
+        tags: tags.iter().map(|&i| page.tags[i].clone()).collect(),
+        absent,
+        kept,
     })
 }
 
@@ -598,10 +917,10 @@ async fn merge_content(
         tx.execute(sql::STAGE_EDGES, &[]).await?;
         let removed = tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
         let added = tx.execute(sql::INSERT_EDGES, &[]).await?;
-        stats.content_tags = removed + added;
+        stats.content_tags += removed + added;
     }
     let tombs = tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
-    stats.content = live + tombs;
+    stats.content += live + tombs;
     Ok(())
 }
 

@@ -271,3 +271,79 @@ async fn dynamodb_backfill_converges_to_the_same_state_as_an_export() {
     let n: i64 = c.query_one("select count(*) from scansync.checkpoints", &[]).await.unwrap().get(0);
     assert_eq!(n, 0);
 }
+
+/// A new content row is COPYed straight into `content` when the first phase found its key
+/// absent. If another session inserts that key in between, the COPY fails on the unique
+/// key: the page must then be merged instead, so the newest version wins and nothing of
+/// the page is lost.
+#[tokio::test]
+async fn a_new_row_another_session_inserted_meanwhile_is_merged_not_lost() {
+    use scansync::parse::{parse_page, Filter, RawRecord};
+    use scansync::write::postgres::PgSink;
+    use scansync::write::{PageWriter, Sink};
+
+    let db = TestDb::new().await;
+    let mut admin = db.client().await;
+    scansync::schema::migrate(&mut admin, "scansync").await.unwrap();
+    let items = vec![
+        version("p1", "s1", "2026-01-10T00:00:01Z", "one", &["a"], "h0"),
+        version("p2", "s2", "2026-01-10T00:00:02Z", "two, newer", &["a", "b"], "h0"),
+        version("p3", "s3", "2026-01-10T00:00:03Z", "three", &[], "h0"),
+    ];
+    let sink = PgSink::new(&db.url, "scansync", None).unwrap();
+    let page = sink.prepare(&parse_page(
+        "2026-01-10",
+        items.into_iter().map(RawRecord::Item).collect(),
+        &Filter::default(),
+    ));
+    let mut writer = sink.writer().await.unwrap();
+
+    // Another session inserts an older version of p2, with an edge the page's version does
+    // not have, and holds it uncommitted: the first phase finds p2 absent.
+    let mut other = db.client().await;
+    let tx = other.transaction().await.unwrap();
+    tx.batch_execute(
+        "insert into scansync.tags (name) values ('old');
+         insert into scansync.content (platform, external_id, caption, source_updated_at, source_scan_id)
+           values ('tiktok', 'p2', 'two, older', '2026-01-10T00:00:00Z', 's0');
+         insert into scansync.content_tags
+           select c.id, t.id from scansync.content c, scansync.tags t where c.external_id = 'p2' and t.name = 'old'",
+    )
+    .await
+    .unwrap();
+    let (written, ()) = tokio::join!(writer.write(&page), async {
+        // The page's COPY waits for the other session's row; then the row commits.
+        let watch = db.client().await;
+        loop {
+            let waiting: i64 = watch
+                .query_one(
+                    "select count(*) from pg_stat_activity
+                     where datname = current_database() and wait_event_type = 'Lock' and query ilike 'copy content %'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tx.commit().await.unwrap();
+    });
+    let stats = written.expect("the page is merged after its COPY met the other session's row");
+    assert_eq!(stats.content, 3, "three content rows written");
+
+    let c = db.client().await;
+    assert_eq!(
+        column(
+            &c,
+            "select c.external_id || ': ' || c.caption || ' [' || coalesce(string_agg(t.name, ',' order by t.name), '') || ']'
+             from scansync.content c left join scansync.content_tags ct on ct.content_id = c.id
+             left join scansync.tags t on t.id = ct.tag_id group by c.external_id, c.caption order by 1"
+        )
+        .await,
+        ["p1: one [a]", "p2: two, newer [a,b]", "p3: three []"],
+        "the newest version of p2 won, with its own tags only"
+    );
+}
