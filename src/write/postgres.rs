@@ -525,8 +525,8 @@ impl PageWriter for PgWriter {
                         stats.content = rows.content_rows;
                         stats.content_tags = rows.edge_rows;
                     }
-                    // Another writer inserted one of these keys since the first phase: merge
-                    // them instead, in a new transaction (this one is aborted).
+                    // Another session inserted one of these keys since the first phase:
+                    // merge them instead, in a new transaction (this one is aborted).
                     Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                         let detail = e
                             .as_db_error()
