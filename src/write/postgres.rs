@@ -715,7 +715,8 @@ async fn copy_new(tx: &tokio_postgres::Transaction<'_>, new: &NewRows) -> Result
 /// (or not in it), and the tags it lacks.
 ///
 /// Content rows the store does not hold at all (`absent`) can skip staging and the upsert
-/// ([`new_rows`]); `content` holds the others, or all of them when [`Fresh::merge_all`].
+/// ([`new_rows`]); `content` holds the payload of the others, built by
+/// [`Fresh::merge_absent`] once the page knows which absent rows it must merge after all.
 #[derive(Debug, Default)]
 struct Fresh {
     creators: Option<Bytes>,
@@ -729,16 +730,13 @@ struct Fresh {
 }
 
 impl Fresh {
-    /// Sends the absent content rows for which `merge` holds through the merges instead.
+    /// Sends the absent content rows for which `merge` holds through the merges instead,
+    /// and builds the staging payload of every row to merge.
     fn merge_absent(&mut self, page: &PgPage, merge: impl Fn(usize) -> bool) {
         let Some(rows) = &page.content else { return };
-        let before = self.absent.len();
         self.absent.retain(|&i| !merge(i));
-        if self.absent.len() == before {
-            return;
-        }
-        let absent: HashSet<usize> = self.absent.iter().copied().collect();
-        let merged: Vec<usize> = self.kept.iter().copied().filter(|i| !absent.contains(i)).collect();
+        let merged: Vec<usize> =
+            self.kept.iter().copied().filter(|i| self.absent.binary_search(i).is_err()).collect();
         self.content = rows.select(&merged);
     }
 }
@@ -860,7 +858,7 @@ async fn fresh_rows(client: &Client, page: &PgPage, known: &Known, stats: &mut W
     let mut kept: Vec<usize> = present.iter().chain(&absent).copied().collect();
     kept.sort_unstable();
     Ok(Fresh {
-        content: ct.select(&present),
+        content: None,
         creators: cr.select(&creators),
         communities: cm.select(&communities),
         tags: tags.iter().map(|&i| page.tags[i].clone()).collect(),

@@ -3,13 +3,13 @@
 //! They run inside one page transaction after the staging tables are filled by COPY, in
 //! this order: creators, communities, tags → content (live) → content (tombstones). Content
 //! rows the store does not hold skip them: [`COPY_NEW_CONTENT`].
+//! Stale rows are filtered out *before* each upsert: a guarded `ON CONFLICT … WHERE` that
+//! skips a row still locks it and writes WAL, so a replay would cost as much as a load.
 //!
 //! Rows of `creators`, `communities` and `tags` are looked up by scalar subqueries, one
 //! index probe each: as joins, the planner hash-joined whole tables on every page (its
 //! statistics lag a load that grows them; measured: 40 ms of a 110 ms statement at 30k
 //! creators, and growing with the store).
-//! Stale rows are filtered out *before* each upsert: a guarded `ON CONFLICT … WHERE` that
-//! skips a row still locks it and writes WAL, so a replay would cost as much as a load.
 
 /// Staging tables, created once per writer connection; emptied at every commit.
 /// Scan ids are `collate "C"` like their target columns: ties compare byte by byte, as the
@@ -53,7 +53,7 @@ pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, sourc
 
 /// Content rows the first phase found absent, COPYed straight into `content` with the ids
 /// resolved by [`ENTITY_IDS`] and the tombstone already applied: no staging, no upsert.
-/// A row another writer inserted since fails the COPY on the unique key, and the page is
+/// A row another session inserted since fails the COPY on the unique key, and the page is
 /// merged instead.
 pub const COPY_NEW_CONTENT: &str = "copy content (id, creator_id, community_id, deleted_at, deleted_scan_id, platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra) from stdin";
 
@@ -82,8 +82,8 @@ from generate_series(1, $7::int8) as g
 "#;
 
 /// The rows of a page that may change the store, as (table, 0-based index) pairs: table 0
-/// is content held in the store, 4 content absent from it ($1 platform, $2 external id, $3/$4 live version, $5/$6 tombstone version;
-/// text, NULL where the row has none), 1 creators ($7–$10: platform, external id,
+/// is content the store holds and 4 content it does not ($1 platform, $2 external id, $3/$4
+/// live version, $5/$6 tombstone version; text, NULL where the row has none), 1 creators ($7–$10: platform, external id,
 /// version), 2 communities ($11–$14), 3 tags ($15: names). Each part is the complement of
 /// the filters of the statements below that write the table: a row is left out only if
 /// they would take nothing from it (for content [`MERGE_CONTENT_LIVE`] and

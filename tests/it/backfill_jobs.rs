@@ -101,31 +101,30 @@ async fn a_backfill_killed_twenty_times_resumes_to_the_tables_of_one_clean_run_a
     let mut rng = fastrand::Rng::with_seed(7);
     let mut partial = 0;
     // Units done so far; none before the first run created the table.
-    let units_done = |db: &TestDb| {
-        let url = db.url.clone();
-        async move {
-            let c = connect(&url).await;
-            c.query_one("select count(*) from scansync.backfill_units where state = 'done'", &[])
-                .await
-                .map_or(0, |r| r.get::<_, i64>(0))
-        }
+    let watch = db.client().await;
+    let units_done = || async {
+        watch
+            .query_one("select count(*) from scansync.backfill_units where state = 'done'", &[])
+            .await
+            .map_or(0, |r| r.get::<_, i64>(0))
     };
     for kill in 0..20 {
-        let done_before = units_done(&db).await;
+        let after_a_unit = kill % 2 == 1;
+        let done_before = units_done().await;
         let mut child = spawn(&db.url, &args);
-        if kill % 2 == 1 {
+        if after_a_unit {
             // Every other kill lands after this run finished a unit of its own: with fast
             // pages, a share of a probe run is mostly the process's start, and the kills
             // placed only that way landed while units were left too rarely.
             let deadline = Instant::now() + Duration::from_millis(2 * run_ms);
-            while units_done(&db).await <= done_before
+            while units_done().await <= done_before
                 && Instant::now() < deadline
                 && child.try_wait().unwrap().is_none()
             {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
-        let within = if kill % 2 == 1 { run_ms / 10 } else { run_ms / 2 };
+        let within = if after_a_unit { run_ms / 10 } else { run_ms / 2 };
         tokio::time::sleep(Duration::from_millis(rng.u64(0..within.max(20)))).await;
         let _ = child.kill(); // SIGKILL (the run may have finished)
         let _ = wait(child).await;
