@@ -3,16 +3,16 @@
 //!
 //! A page is a query and two transactions. The query sends only the rows' keys and versions
 //! and learns which rows are newer than the store's, and which the store does not hold at
-//! all ([`fresh_rows`]): stale rows are never copied, so a re-run that changes a tenth of
-//! the rows copies a tenth of them. Then a short transaction inserts the creators,
-//! communities and tags that do not exist yet (so writers do not queue behind each other on
-//! a first load). Then the page's own: content rows the store does not hold are COPYed
-//! straight into `content` and `content_tags` ([`new_rows`], ids resolved in one query
-//! before), the others are merged, and creators and communities are updated.
+//! all ([`fresh_rows`]), with the ids those need: stale rows are never copied, so a re-run
+//! that changes a tenth of the rows copies a tenth of them. Then a short transaction writes
+//! the creators and communities the page has newer versions of, and the tags that do not
+//! exist yet ([`write_entities`]; so writers do not queue behind each other on a first
+//! load). Then the page's own: content rows the store does not hold are COPYed straight into
+//! `content` and `content_tags` ([`new_rows`]), the others are merged.
 //! Why this is fast: each page costs a handful of round trips whatever its size (at most
-//! seven COPYs and about a dozen statements over two commits), every row is folded and
-//! encoded on the rayon pool before the transactions open, new rows skip the upserts, and
-//! stale versions are filtered before them so a replay writes (almost) nothing.
+//! five COPYs and about ten statements over two commits), every row is folded and encoded
+//! on the rayon pool before the transactions open, new rows skip the upserts, and stale
+//! versions are filtered before them so a replay writes (almost) nothing.
 
 use super::batch::{Batch, Version};
 use super::copy::CopyBuf;
@@ -110,6 +110,22 @@ impl KeyedRows {
     /// Tells whether there are none.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+
+    /// The index of the row keyed (`platform`, `external_id`), for rows sorted by key
+    /// (creators and communities, as folded).
+    fn position(&self, platform: &str, external_id: &str) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match (self.platform[mid].as_str(), self.external_id[mid].as_str()).cmp(&(platform, external_id))
+            {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
     }
 
     /// The whole COPY payload.
@@ -498,8 +514,8 @@ impl PageWriter for PgWriter {
     type Prepared = PgPage;
 
     /// The steps of a page, in the one order they run (see the module doc):
-    /// [`fresh_rows`], [`insert_new_entities`] in a short transaction, then in the page's
-    /// transaction [`copy_staging`], [`merge_content`], [`update_entities`], [`quarantine`],
+    /// [`fresh_rows`], [`write_entities`] in a short transaction, [`new_rows`], then in the
+    /// page's transaction [`copy_new`], [`copy_staging`], [`merge_content`], [`quarantine`],
     /// commit.
     async fn write(&mut self, page: &PgPage) -> Result<WriteStats> {
         let run_id = self.sink.run_id;
@@ -510,12 +526,12 @@ impl PageWriter for PgWriter {
         let in_flight = self.sink.in_flight.clone();
         let keys = page.content.as_ref().map_or(&[][..], |r| &r.new.hashes[..]);
         let (_in_flight, shared) = in_flight.enter(keys);
-        let mut fresh = fresh_rows(client, page, &self.known, &mut stats).await?;
+        let mut fresh = fresh_rows(client, page, &self.known, &self.content_ids, &mut stats).await?;
         t.lap("fresh");
-        insert_new_entities(client, &fresh, &mut stats).await?;
+        write_entities(client, page, &mut fresh, &mut stats).await?;
         t.lap("entities");
         fresh.merge_absent(page, |i| shared[i]);
-        let mut new = new_rows(client, page, &fresh.absent, &self.content_ids, &mut self.known).await?;
+        let mut new = new_rows(client, page, &fresh, &mut self.known).await?;
         t.lap("ids");
         loop {
             let tx = client.transaction().await?;
@@ -548,8 +564,6 @@ impl PageWriter for PgWriter {
             t.lap("copy");
             merge_content(&tx, &fresh, &mut stats).await?;
             t.lap("content");
-            update_entities(&tx, &fresh, &mut stats).await?;
-            t.lap("updates");
             quarantine(&tx, page, run_id, &mut stats).await?;
             tx.commit().await?;
             t.lap("commit");
@@ -572,27 +586,45 @@ struct NewRows {
     edge_rows: u64,
 }
 
-/// Resolves the ids the absent rows reference and takes a fresh content id for each (one
-/// round trip), then encodes their rows. Each row is what the merges would make of it in a
-/// store without it: its live values, deleted if its tombstone is newer, and an edge to
-/// every tag. A creator, community or tag not found is NULL or no edge, as in the merges'
-/// joins (none is missing: the page's own were inserted before this runs).
+/// Encodes the absent rows with the ids they reference: each row is what the merges would
+/// make of it in a store without it (its live values, deleted if its tombstone is newer,
+/// an edge to every tag). The ids come from the first phase and the entity inserts (see
+/// [`Fresh`]), else from what this writer remembers, else from one more query
+/// ([`ENTITY_IDS`](sql::ENTITY_IDS)), which a page needs only when another session inserted
+/// an entity meanwhile. A creator, community or tag not found is NULL or no edge, as in the
+/// merges' joins (none is missing: the page's own were inserted before this runs).
 async fn new_rows(
     client: &Client,
     page: &PgPage,
-    absent: &[usize],
-    sequence: &str,
+    fresh: &Fresh,
     known: &mut Known,
 ) -> Result<Option<NewRows>> {
+    let absent = &fresh.absent;
     let (Some(rows), false) = (&page.content, absent.is_empty()) else { return Ok(None) };
     let parts = &rows.new;
     let none = KeyedRows::default();
     let [cr, cm] = [&page.creators, &page.communities].map(|r| r.as_ref().unwrap_or(&none));
     let key = |r: &KeyedRows, i: usize| (r.platform[i].clone(), r.external_id[i].clone());
-    let mut creator_ids = vec![None; cr.len()];
-    let mut community_ids = vec![None; cm.len()];
-    let mut tag_ids = vec![None; page.tags.len()];
-    // Only what the absent rows reference and this writer does not know is asked for.
+    let PageIds { creators: mut creator_ids, communities: mut community_ids, tags: mut tag_ids } =
+        fresh.ids.clone();
+    // Every id the page was told is remembered: the next pages' rows reference the same
+    // creators, and a creator this writer knows is current is not asked about again.
+    for (i, id) in creator_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.creator_ids.insert(key(cr, i), *id);
+        }
+    }
+    for (i, id) in community_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.community_ids.insert(key(cm, i), *id);
+        }
+    }
+    for (i, id) in tag_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.tag_ids.insert(page.tags[i].clone(), *id);
+        }
+    }
+    // What the absent rows reference and is still unknown is asked for.
     let mut ask_cr: Vec<usize> =
         absent.iter().filter_map(|&i| parts.creator[i]).map(|i| i as usize).collect();
     let mut ask_cm: Vec<usize> =
@@ -603,67 +635,60 @@ async fn new_rows(
         v.dedup();
     }
     ask_cr.retain(|&i| {
-        creator_ids[i] = known.creator_ids.get(&key(cr, i)).copied();
+        creator_ids[i] = creator_ids[i].or_else(|| known.creator_ids.get(&key(cr, i)).copied());
         creator_ids[i].is_none()
     });
     ask_cm.retain(|&i| {
-        community_ids[i] = known.community_ids.get(&key(cm, i)).copied();
+        community_ids[i] = community_ids[i].or_else(|| known.community_ids.get(&key(cm, i)).copied());
         community_ids[i].is_none()
     });
     ask_tags.retain(|&i| {
-        tag_ids[i] = known.tag_ids.get(&page.tags[i]).copied();
+        tag_ids[i] = tag_ids[i].or_else(|| known.tag_ids.get(&page.tags[i]).copied());
         tag_ids[i].is_none()
     });
-    let pick = |v: &[String], at: &[usize]| -> Vec<String> { at.iter().map(|&i| v[i].clone()).collect() };
-    let found = client
-        .query(
-            sql::ENTITY_IDS,
-            &[
-                &pick(&cr.platform, &ask_cr),
-                &pick(&cr.external_id, &ask_cr),
-                &pick(&cm.platform, &ask_cm),
-                &pick(&cm.external_id, &ask_cm),
-                &pick(&page.tags, &ask_tags),
-                &sequence,
-                &(absent.len() as i64),
-            ],
-        )
-        .await?;
-    let mut content_ids = vec![0i64; absent.len()];
-    let mut ids_taken = 0;
-    for row in &found {
-        let (table, i, id) =
-            (row.get::<_, i32>(0), row.get::<_, i64>(1) as usize, row.get::<_, Option<i64>>(2));
-        match (table, id) {
-            (_, None) => {}
-            (0, Some(id)) => {
-                creator_ids[ask_cr[i]] = Some(id);
-                known.creator_ids.insert(key(cr, ask_cr[i]), id);
-            }
-            (1, Some(id)) => {
-                community_ids[ask_cm[i]] = Some(id);
-                known.community_ids.insert(key(cm, ask_cm[i]), id);
-            }
-            (2, Some(id)) => {
-                tag_ids[ask_tags[i]] = Some(id);
-                known.tag_ids.insert(page.tags[ask_tags[i]].clone(), id);
-            }
-            (_, Some(id)) => {
-                content_ids[i] = id;
-                ids_taken += 1;
+    if !(ask_cr.is_empty() && ask_cm.is_empty() && ask_tags.is_empty()) {
+        let pick = |v: &[String], at: &[usize]| -> Vec<String> { at.iter().map(|&i| v[i].clone()).collect() };
+        let found = client
+            .query(
+                sql::ENTITY_IDS,
+                &[
+                    &pick(&cr.platform, &ask_cr),
+                    &pick(&cr.external_id, &ask_cr),
+                    &pick(&cm.platform, &ask_cm),
+                    &pick(&cm.external_id, &ask_cm),
+                    &pick(&page.tags, &ask_tags),
+                ],
+            )
+            .await?;
+        for row in &found {
+            let (table, i, id) =
+                (row.get::<_, i32>(0), row.get::<_, i64>(1) as usize, row.get::<_, Option<i64>>(2));
+            match (table, id) {
+                (_, None) => {}
+                (0, Some(id)) => {
+                    creator_ids[ask_cr[i]] = Some(id);
+                    known.creator_ids.insert(key(cr, ask_cr[i]), id);
+                }
+                (1, Some(id)) => {
+                    community_ids[ask_cm[i]] = Some(id);
+                    known.community_ids.insert(key(cm, ask_cm[i]), id);
+                }
+                (_, Some(id)) => {
+                    tag_ids[ask_tags[i]] = Some(id);
+                    known.tag_ids.insert(page.tags[ask_tags[i]].clone(), id);
+                }
             }
         }
-    }
-    if ids_taken != absent.len() {
-        return Err(crate::error::Error::internal(format!(
-            "{ids_taken} content ids taken for {} new rows",
-            absent.len()
-        )));
     }
     let mut content = CopyBuf::new();
     let mut edges = CopyBuf::new();
     let mut content_rows = 0;
-    for (&i, &id) in absent.iter().zip(&content_ids) {
+    for &i in absent {
+        let Some(id) = fresh.content_ids[i] else {
+            return Err(crate::error::Error::internal(format!(
+                "the first phase took no content id for new row {i}"
+            )));
+        };
         let b = &mut content;
         b.int(Some(id));
         b.int(parts.creator[i].and_then(|c| creator_ids[c as usize]));
@@ -712,7 +737,7 @@ async fn copy_new(tx: &tokio_postgres::Transaction<'_>, new: &NewRows) -> Result
 }
 
 /// What of a page may change the store: COPY payloads of the rows newer than the store's
-/// (or not in it), and the tags it lacks.
+/// (or not in it), and the tags it lacks; and the ids its new content rows need.
 ///
 /// Content rows the store does not hold at all (`absent`) can skip staging and the upsert
 /// ([`new_rows`]); `content` holds the payload of the others, built by
@@ -727,6 +752,21 @@ struct Fresh {
     absent: Vec<usize>,
     /// Indexes of every content row kept, absent or not (ascending).
     kept: Vec<usize>,
+    /// The ids of the page's creators, communities and tags that the first phase found and
+    /// [`write_entities`] inserted or updated.
+    ids: PageIds,
+    /// A fresh id for each absent content row (by the page's index; `None` elsewhere),
+    /// taken by the first phase. A row merged after all leaves its id unused.
+    content_ids: Vec<Option<i64>>,
+}
+
+/// Ids of a page's creators, communities and tags, by their index in the page; `None`
+/// where not known yet.
+#[derive(Debug, Default, Clone)]
+struct PageIds {
+    creators: Vec<Option<i64>>,
+    communities: Vec<Option<i64>>,
+    tags: Vec<Option<i64>>,
 }
 
 impl Fresh {
@@ -802,7 +842,13 @@ impl Drop for InFlightPage<'_> {
 /// as its tombstone or a live version newer than it), and the merges only ever move
 /// versions forward; a tag, once in the dictionary, stays. A row found stale stays stale
 /// whatever commits meanwhile; a row kept is checked again by the merges as before.
-async fn fresh_rows(client: &Client, page: &PgPage, known: &Known, stats: &mut WriteStats) -> Result<Fresh> {
+async fn fresh_rows(
+    client: &Client,
+    page: &PgPage,
+    known: &Known,
+    sequence: &str,
+    stats: &mut WriteStats,
+) -> Result<Fresh> {
     let none = KeyedRows::default();
     let [cr, cm, ct] =
         [&page.creators, &page.communities, &page.content].map(|r| r.as_ref().unwrap_or(&none));
@@ -837,20 +883,38 @@ async fn fresh_rows(client: &Client, page: &PgPage, known: &Known, stats: &mut W
                 &pick_opt(&cm.at, &ask_cm),
                 &pick_opt(&cm.scan, &ask_cm),
                 &pick(&page.tags, &ask_tags),
+                &sequence,
             ],
         )
         .await?;
     // Indexes into what was asked, mapped back to the page's rows; table 4 is content
     // absent from the store (and so kept too).
     let mut keep: [Vec<usize>; 5] = Default::default();
+    let mut ids = PageIds {
+        creators: vec![None; cr.len()],
+        communities: vec![None; cm.len()],
+        tags: vec![None; page.tags.len()],
+    };
+    let mut content_ids = vec![None; ct.len()];
     for row in &found {
         let (table, i) = (row.get::<_, i32>(0) as usize, row.get::<_, i64>(1) as usize);
-        keep[table].push(match table {
+        let (id, changes) = (row.get::<_, Option<i64>>(2), row.get::<_, bool>(3));
+        let i = match table {
             1 => ask_cr[i],
             2 => ask_cm[i],
             3 => ask_tags[i],
             _ => i,
-        });
+        };
+        match table {
+            1 => ids.creators[i] = id,
+            2 => ids.communities[i] = id,
+            3 => ids.tags[i] = id,
+            4 => content_ids[i] = id,
+            _ => {}
+        }
+        if changes {
+            keep[table].push(i);
+        }
     }
     keep.iter_mut().for_each(|k| k.sort_unstable());
     let [present, creators, communities, tags, absent] = keep;
@@ -864,40 +928,69 @@ async fn fresh_rows(client: &Client, page: &PgPage, known: &Known, stats: &mut W
         tags: tags.iter().map(|&i| page.tags[i].clone()).collect(),
         absent,
         kept,
+        ids,
+        content_ids,
     })
 }
 
-/// Creators and communities that do not exist yet, and new tags, in a short transaction of
-/// their own. In the page transaction, an insert of a key another writer has just inserted
-/// waits for that writer's whole page to commit, and on a first load every page brings new
-/// creators its neighbours also bring: the writers queued behind each other (measured: 365
-/// ms of a page with three writers). This is safe under the merge rules: the rows carry the
-/// newest version the page has, newest-wins keeps them monotonic, and if the page then
-/// fails they are facts a retry writes again while the checkpoint does not move.
-async fn insert_new_entities(client: &mut Client, page: &Fresh, stats: &mut WriteStats) -> Result<()> {
-    if page.creators.is_none() && page.communities.is_none() && page.tags.is_empty() {
+/// New and newer creators and communities, and new tags, in a short transaction of their
+/// own, before the page's; the ids of the rows it writes go into `fresh.ids`.
+///
+/// In the page transaction, an insert of a key another writer has just inserted waits for
+/// that writer's whole page to commit, and on a first load every page brings new creators
+/// its neighbours also bring: the writers queued behind each other (measured: 365 ms of a
+/// page with three writers). Here the row locks on hot creators are held only until this
+/// short commit, and the page's transaction writes content alone. This is safe under the
+/// merge rules: the rows carry the newest version the page has, newest-wins keeps them
+/// monotonic, and if the page then fails they are facts a retry writes again while the
+/// checkpoint does not move. Both writers take the rows in key order, so they cannot
+/// deadlock on them.
+async fn write_entities(
+    client: &mut Client,
+    page: &PgPage,
+    fresh: &mut Fresh,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    if fresh.creators.is_none() && fresh.communities.is_none() && fresh.tags.is_empty() {
         return Ok(());
     }
     let tx = client.transaction().await?;
-    copy_in(&tx, sql::COPY_CREATORS, &page.creators).await?;
-    copy_in(&tx, sql::COPY_COMMUNITIES, &page.communities).await?;
-    if page.creators.is_some() {
-        stats.creators = tx.execute(sql::INSERT_NEW_CREATORS, &[]).await?;
+    copy_in(&tx, sql::COPY_CREATORS, &fresh.creators).await?;
+    copy_in(&tx, sql::COPY_COMMUNITIES, &fresh.communities).await?;
+    for (stmt, staged, rows, ids, count) in [
+        (sql::UPSERT_CREATORS, &fresh.creators, &page.creators, &mut fresh.ids.creators, &mut stats.creators),
+        (
+            sql::UPSERT_COMMUNITIES,
+            &fresh.communities,
+            &page.communities,
+            &mut fresh.ids.communities,
+            &mut stats.communities,
+        ),
+    ] {
+        let (Some(_), Some(rows)) = (staged, rows) else { continue };
+        let written = tx.query(stmt, &[]).await?;
+        *count = written.len() as u64;
+        for row in &written {
+            if let Some(i) = rows.position(row.get(0), row.get(1)) {
+                ids[i] = Some(row.get(2));
+            }
+        }
     }
-    if page.communities.is_some() {
-        stats.communities = tx.execute(sql::INSERT_NEW_COMMUNITIES, &[]).await?;
-    }
-    if !page.tags.is_empty() {
-        stats.tags = tx.execute(sql::MERGE_TAGS, &[&page.tags]).await?;
+    if !fresh.tags.is_empty() {
+        let written = tx.query(sql::MERGE_TAGS, &[&fresh.tags]).await?;
+        stats.tags = written.len() as u64;
+        for row in &written {
+            if let Ok(i) = page.tags.binary_search_by(|t| t.as_str().cmp(row.get::<_, &str>(0))) {
+                fresh.ids.tags[i] = Some(row.get(1));
+            }
+        }
     }
     tx.commit().await?;
     Ok(())
 }
 
-/// COPYs what [`fresh_rows`] kept into the staging tables (emptied at commit).
+/// COPYs the content rows to merge into the staging table (emptied at commit).
 async fn copy_staging(tx: &tokio_postgres::Transaction<'_>, page: &Fresh) -> Result<()> {
-    copy_in(tx, sql::COPY_CREATORS, &page.creators).await?;
-    copy_in(tx, sql::COPY_COMMUNITIES, &page.communities).await?;
     copy_in(tx, sql::COPY_CONTENT, &page.content).await
 }
 
@@ -919,22 +1012,6 @@ async fn merge_content(
     }
     let tombs = tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
     stats.content += live + tombs;
-    Ok(())
-}
-
-/// Newer versions of existing creators and communities. Last in the page transaction: the
-/// row locks on hot creators and communities are held only until the commit.
-async fn update_entities(
-    tx: &tokio_postgres::Transaction<'_>,
-    page: &Fresh,
-    stats: &mut WriteStats,
-) -> Result<()> {
-    if page.creators.is_some() {
-        stats.creators += tx.execute(sql::UPDATE_CREATORS, &[]).await?;
-    }
-    if page.communities.is_some() {
-        stats.communities += tx.execute(sql::UPDATE_COMMUNITIES, &[]).await?;
-    }
     Ok(())
 }
 

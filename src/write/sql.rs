@@ -1,15 +1,17 @@
 //! The merge statements, one constant per step, each with the invariant it keeps.
 //!
-//! They run inside one page transaction after the staging tables are filled by COPY, in
-//! this order: creators, communities, tags → content (live) → content (tombstones). Content
-//! rows the store does not hold skip them: [`COPY_NEW_CONTENT`].
+//! After the first phase ([`FRESH_ROWS`]), creators, communities and tags are written in a
+//! short transaction of their own ([`UPSERT_CREATORS`], [`UPSERT_COMMUNITIES`],
+//! [`MERGE_TAGS`]); then, in the page's transaction, after the staging table is filled by
+//! COPY: content (live) → tag edges → content (tombstones). Content rows the store does not
+//! hold skip the merges: [`COPY_NEW_CONTENT`].
 //! Stale rows are filtered out *before* each upsert: a guarded `ON CONFLICT … WHERE` that
 //! skips a row still locks it and writes WAL, so a replay would cost as much as a load.
 //!
-//! Rows of `creators`, `communities` and `tags` are looked up by scalar subqueries, one
-//! index probe each: as joins, the planner hash-joined whole tables on every page (its
-//! statistics lag a load that grows them; measured: 40 ms of a 110 ms statement at 30k
-//! creators, and growing with the store).
+//! Rows of `creators`, `communities` and `tags` are looked up by scalar or lateral
+//! subqueries, one index probe each: as joins, the planner hash-joined whole tables on
+//! every page (its statistics lag a load that grows them; measured: 40 ms of a 110 ms
+//! statement at 30k creators, and growing with the store).
 
 /// Staging tables, created once per writer connection; emptied at every commit.
 /// Scan ids are `collate "C"` like their target columns: ties compare byte by byte, as the
@@ -60,11 +62,13 @@ pub const COPY_NEW_CONTENT: &str = "copy content (id, creator_id, community_id, 
 /// The tag edges of the rows of [`COPY_NEW_CONTENT`]: new content ids, so no edge exists.
 pub const COPY_NEW_EDGES: &str = "copy content_tags (content_id, tag_id) from stdin";
 
-/// The ids the new content rows reference, as (table, 0-based index, id) triples: table 0
-/// creators ($1 platform, $2 external id), 1 communities ($3, $4), 2 tags ($5 names), and
-/// table 3 one fresh content id for each of `$7` rows, from the sequence named `$6`. Run
-/// after the page's new creators, communities and tags committed; ids never change, and no
-/// row of these three tables is ever deleted.
+/// The ids the new content rows reference that neither the first phase ([`FRESH_ROWS`])
+/// nor the inserts of [`UPSERT_CREATORS`], [`UPSERT_COMMUNITIES`] and [`MERGE_TAGS`]
+/// returned, and the writer does not remember: rows another session inserted meanwhile
+/// (so this page's insert did nothing), or that the writer forgot. As (table, 0-based
+/// index, id) triples: table 0 creators ($1 platform, $2 external id), 1 communities ($3,
+/// $4), 2 tags ($5 names). Usually not run at all. Ids never change, and no row of these
+/// three tables is ever deleted.
 pub const ENTITY_IDS: &str = r#"
 select 0, s.ord - 1,
        (select e.id from creators e where e.platform = s.platform and e.external_id = s.external_id)
@@ -76,22 +80,27 @@ from unnest($3::text[], $4::text[]) with ordinality as s(platform, external_id, 
 union all
 select 2, n.ord - 1, (select t.id from tags t where t.name = n.name)
 from unnest($5::text[]) with ordinality as n(name, ord)
-union all
-select 3, g - 1, nextval($6::text::regclass)
-from generate_series(1, $7::int8) as g
 "#;
 
-/// The rows of a page that may change the store, as (table, 0-based index) pairs: table 0
-/// is content the store holds and 4 content it does not ($1 platform, $2 external id, $3/$4
-/// live version, $5/$6 tombstone version; text, NULL where the row has none), 1 creators ($7–$10: platform, external id,
-/// version), 2 communities ($11–$14), 3 tags ($15: names). Each part is the complement of
-/// the filters of the statements below that write the table: a row is left out only if
-/// they would take nothing from it (for content [`MERGE_CONTENT_LIVE`] and
-/// [`MERGE_CONTENT_TOMBSTONES`]; for creators and communities the inserts of new keys and
-/// the updates to newer versions; for tags [`MERGE_TAGS`]). Scan ids compare byte-wise, as
-/// everywhere.
+/// The rows of a page that may change the store, and the ids the page's new content rows
+/// need, as (table, 0-based index, id, changes) rows.
+///
+/// Table 0 is content the store holds and may change, 4 content it does not hold, with a
+/// fresh id from the sequence named `$16` for each ($1 platform, $2 external id, $3/$4 live
+/// version, $5/$6 tombstone version; text, NULL where the row has none). Tables 1 creators
+/// ($7–$10: platform, external id, version) and 2 communities ($11–$14) list every row
+/// asked about, with its id if the store holds it and whether the page's version is newer
+/// (or the row absent); 3 tags ($15: names) likewise, changing where absent.
+///
+/// What changes is the complement of the filters of the statements that write each table:
+/// a row is left out only if they would take nothing from it (for content
+/// [`MERGE_CONTENT_LIVE`] and [`MERGE_CONTENT_TOMBSTONES`]; for creators and communities
+/// the upserts' version guards; for tags [`MERGE_TAGS`]). Scan ids compare byte-wise, as
+/// everywhere. A new content row's id is taken here, in the same probe that found it
+/// absent; if the row is merged after all, its id is a gap in the sequence.
 pub const FRESH_ROWS: &str = r#"
-select case when e.id is null then 4 else 0 end, s.ord - 1
+select case when e.id is null then 4 else 0 end, s.ord - 1,
+       case when e.id is null then nextval($16::text::regclass) end, true
 from unnest($1::text[], $2::text[], $3::text[]::timestamptz[], $4::text[],
             $5::text[]::timestamptz[], $6::text[])
      with ordinality as s(platform, external_id, live_at, live_scan, tomb_at, tomb_scan, ord)
@@ -106,50 +115,39 @@ where e.id is null
        and (e.deleted_at is null
             or (s.tomb_at, s.tomb_scan collate "C") > (e.deleted_at, e.deleted_scan_id)))
 union all
-select 1, s.ord - 1
+select 1, s.ord - 1, e.id, coalesce(e.older, true)
 from unnest($7::text[], $8::text[], $9::text[]::timestamptz[], $10::text[])
      with ordinality as s(platform, external_id, at, scan, ord)
-where coalesce((select (e.source_updated_at, e.source_scan_id) < (s.at, s.scan collate "C")
-                from creators e where e.platform = s.platform and e.external_id = s.external_id), true)
+left join lateral (
+    select c.id, (c.source_updated_at, c.source_scan_id) < (s.at, s.scan collate "C") as older
+    from creators c where c.platform = s.platform and c.external_id = s.external_id
+) e on true
 union all
-select 2, s.ord - 1
+select 2, s.ord - 1, e.id, coalesce(e.older, true)
 from unnest($11::text[], $12::text[], $13::text[]::timestamptz[], $14::text[])
      with ordinality as s(platform, external_id, at, scan, ord)
-where coalesce((select (e.source_updated_at, e.source_scan_id) < (s.at, s.scan collate "C")
-                from communities e where e.platform = s.platform and e.external_id = s.external_id), true)
+left join lateral (
+    select c.id, (c.source_updated_at, c.source_scan_id) < (s.at, s.scan collate "C") as older
+    from communities c where c.platform = s.platform and c.external_id = s.external_id
+) e on true
 union all
-select 3, n.ord - 1
+select 3, n.ord - 1, t.id, t.id is null
 from unnest($15::text[]) with ordinality as n(name, ord)
-where not exists (select 1 from tags t where t.name = n.name)
+left join lateral (select t.id from tags t where t.name = n.name) t on true
 "#;
 
-/// New creators are inserted first, so content can reference them. `DO NOTHING` takes no
-/// lock on rows that already exist: the hot rows of a skewed load (the top creators are in
-/// every page) are only locked by [`UPDATE_CREATORS`], at the end of the transaction.
-pub const INSERT_NEW_CREATORS: &str = "
-insert into creators (platform, external_id, handle, display_name, follower_count,
-                      source_updated_at, source_scan_id, deleted_at)
-select s.platform, s.external_id, s.handle, s.display_name, s.follower_count,
-       s.source_updated_at, s.source_scan_id,
-       case when s.deleted then s.source_updated_at end
-from stage_creators s
-where not exists (select 1 from creators e where e.platform = s.platform and e.external_id = s.external_id)
-order by s.platform, s.external_id
-on conflict (platform, external_id) do nothing
-";
-
-/// A creator only takes a newer version (instant, then scan id). Run last in the page
-/// transaction so the row locks on hot creators are held only until the commit; rows that
-/// lost a race with a concurrent insert are caught here too.
-pub const UPDATE_CREATORS: &str = "
+/// Creators the page holds a newer version of than the store (or that it lacks), in a
+/// short transaction of their own before the page's ([`crate::write`]'s writer explains
+/// why). A creator only takes a newer version (instant, then scan id); a row another
+/// session wrote meanwhile is checked again by the guard. Rows in key order, so two writers
+/// lock shared (hot) creators in the same order. Returns the id of each row it wrote.
+pub const UPSERT_CREATORS: &str = "
 insert into creators as c (platform, external_id, handle, display_name, follower_count,
                            source_updated_at, source_scan_id, deleted_at)
 select s.platform, s.external_id, s.handle, s.display_name, s.follower_count,
        s.source_updated_at, s.source_scan_id,
        case when s.deleted then s.source_updated_at end
 from stage_creators s
-join creators e on e.platform = s.platform and e.external_id = s.external_id
-where (e.source_updated_at, e.source_scan_id) < (s.source_updated_at, s.source_scan_id)
 order by s.platform, s.external_id
 on conflict (platform, external_id) do update set
     handle = excluded.handle,
@@ -159,35 +157,26 @@ on conflict (platform, external_id) do update set
     source_scan_id = excluded.source_scan_id,
     deleted_at = excluded.deleted_at
 where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
+returning c.platform, c.external_id, c.id
 ";
 
-/// New communities first (see [`INSERT_NEW_CREATORS`]).
-pub const INSERT_NEW_COMMUNITIES: &str = "
-insert into communities (platform, external_id, name, source_updated_at, source_scan_id)
-select s.platform, s.external_id, s.name, s.source_updated_at, s.source_scan_id
-from stage_communities s
-where not exists (select 1 from communities e where e.platform = s.platform and e.external_id = s.external_id)
-order by s.platform, s.external_id
-on conflict (platform, external_id) do nothing
-";
-
-/// A community only takes a newer version; run last (see [`UPDATE_CREATORS`]).
-pub const UPDATE_COMMUNITIES: &str = "
+/// Communities, as [`UPSERT_CREATORS`].
+pub const UPSERT_COMMUNITIES: &str = "
 insert into communities as c (platform, external_id, name, source_updated_at, source_scan_id)
 select s.platform, s.external_id, s.name, s.source_updated_at, s.source_scan_id
 from stage_communities s
-join communities e on e.platform = s.platform and e.external_id = s.external_id
-where (e.source_updated_at, e.source_scan_id) < (s.source_updated_at, s.source_scan_id)
 order by s.platform, s.external_id
 on conflict (platform, external_id) do update set
     name = excluded.name,
     source_updated_at = excluded.source_updated_at,
     source_scan_id = excluded.source_scan_id
 where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
+returning c.platform, c.external_id, c.id
 ";
 
 /// Every tag of the page's live records exists afterwards ($1: sorted names). Names
 /// already there are filtered first so `ON CONFLICT DO NOTHING` does not burn identities.
+/// Returns the id of each tag it inserted.
 pub const MERGE_TAGS: &str = "
 insert into tags (name)
 select n.name
@@ -195,6 +184,7 @@ from unnest($1::text[]) as n(name)
 where not exists (select 1 from tags e where e.name = n.name)
 order by 1
 on conflict (name) do nothing
+returning name, id
 ";
 
 /// Live values: a content row takes the page's record only if it is a newer live version.

@@ -113,9 +113,12 @@ async fn a_backfill_killed_twenty_times_resumes_to_the_tables_of_one_clean_run_a
         let done_before = units_done().await;
         let mut child = spawn(&db.url, &args);
         if after_a_unit {
-            // Every other kill lands after this run finished a unit of its own: with fast
-            // pages, a share of a probe run is mostly the process's start, and the kills
-            // placed only that way landed while units were left too rarely.
+            // Every other kill lands just after this run finished a unit of its own: with
+            // fast pages, a share of a probe run is mostly the process's start, and the kills
+            // placed only that way landed while units were left too rarely. Each run may
+            // finish only a few units, or the job is done after a few kills and the rest
+            // test nothing (2 of 20 landed while units were left when this waited up to a
+            // tenth of a run).
             let deadline = Instant::now() + Duration::from_millis(2 * run_ms);
             while units_done().await <= done_before
                 && Instant::now() < deadline
@@ -124,8 +127,8 @@ async fn a_backfill_killed_twenty_times_resumes_to_the_tables_of_one_clean_run_a
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
-        let within = if after_a_unit { run_ms / 10 } else { run_ms / 2 };
-        tokio::time::sleep(Duration::from_millis(rng.u64(0..within.max(20)))).await;
+        let within = if after_a_unit { 5 } else { (run_ms / 4).max(20) };
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..within))).await;
         let _ = child.kill(); // SIGKILL (the run may have finished)
         let _ = wait(child).await;
         let (total, done, _, twice) = unit_counts(&db).await;

@@ -347,3 +347,78 @@ async fn a_new_row_another_session_inserted_meanwhile_is_merged_not_lost() {
         "the newest version of p2 won, with its own tags only"
     );
 }
+
+/// New content rows take their creator's and tags' ids from the entity inserts; a creator
+/// and a tag another session inserted meanwhile (a newer creator version, so this page's
+/// upsert writes and returns nothing) are looked up instead of left NULL or edgeless.
+#[tokio::test]
+async fn new_rows_reference_a_creator_and_tag_another_session_inserted_meanwhile() {
+    use scansync::parse::{parse_page, Filter, RawRecord};
+    use scansync::write::postgres::PgSink;
+    use scansync::write::{PageWriter, Sink};
+
+    let db = TestDb::new().await;
+    let mut admin = db.client().await;
+    scansync::schema::migrate(&mut admin, "scansync").await.unwrap();
+    let items = vec![
+        version("p1", "s1", "2026-01-10T00:00:01Z", "one", &["a"], "h0"),
+        version("p2", "s2", "2026-01-10T00:00:02Z", "two", &["a", "b"], "h0"),
+    ];
+    let sink = PgSink::new(&db.url, "scansync", None).unwrap();
+    let page = sink.prepare(&parse_page(
+        "2026-01-10",
+        items.into_iter().map(RawRecord::Item).collect(),
+        &Filter::default(),
+    ));
+    let mut writer = sink.writer().await.unwrap();
+
+    // Another session inserts creator c0 in a newer version, and tag "a", and holds them
+    // uncommitted: the first phase finds neither.
+    let mut other = db.client().await;
+    let tx = other.transaction().await.unwrap();
+    tx.batch_execute(
+        "insert into scansync.creators (platform, external_id, handle, source_updated_at, source_scan_id)
+           values ('tiktok', 'c0', 'newer', '2026-01-11T00:00:00Z', 'z9');
+         insert into scansync.tags (name) values ('a')",
+    )
+    .await
+    .unwrap();
+    let (written, ()) = tokio::join!(writer.write(&page), async {
+        // The page's creator upsert waits for the other session's row; then it commits.
+        let watch = db.client().await;
+        loop {
+            let waiting: i64 = watch
+                .query_one(
+                    "select count(*) from pg_stat_activity
+                     where datname = current_database() and wait_event_type = 'Lock'
+                       and query ilike '%insert into creators%'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tx.commit().await.unwrap();
+    });
+    let stats = written.expect("the page is written");
+    assert_eq!(stats.creators, 0, "the store's creator is newer: the page writes none");
+
+    let c = db.client().await;
+    assert_eq!(
+        column(
+            &c,
+            "select c.external_id || ': ' || coalesce(cr.handle, 'no creator') || ' ['
+                    || coalesce(string_agg(t.name, ',' order by t.name), '') || ']'
+             from scansync.content c left join scansync.creators cr on cr.id = c.creator_id
+             left join scansync.content_tags ct on ct.content_id = c.id
+             left join scansync.tags t on t.id = ct.tag_id group by c.external_id, cr.handle order by 1"
+        )
+        .await,
+        ["p1: newer [a]", "p2: newer [a,b]"],
+        "both rows reference the other session's creator and tag"
+    );
+}
