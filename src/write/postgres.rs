@@ -24,7 +24,9 @@ use crate::parse::ParsedPage;
 use crate::schema::quoted_schema;
 use bytes::Bytes;
 use futures_util::SinkExt;
-use std::collections::{HashMap, HashSet};
+/// The writer's maps, hashed with foldhash (SipHash showed in profiles).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -280,12 +282,10 @@ pub fn encode(batch: &Batch) -> Encoded {
         }
         let new = &mut ct.rows.new;
         new.mids.push(b.len());
-        new.hashes.push(std::hash::BuildHasher::hash_one(
-            &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
-            (platform, ext),
-        ));
-        let by_key =
-            |k: &(String, String), ext: &str| (k.0.as_str(), k.1.as_str()).cmp(&(platform.as_str(), ext));
+        // One fixed seed: every writer of the process must hash a key alike.
+        new.hashes
+            .push(std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), (platform, ext)));
+        let by_key = |k: &(&str, &str), ext: &str| (k.0, k.1).cmp(&(*platform, ext));
         let creator_ix = |ext: &str| batch.creators.binary_search_by(|(k, ..)| by_key(k, ext)).ok();
         let community_ix = |ext: &str| batch.communities.binary_search_by(|(k, ..)| by_key(k, ext)).ok();
         match &f.live {
@@ -300,7 +300,7 @@ pub fn encode(batch: &Batch) -> Encoded {
                 new.tags.push(
                     r.tags
                         .iter()
-                        .filter_map(|t| batch.tags.binary_search(t).ok().map(|i| i as u32))
+                        .filter_map(|t| batch.tags.binary_search(&t.as_str()).ok().map(|i| i as u32))
                         .collect(),
                 );
             }
@@ -337,7 +337,8 @@ impl Sink for PgSink {
     fn prepare(&self, page: &ParsedPage) -> PgPage {
         let batch = Batch::fold(&page.records);
         let Encoded { creators, communities, content } = encode(&batch);
-        let mut p = PgPage { creators, communities, content, tags: batch.tags, ..PgPage::default() };
+        let tags = batch.tags.iter().map(|t| t.to_string()).collect();
+        let mut p = PgPage { creators, communities, content, tags, ..PgPage::default() };
         for r in &page.rejects {
             p.q_reason.push(r.reason.code().to_owned());
             p.q_scan.push(r.scan_id.clone());
