@@ -72,6 +72,10 @@ enum Command {
         /// Seed (same seed, same records).
         #[arg(long, env = "LOADGEN_SEED", default_value_t = 1)]
         seed: u64,
+        /// Make every k-th record a newer version of itself (an hour later): with the same
+        /// seed, the input of `bench`'s re-run (k = 10).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        bump_every: Option<u64>,
     },
     /// Write records into a DynamoDB table at a steady rate (AWS SDK standard settings,
     /// e.g. AWS_ENDPOINT_URL_DYNAMODB for dynalite).
@@ -268,7 +272,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Export { dir, records, per_day, start, files, seed } => {
+        Command::Export { dir, records, per_day, start, files, seed, bump_every } => {
             let start = Timestamp::parse(&start)
                 .ok_or_else(|| format!("--start {start:?} is not an ISO 8601 timestamp"))?;
             let t = Instant::now();
@@ -279,7 +283,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 per_day,
                 files,
                 mix: Mix::default(),
-                bump_every: None,
+                bump_every,
             };
             let s =
                 export::write_export(&dir, &spec).map_err(|e| format!("writing {}: {e}", dir.display()))?;
