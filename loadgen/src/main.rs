@@ -276,15 +276,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let start = Timestamp::parse(&start)
                 .ok_or_else(|| format!("--start {start:?} is not an ISO 8601 timestamp"))?;
             let t = Instant::now();
-            let spec = export::ExportSpec {
-                records,
-                seed,
-                start,
-                per_day,
-                files,
-                mix: Mix::default(),
-                bump_every,
-            };
+            let spec =
+                export::ExportSpec { records, seed, start, per_day, files, mix: Mix::default(), bump_every };
             let s =
                 export::write_export(&dir, &spec).map_err(|e| format!("writing {}: {e}", dir.display()))?;
             println!(

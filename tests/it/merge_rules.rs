@@ -272,31 +272,63 @@ async fn dynamodb_backfill_converges_to_the_same_state_as_an_export() {
     assert_eq!(n, 0);
 }
 
-/// A new content row is COPYed straight into `content` when the first phase found its key
-/// absent. If another session inserts that key in between, the COPY fails on the unique
-/// key: the page must then be merged instead, so the newest version wins and nothing of
-/// the page is lost.
-#[tokio::test]
-async fn a_new_row_another_session_inserted_meanwhile_is_merged_not_lost() {
+/// A writer of a migrated database and one prepared page of `items`.
+async fn writer_and_page(
+    db: &TestDb,
+    items: Vec<Item>,
+) -> (scansync::write::postgres::PgWriter, scansync::write::postgres::PgPage) {
     use scansync::parse::{parse_page, Filter, RawRecord};
     use scansync::write::postgres::PgSink;
-    use scansync::write::{PageWriter, Sink};
+    use scansync::write::Sink;
 
-    let db = TestDb::new().await;
     let mut admin = db.client().await;
     scansync::schema::migrate(&mut admin, "scansync").await.unwrap();
-    let items = vec![
-        version("p1", "s1", "2026-01-10T00:00:01Z", "one", &["a"], "h0"),
-        version("p2", "s2", "2026-01-10T00:00:02Z", "two, newer", &["a", "b"], "h0"),
-        version("p3", "s3", "2026-01-10T00:00:03Z", "three", &[], "h0"),
-    ];
     let sink = PgSink::new(&db.url, "scansync", None).unwrap();
     let page = sink.prepare(&parse_page(
         "2026-01-10",
         items.into_iter().map(RawRecord::Item).collect(),
         &Filter::default(),
     ));
-    let mut writer = sink.writer().await.unwrap();
+    (sink.writer().await.unwrap(), page)
+}
+
+/// Commits `tx` once a statement like `query` (an `ilike` pattern) waits for a lock: the
+/// other session's rows were in the way of the page's statement until then.
+async fn commit_once_waited_on(db: &TestDb, tx: tokio_postgres::Transaction<'_>, query: &str) {
+    let watch = db.client().await;
+    loop {
+        let waiting: i64 = watch
+            .query_one(
+                "select count(*) from pg_stat_activity
+                 where datname = current_database() and wait_event_type = 'Lock' and query ilike $1",
+                &[&query],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tx.commit().await.unwrap();
+}
+
+/// A new content row is COPYed straight into `content` when the first phase found its key
+/// absent. If another session inserts that key in between, the COPY fails on the unique
+/// key: the page must then be merged instead, so the newest version wins and nothing of
+/// the page is lost.
+#[tokio::test]
+async fn a_new_row_another_session_inserted_meanwhile_is_merged_not_lost() {
+    use scansync::write::PageWriter;
+
+    let db = TestDb::new().await;
+    let items = vec![
+        version("p1", "s1", "2026-01-10T00:00:01Z", "one", &["a"], "h0"),
+        version("p2", "s2", "2026-01-10T00:00:02Z", "two, newer", &["a", "b"], "h0"),
+        version("p3", "s3", "2026-01-10T00:00:03Z", "three", &[], "h0"),
+    ];
+    let (mut writer, page) = writer_and_page(&db, items).await;
 
     // Another session inserts an older version of p2, with an edge the page's version does
     // not have, and holds it uncommitted: the first phase finds p2 absent.
@@ -311,26 +343,8 @@ async fn a_new_row_another_session_inserted_meanwhile_is_merged_not_lost() {
     )
     .await
     .unwrap();
-    let (written, ()) = tokio::join!(writer.write(&page), async {
-        // The page's COPY waits for the other session's row; then the row commits.
-        let watch = db.client().await;
-        loop {
-            let waiting: i64 = watch
-                .query_one(
-                    "select count(*) from pg_stat_activity
-                     where datname = current_database() and wait_event_type = 'Lock' and query ilike 'copy content %'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if waiting > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        tx.commit().await.unwrap();
-    });
+    // The page's COPY waits for the other session's row; then the row commits.
+    let (written, ()) = tokio::join!(writer.write(&page), commit_once_waited_on(&db, tx, "copy content %"));
     let stats = written.expect("the page is merged after its COPY met the other session's row");
     assert_eq!(stats.content, 3, "three content rows written");
 
@@ -353,24 +367,14 @@ async fn a_new_row_another_session_inserted_meanwhile_is_merged_not_lost() {
 /// upsert writes and returns nothing) are looked up instead of left NULL or edgeless.
 #[tokio::test]
 async fn new_rows_reference_a_creator_and_tag_another_session_inserted_meanwhile() {
-    use scansync::parse::{parse_page, Filter, RawRecord};
-    use scansync::write::postgres::PgSink;
-    use scansync::write::{PageWriter, Sink};
+    use scansync::write::PageWriter;
 
     let db = TestDb::new().await;
-    let mut admin = db.client().await;
-    scansync::schema::migrate(&mut admin, "scansync").await.unwrap();
     let items = vec![
         version("p1", "s1", "2026-01-10T00:00:01Z", "one", &["a"], "h0"),
         version("p2", "s2", "2026-01-10T00:00:02Z", "two", &["a", "b"], "h0"),
     ];
-    let sink = PgSink::new(&db.url, "scansync", None).unwrap();
-    let page = sink.prepare(&parse_page(
-        "2026-01-10",
-        items.into_iter().map(RawRecord::Item).collect(),
-        &Filter::default(),
-    ));
-    let mut writer = sink.writer().await.unwrap();
+    let (mut writer, page) = writer_and_page(&db, items).await;
 
     // Another session inserts creator c0 in a newer version, and tag "a", and holds them
     // uncommitted: the first phase finds neither.
@@ -383,27 +387,9 @@ async fn new_rows_reference_a_creator_and_tag_another_session_inserted_meanwhile
     )
     .await
     .unwrap();
-    let (written, ()) = tokio::join!(writer.write(&page), async {
-        // The page's creator upsert waits for the other session's row; then it commits.
-        let watch = db.client().await;
-        loop {
-            let waiting: i64 = watch
-                .query_one(
-                    "select count(*) from pg_stat_activity
-                     where datname = current_database() and wait_event_type = 'Lock'
-                       and query ilike '%insert into creators%'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if waiting > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        tx.commit().await.unwrap();
-    });
+    // The page's creator upsert waits for the other session's row; then it commits.
+    let (written, ()) =
+        tokio::join!(writer.write(&page), commit_once_waited_on(&db, tx, "%insert into creators%"));
     let stats = written.expect("the page is written");
     assert_eq!(stats.creators, 0, "the store's creator is newer: the page writes none");
 
