@@ -516,7 +516,7 @@ impl PageWriter for PgWriter {
 
     /// The steps of a page, in the one order they run (see the module doc):
     /// [`fresh_rows`], [`write_entities`] in a short transaction, [`new_rows`], then in the
-    /// page's transaction [`copy_new`], [`copy_staging`], [`merge_content`], [`quarantine`],
+    /// page's transaction [`copy_new`], the staging COPY, [`merge_content`], [`quarantine`],
     /// commit.
     async fn write(&mut self, page: &PgPage) -> Result<WriteStats> {
         let run_id = self.sink.run_id;
@@ -561,7 +561,8 @@ impl PageWriter for PgWriter {
                 }
             }
             t.lap("new");
-            copy_staging(&tx, &fresh).await?;
+            // The content rows to merge, into the staging table (emptied at commit).
+            copy_in(&tx, sql::COPY_CONTENT, &fresh.content).await?;
             t.lap("copy");
             merge_content(&tx, &fresh, &mut stats).await?;
             t.lap("content");
@@ -608,23 +609,6 @@ async fn new_rows(
     let key = |r: &KeyedRows, i: usize| (r.platform[i].clone(), r.external_id[i].clone());
     let PageIds { creators: mut creator_ids, communities: mut community_ids, tags: mut tag_ids } =
         fresh.ids.clone();
-    // Every id the page was told is remembered: the next pages' rows reference the same
-    // creators, and a creator this writer knows is current is not asked about again.
-    for (i, id) in creator_ids.iter().enumerate() {
-        if let Some(id) = id {
-            known.creator_ids.insert(key(cr, i), *id);
-        }
-    }
-    for (i, id) in community_ids.iter().enumerate() {
-        if let Some(id) = id {
-            known.community_ids.insert(key(cm, i), *id);
-        }
-    }
-    for (i, id) in tag_ids.iter().enumerate() {
-        if let Some(id) = id {
-            known.tag_ids.insert(page.tags[i].clone(), *id);
-        }
-    }
     // What the absent rows reference and is still unknown is asked for.
     let mut ask_cr: Vec<usize> =
         absent.iter().filter_map(|&i| parts.creator[i]).map(|i| i as usize).collect();
@@ -664,21 +648,28 @@ async fn new_rows(
         for row in &found {
             let (table, i, id) =
                 (row.get::<_, i32>(0), row.get::<_, i64>(1) as usize, row.get::<_, Option<i64>>(2));
-            match (table, id) {
-                (_, None) => {}
-                (0, Some(id)) => {
-                    creator_ids[ask_cr[i]] = Some(id);
-                    known.creator_ids.insert(key(cr, ask_cr[i]), id);
-                }
-                (1, Some(id)) => {
-                    community_ids[ask_cm[i]] = Some(id);
-                    known.community_ids.insert(key(cm, ask_cm[i]), id);
-                }
-                (_, Some(id)) => {
-                    tag_ids[ask_tags[i]] = Some(id);
-                    known.tag_ids.insert(page.tags[ask_tags[i]].clone(), id);
-                }
+            match table {
+                0 => creator_ids[ask_cr[i]] = id,
+                1 => community_ids[ask_cm[i]] = id,
+                _ => tag_ids[ask_tags[i]] = id,
             }
+        }
+    }
+    // Every id the page now knows is remembered, once: the next pages' rows reference the
+    // same creators, and a creator this writer knows is current is not asked about again.
+    for (i, id) in creator_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.creator_ids.insert(key(cr, i), *id);
+        }
+    }
+    for (i, id) in community_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.community_ids.insert(key(cm, i), *id);
+        }
+    }
+    for (i, id) in tag_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.tag_ids.insert(page.tags[i].clone(), *id);
         }
     }
     let mut content = CopyBuf::new();
@@ -988,11 +979,6 @@ async fn write_entities(
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// COPYs the content rows to merge into the staging table (emptied at commit).
-async fn copy_staging(tx: &tokio_postgres::Transaction<'_>, page: &Fresh) -> Result<()> {
-    copy_in(tx, sql::COPY_CONTENT, &page.content).await
 }
 
 /// Live values, then the tag edges of the rows that changed, then tombstones.
