@@ -1,6 +1,7 @@
 //! Fuzzes the record parser: one export line (DynamoDB JSON) in, a record or a quarantine
 //! reason out. Beyond "never panics", it checks every output is fit for PostgreSQL: text
-//! is clean, JSON columns are valid `jsonb`, numbers are canonical decimals.
+//! is clean, JSON columns are valid `jsonb`, numbers are canonical decimals; and that the
+//! typed path reads a line exactly as the general path does, or leaves it to it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,8 +25,13 @@ fn check_json(what: &str, s: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The typed path reads a line exactly as the general path does, or leaves it to it.
+    if let Err(e) = scansync_parse::typed::check_against_general_path(data) {
+        panic!("the typed path disagrees with the general path: {e}");
+    }
     match decode_export_line(data.to_vec()) {
         RawRecord::Unreadable { raw, .. } => assert!(!raw.is_empty() || data.is_empty()),
+        RawRecord::Typed(_) => panic!("decode_export_line is the general path: it never reads a line typed"),
         RawRecord::Item(item) => {
             let mut repairs = Repairs::default();
             let mut drift = Drift::default();

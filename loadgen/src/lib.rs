@@ -512,6 +512,25 @@ mod tests {
     }
 
     #[test]
+    fn the_typed_path_reads_most_generated_lines_and_each_exactly_as_the_general_path() {
+        let at = Timestamp::parse("2026-11-26T00:00:00Z").unwrap();
+        for stamps in [Stamps::Default, Stamps::Utc, Stamps::Mixed] {
+            let mut g = Generator::new(11, Mix { stamps, ..Mix::default() }, Shape::default());
+            let mut typed = 0;
+            for i in 0..3000 {
+                let mut line = String::new();
+                export_line(&g.next_record(at.add_micros(i * 1000)).item, &mut line);
+                match scansync_parse::typed::check_against_general_path(line.as_bytes()) {
+                    Ok(read) => typed += usize::from(read),
+                    Err(e) => panic!("{e}\nline: {line}"),
+                }
+            }
+            // 20 % of the lines are dirty and 2 % drift: those take the general path.
+            assert!(typed > 2300, "{stamps:?}: the typed path read only {typed} of 3000 lines");
+        }
+    }
+
+    #[test]
     fn zipf_puts_most_weight_on_the_first_ranks() {
         let z = Zipf::new(10_000, 1.05);
         let mut rng = fastrand::Rng::with_seed(3);

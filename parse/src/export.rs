@@ -10,6 +10,17 @@ use crate::attr::{item_from_dynamodb_json, Attr, Item};
 use crate::json::repair_json_text;
 use crate::{RawRecord, RejectReason};
 
+/// Reads one export line: a line of the common shape straight into a record (the typed
+/// path, [`crate::typed`]), any other through [`decode_export_line`] and the general path.
+pub fn read_export_line(line: Vec<u8>) -> RawRecord {
+    if !has_surrogate_escape(&line) {
+        if let Some((record, stamp)) = crate::typed::parse_common_line(&line) {
+            return RawRecord::Typed(Box::new(crate::Typed { record, stamp }));
+        }
+    }
+    decode_export_line(line)
+}
+
 /// Decodes one export line. A line that is not JSON is repaired (BOM, NUL, lone surrogate
 /// escapes, invalid UTF-8) and tried again; if it still fails it is quarantined as
 /// `not_json`, and a JSON line that is not a DynamoDB item as `not_a_map`. Either way the
@@ -168,11 +179,12 @@ fn attr_from_simd(v: &simd_json::BorrowedValue) -> Option<Attr> {
 
 /// Tells whether `b` holds a `\uD800`–`\uDFFF` escape (paired or not).
 fn has_surrogate_escape(b: &[u8]) -> bool {
-    b.windows(4).any(|w| {
-        w[0] == b'\\'
-            && w[1] == b'u'
-            && (w[2] == b'd' || w[2] == b'D')
-            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+    // `\u` escapes are rare in export lines: find them with memchr's substring search (SIMD),
+    // then look at the digits.
+    memchr::memmem::find_iter(b, b"\\u").any(|i| {
+        b.get(i + 2..i + 4).is_some_and(|w| {
+            (w[0] == b'd' || w[0] == b'D') && matches!(w[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+        })
     })
 }
 

@@ -22,6 +22,11 @@ pub const MAX_ENCODING_DEPTH: usize = 4;
 /// Repairs JSON text so a strict parser accepts it, without changing valid content.
 /// Returns the repaired text and whether anything was changed.
 pub fn repair_json_text(s: &str) -> (String, bool) {
+    // Every repair below starts at a BOM, a control byte or a backslash: text without them
+    // (most metadata) is already what the repair would return.
+    if !s.starts_with('\u{feff}') && !s.bytes().any(|b| b < 0x20 || b == b'\\') {
+        return (s.to_owned(), false);
+    }
     let s0 = s.trim_start_matches('\u{feff}');
     let mut changed = s0.len() != s.len();
     let b = s0.as_bytes();

@@ -3,7 +3,8 @@
 //!
 //! [`attr`] is the DynamoDB item model every source converts to; [`export`] decodes export
 //! lines; [`record`] turns items into canonical records by the named rules of [`text`],
-//! [`number`], [`time`], [`json`] (metadata) and [`tags`].
+//! [`number`], [`time`], [`json`] (metadata) and [`tags`]; [`typed`] reads an export line of
+//! the common shape straight into a record, and sends every other line to that general path.
 
 pub mod attr;
 pub mod export;
@@ -13,5 +14,6 @@ pub mod record;
 pub mod tags;
 pub mod text;
 pub mod time;
+pub mod typed;
 
 pub use record::*;

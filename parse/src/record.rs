@@ -27,6 +27,7 @@ use crate::text::clean_text;
 use crate::time::Timestamp;
 use entities::{parse_community, parse_creator, parse_stats};
 use meta::{meta_get, parse_metadata};
+pub(crate) use meta::{metadata_text_as_is, metadata_text_of_map};
 use serde_json::{Map, Value};
 
 /// One scan record, cleaned and in the canonical shape.

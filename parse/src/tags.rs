@@ -6,7 +6,7 @@
 
 use crate::attr::Attr;
 use crate::json::{parse_json_text, Parsed};
-use crate::text::clean_text;
+use crate::text::{clean_text, plainly_nfc};
 use unicode_normalization::UnicodeNormalization;
 
 /// Extracts and normalises the tags of one attribute value; `None` if the type cannot hold
@@ -23,33 +23,36 @@ pub fn parse_tags(a: &Attr) -> Option<Vec<String>> {
                 }
             }
         }
-        Attr::S(s) => {
-            let t = s.trim_start_matches('\u{feff}').trim();
-            let json_array = if t.starts_with('[') {
-                match parse_json_text(t) {
-                    Parsed::Value { value: serde_json::Value::Array(xs), .. } => Some(xs),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            match json_array {
-                Some(xs) => {
-                    for x in xs {
-                        match x {
-                            serde_json::Value::String(s) => push_tag(&mut out, &s),
-                            serde_json::Value::Number(n) => push_tag(&mut out, &n.to_string()),
-                            _ => {}
-                        }
-                    }
-                }
-                None => t.split(',').for_each(|x| push_tag(&mut out, x)),
-            }
-        }
+        Attr::S(s) => tags_of_text(&mut out, s),
         Attr::Null => {}
         _ => return None,
     }
     Some(out)
+}
+
+/// The tags of one string: a JSON array of strings (or numbers), else a comma-separated list.
+pub(crate) fn tags_of_text(out: &mut Vec<String>, s: &str) {
+    let t = s.trim_start_matches('\u{feff}').trim();
+    let json_array = if t.starts_with('[') {
+        match parse_json_text(t) {
+            Parsed::Value { value: serde_json::Value::Array(xs), .. } => Some(xs),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    match json_array {
+        Some(xs) => {
+            for x in xs {
+                match x {
+                    serde_json::Value::String(s) => push_tag(out, &s),
+                    serde_json::Value::Number(n) => push_tag(out, &n.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        None => t.split(',').for_each(|x| push_tag(out, x)),
+    }
 }
 
 /// Normalises one tag; `None` if nothing is left.
@@ -59,12 +62,16 @@ pub fn normalize_tag(raw: &str) -> Option<String> {
     if t.is_empty() {
         return None;
     }
-    // Lowercasing can produce a sequence that is no longer NFC (rare): normalise again.
-    let lower: String = t.to_lowercase().nfc().collect();
-    Some(lower)
+    // Lowercasing can produce a sequence that is no longer NFC (rare): normalise again,
+    // unless every character is one no normalisation changes.
+    let lower = t.to_lowercase();
+    if lower.chars().all(plainly_nfc) {
+        return Some(lower);
+    }
+    Some(lower.nfc().collect())
 }
 
-fn push_tag(out: &mut Vec<String>, raw: &str) {
+pub(crate) fn push_tag(out: &mut Vec<String>, raw: &str) {
     if let Some(t) = normalize_tag(raw) {
         if !out.contains(&t) {
             out.push(t);

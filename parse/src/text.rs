@@ -31,6 +31,12 @@ pub fn clean_text(s: &str) -> (Option<String>, TextRepairs) {
         let t = s.trim();
         return ((!t.is_empty()).then(|| t.to_owned()), repairs);
     }
+    // Second fast path: no control character, no backslash, and every character one that
+    // is in NFC on its own and never combines (see `plainly_nfc`): only trimming again.
+    if s.chars().all(|c| plainly_nfc(c) && (!c.is_control() || c == '\n' || c == '\t') && c != '\\') {
+        let t = s.trim();
+        return ((!t.is_empty()).then(|| t.to_owned()), repairs);
+    }
     let mut text: Cow<str> = Cow::Borrowed(s);
     if text.contains("\\u") || text.contains("\\U") {
         let (fixed, changed) = replace_lone_surrogate_escapes(&text);
@@ -52,6 +58,13 @@ pub fn clean_text(s: &str) -> (Option<String>, TextRepairs) {
     }
     let t = text.trim();
     ((!t.is_empty()).then(|| t.to_owned()), repairs)
+}
+
+/// Tells whether `c` lies where every character is NFC on its own with combining class 0
+/// (so any text of them is NFC): below U+0300, where the combining marks begin, and the
+/// emoji and pictograph blocks U+1F300–U+1FAFF. A test checks every character of both.
+pub(crate) fn plainly_nfc(c: char) -> bool {
+    c < '\u{300}' || ('\u{1F300}'..='\u{1FAFF}').contains(&c)
 }
 
 /// Cleans raw bytes: invalid UTF-8 becomes U+FFFD, then [`clean_text`].
@@ -131,6 +144,18 @@ mod tests {
     #[test]
     fn control_characters_are_removed_but_newline_and_tab_stay() {
         assert_eq!(clean("a\u{0}b\u{7}c\r\nd\te\u{9f}").as_deref(), Some("abc\nd\te"));
+    }
+
+    #[test]
+    fn every_plainly_nfc_character_is_nfc_alone_and_never_combines() {
+        use unicode_normalization::char::canonical_combining_class;
+        let ranges = [0..0x300u32, 0x1F300..0x1FB00];
+        for c in ranges.into_iter().flatten().filter_map(char::from_u32) {
+            assert!(plainly_nfc(c));
+            assert_eq!(is_nfc_quick(std::iter::once(c)), IsNormalized::Yes, "{c:?}");
+            assert_eq!(canonical_combining_class(c), 0, "{c:?}");
+        }
+        assert!(!plainly_nfc('\u{301}') && !plainly_nfc('\u{1100}'));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use scansync_parse::attr::{Attr, Item};
 use scansync_parse::export::decode_export_line;
 use scansync_parse::json::{has_nul, parse_json_text, strip_nul, Parsed};
 use scansync_parse::text::{clean_bytes, clean_text};
+use scansync_parse::typed::check_against_general_path;
 use scansync_parse::{parse_item, Drift, Repairs};
 use unicode_normalization::is_nfc;
 
@@ -47,8 +48,113 @@ fn jsonb_acceptable(text: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| !has_nul(&v))
 }
 
+/// One attribute value in one of the forms upstream writes, its text drawn from `text`.
+fn value_form(text: impl Strategy<Value = String> + Clone) -> impl Strategy<Value = Attr> {
+    prop_oneof![
+        4 => text.clone().prop_map(Attr::S),
+        1 => prop_oneof![Just("12"), Just("9007199254740993"), Just("1.5e3"), Just("-0"), Just("x")]
+            .prop_map(|n| Attr::N(n.into())),
+        1 => any::<bool>().prop_map(Attr::Bool),
+        1 => Just(Attr::Null),
+        1 => prop::collection::vec(text.clone().prop_map(Attr::S), 0..3).prop_map(Attr::L),
+        1 => prop::collection::vec(text, 0..3).prop_map(Attr::Ss),
+    ]
+}
+
+/// Mostly plain text, sometimes text a rule repairs.
+fn mostly_plain() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![
+        3 => "[ -~]{0,12}",
+        1 => "[a-zé🎬 ]{1,8}",
+        1 => nasty_string(),
+    ]
+}
+
+/// A record near the common shape: every field present in its usual form, then some of them
+/// replaced by another form, removed, or joined by another name of the same field.
+fn near_common_item() -> impl Strategy<Value = Item> {
+    let names = [
+        "scanId",
+        "datePartition",
+        "updatedAt",
+        "platform",
+        "contentId",
+        "postId",
+        "url",
+        "contentUrl",
+        "caption",
+        "creator",
+        "creatorId",
+        "creatorHandle",
+        "creatorFollowers",
+        "community",
+        "communityId",
+        "communityName",
+        "tags",
+        "stats",
+        "postedAt",
+        "metadata",
+        "deleted",
+        "mood",
+    ];
+    let changes = prop::collection::vec(
+        (prop::sample::select(names.to_vec()), prop::option::weighted(0.8, value_form(mostly_plain()))),
+        0..4,
+    );
+    let sub = (mostly_plain(), mostly_plain(), prop::sample::select(vec!["id", "name", "handle", "views"]));
+    let metadata = prop_oneof![
+        Just(r#"{"lang":"en","n":1}"#.to_string()),
+        Just(r#"["a",1]"#.to_string()),
+        Just(r#"{"url":"https://meta.example/1","caption":"from meta"}"#.to_string()),
+        nasty_string(),
+    ];
+    (changes, sub, metadata).prop_map(|(changes, (a, b, key), metadata)| {
+        let s = |x: &str| Attr::S(x.to_string());
+        let map =
+            |pairs: Vec<(&str, Attr)>| Attr::M(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let mut item: Item = [
+            ("scanId", s("scan-1")),
+            ("datePartition", s("2026-11-26")),
+            ("updatedAt", s("2026-11-26 10:00:00+00:00")),
+            ("platform", s("reddit")),
+            ("contentId", s("p1")),
+            ("url", s("https://example.com/p/1")),
+            ("caption", Attr::S(a.clone())),
+            (
+                "creator",
+                map(vec![("id", s("c1")), (key, Attr::S(b.clone())), ("followers", Attr::N("7".into()))]),
+            ),
+            ("community", map(vec![("name", Attr::S(b)), ("id", s("g1"))])),
+            ("tags", Attr::S(a)),
+            ("stats", map(vec![("views", Attr::N("100".into())), ("likes", s(" 10 "))])),
+            ("postedAt", s("2026-11-25T00:00:00Z")),
+            ("metadata", Attr::S(metadata)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (name, value) in changes {
+            match value {
+                Some(v) => item.insert(name.to_string(), v),
+                None => item.remove(name),
+            };
+        }
+        item
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_typed_path_reads_a_line_exactly_as_the_general_path_or_leaves_it_to_it(item in near_common_item()) {
+        let mut line = String::from("{\"Item\":");
+        scansync_parse::attr::write_item_dynamodb_json(&item, &mut line);
+        line.push('}');
+        if let Err(e) = check_against_general_path(line.as_bytes()) {
+            panic!("{e}\nline: {line}");
+        }
+    }
 
     #[test]
     fn cleaned_text_is_nfc_trimmed_and_free_of_control_characters(s in nasty_string()) {
@@ -97,6 +203,9 @@ proptest! {
 
     #[test]
     fn export_line_decoding_never_panics(b in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Err(e) = check_against_general_path(&b) {
+            panic!("{e}");
+        }
         let _ = decode_export_line(b);
     }
 

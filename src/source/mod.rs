@@ -10,7 +10,7 @@ pub mod memory;
 
 use crate::attr::Item;
 use crate::error::{Error, Result};
-use crate::parse::export::decode_export_line;
+use crate::parse::export::read_export_line;
 use crate::parse::RawRecord;
 use crate::time::Day;
 pub use crate::window::{KeyBounds, KeyRange};
@@ -106,7 +106,7 @@ impl Payload {
             ),
             Payload::Lines(lines) => {
                 let numbers = lines.iter().map(|(n, _)| *n).collect();
-                let raw = lines.into_iter().map(|(_, l)| decode_export_line(l)).collect();
+                let raw = lines.into_iter().map(|(_, l)| read_export_line(l)).collect();
                 (raw, Some(Origins { numbers, files: Vec::new() }))
             }
             Payload::Files(files) => {
@@ -116,7 +116,7 @@ impl Payload {
                     origins.files.push((raw.len(), label));
                     for (n, l) in lines {
                         origins.numbers.push(n);
-                        raw.push(decode_export_line(l));
+                        raw.push(read_export_line(l));
                     }
                 }
                 (raw, Some(origins))

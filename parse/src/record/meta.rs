@@ -63,6 +63,28 @@ pub(crate) fn parse_metadata(a: Option<&Attr>, repairs: &mut Repairs) -> Meta {
     tree(parse_metadata_tree(a, repairs))
 }
 
+/// The metadata text as it arrived, when it needs nothing done: an object or array that is
+/// valid JSON with no repair and no number outside `numeric` (the fast path of
+/// [`parse_metadata`] without its repairs; the typed path of `crate::typed` keeps such
+/// text and sends any other to the general path).
+pub(crate) fn metadata_text_as_is(s: &str) -> Option<String> {
+    let (fixed, repaired) = repair_json_text(s);
+    let t = fixed.trim_start();
+    (!repaired && (t.starts_with('{') || t.starts_with('[')) && numbers_fit_numeric(t) && is_json(t))
+        .then_some(fixed)
+}
+
+/// The metadata text of a map, when nothing has to be repaired or counted to make it: the
+/// general path's reading of a map (`crate::typed` sends any other to it).
+pub(crate) fn metadata_text_of_map(map: &Attr) -> Option<String> {
+    let mut repairs = Repairs::default();
+    let value = parse_metadata_tree(Some(map), &mut repairs)?;
+    if repairs != Repairs::default() {
+        return None;
+    }
+    crate::json::jsonb_text(&value)
+}
+
 /// The general path: parses (unwrapping encodings) into a tree with NUL removed.
 pub(crate) fn parse_metadata_tree(a: Option<&Attr>, repairs: &mut Repairs) -> Option<Value> {
     let mut value = match a? {

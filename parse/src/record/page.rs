@@ -15,6 +15,8 @@ pub type Drift = HashMap<(String, &'static str), u64>;
 pub enum RawRecord {
     /// A DynamoDB item.
     Item(Item),
+    /// An export line the typed path already read into a record.
+    Typed(Box<Typed>),
     /// An export line that could not be read as an item.
     Unreadable {
         /// Why.
@@ -22,6 +24,16 @@ pub enum RawRecord {
         /// The line as read (invalid UTF-8 replaced).
         raw: String,
     },
+}
+
+/// A record the typed path read ([`crate::typed`]): exactly what the general path would
+/// have made of its line, which needed no repair and had no drift.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Typed {
+    /// The record.
+    pub record: Record,
+    /// How its `updatedAt` is written.
+    pub stamp: crate::time::StampForm,
 }
 
 /// A page of parsed records, ready for the writer.
@@ -89,6 +101,15 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> Pars
                 index,
                 origin: partition.to_owned(),
             }),
+            RawRecord::Typed(t) => {
+                let Typed { record, stamp } = *t;
+                *page.stamps.entry(stamp).or_default() += 1;
+                if filter.keeps(&record) {
+                    page.records.push(record);
+                } else {
+                    page.skipped += 1;
+                }
+            }
             RawRecord::Item(item) => {
                 let parsed = parse_item(&item, partition, &mut page.repairs, &mut page.drift);
                 // Every record whose updatedAt parsed (rejects for other reasons included)

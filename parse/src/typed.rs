@@ -1,0 +1,536 @@
+//! The typed path: an export line of the common record shape, read straight into a
+//! [`Record`], borrowing every string from the line.
+//!
+//! Most lines of a full export share one shape: `{"Item": {…}}` whose attributes all carry a
+//! name the contract knows, in the type it documents, with text no rule has to repair, every
+//! field present at the top level (so the metadata never has to supply one), and metadata
+//! that is well-formed JSON text. For those lines the general path (decode into an
+//! [`Item`](crate::attr::Item) of owned strings, then [`parse_item`](crate::parse_item))
+//! builds a hash map only to look each field up once. This path walks simd-json's tape
+//! instead and builds the record directly.
+//!
+//! It never decides anything the general path would decide differently. Anything it does not
+//! read exactly as the general path does makes it answer `None`, and the line takes the
+//! general path: an unknown attribute (drift), another type, a `NULL`, two names of one field,
+//! a text, number or timestamp a rule would repair or count, a field absent at the top level,
+//! metadata that is not plain JSON text, a reject. So for every line it reads, the general path
+//! gives the same record with no repair, no drift and the same stamp form; a property test and
+//! the fuzz target check exactly that.
+
+use crate::attr::{Attr, Item};
+use crate::number::{id_text, normalize_decimal};
+use crate::record::fields;
+use crate::tags::{push_tag, tags_of_text};
+use crate::text::clean_text;
+use crate::time::{StampForm, Timestamp};
+use crate::{Community, Creator, Record};
+use simd_json::prelude::*;
+use simd_json::tape::{Array, Object, Tape, Value};
+
+thread_local! {
+    /// Per thread: a copy of the line for simd-json to parse in place (the line itself must
+    /// stay intact for the general path), simd-json's buffers and its tape, reused from line
+    /// to line.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch {
+        line: Vec::new(),
+        buffers: simd_json::Buffers::new(4096),
+        tape: Some(Tape::null().reset()),
+    });
+}
+
+struct Scratch {
+    line: Vec<u8>,
+    buffers: simd_json::Buffers,
+    /// Empty between lines; `'static` because it borrows nothing then.
+    tape: Option<Tape<'static>>,
+}
+
+/// Reads one export line of the common shape into a record and the form of its `updatedAt`;
+/// `None` for any other line (the general path reads it).
+///
+/// The caller has already sent lines holding a surrogate escape to the general path.
+pub fn parse_common_line(line: &[u8]) -> Option<(Record, StampForm)> {
+    SCRATCH.with(|s| {
+        let s = &mut *s.borrow_mut();
+        s.line.clear();
+        s.line.extend_from_slice(line);
+        let mut tape = s.tape.take().unwrap_or_else(|| Tape::null().reset()).reset();
+        let out = match simd_json::fill_tape(&mut s.line, &mut s.buffers, &mut tape) {
+            Ok(()) => read_line(tape.as_value()),
+            Err(_) => None,
+        };
+        s.tape = Some(tape.reset());
+        out
+    })
+}
+
+/// One attribute value, typed: `{"S": …}`, `{"N": …}`, `{"BOOL": …}`, `{"NULL": …}`,
+/// `{"M": …}`, `{"L": …}` or `{"SS": …}`. Anything else (`B`, the other sets, an unquoted
+/// number, a malformed value) is not the common shape. `NULL` is read only as metadata:
+/// anywhere else the general path looks past it to another name or the metadata.
+#[derive(Clone, Copy)]
+enum V<'t, 'i> {
+    S(&'i str),
+    N(&'i str),
+    Bool(bool),
+    Null,
+    M(Value<'t, 'i>),
+    L(Value<'t, 'i>),
+    Ss(Value<'t, 'i>),
+}
+
+fn typed<'t, 'i>(v: Value<'t, 'i>) -> Option<V<'t, 'i>> {
+    let o = v.as_object()?;
+    if o.len() != 1 {
+        return None;
+    }
+    let (tag, inner) = o.iter().next()?;
+    match tag {
+        "S" => inner.into_string().map(V::S),
+        "N" => inner.into_string().map(V::N),
+        "BOOL" => inner.as_bool().map(V::Bool),
+        "NULL" => Some(V::Null),
+        "M" => inner.is_object().then_some(V::M(inner)),
+        "L" => inner.is_array().then_some(V::L(inner)),
+        "SS" => inner.is_array().then_some(V::Ss(inner)),
+        _ => None,
+    }
+}
+
+/// The top-level attributes the typed path reads, one slot per field (or flat attribute).
+#[derive(Clone, Copy)]
+enum Slot {
+    ScanId,
+    DatePartition,
+    UpdatedAt,
+    Platform,
+    ContentId,
+    Deleted,
+    Url,
+    Caption,
+    Creator,
+    CreatorId,
+    CreatorHandle,
+    CreatorDisplayName,
+    CreatorFollowers,
+    Community,
+    CommunityId,
+    CommunityName,
+    Tags,
+    Stats,
+    PostedAt,
+    Metadata,
+}
+
+const SLOTS: usize = Slot::Metadata as usize + 1;
+
+/// The slot of a top-level attribute name: every name in [`fields::FIELDS`] (top-level and
+/// flat) has one, and nothing else does (a test pins both).
+fn slot(name: &str) -> Option<Slot> {
+    Some(match name {
+        "scanId" => Slot::ScanId,
+        "datePartition" => Slot::DatePartition,
+        "updatedAt" => Slot::UpdatedAt,
+        "platform" => Slot::Platform,
+        "contentId" | "content_id" | "postId" => Slot::ContentId,
+        "deleted" => Slot::Deleted,
+        "contentUrl" | "url" => Slot::Url,
+        "caption" => Slot::Caption,
+        "creator" => Slot::Creator,
+        "creatorId" => Slot::CreatorId,
+        "creatorHandle" => Slot::CreatorHandle,
+        "creatorDisplayName" => Slot::CreatorDisplayName,
+        "creatorFollowers" => Slot::CreatorFollowers,
+        "community" => Slot::Community,
+        "communityId" => Slot::CommunityId,
+        "communityName" => Slot::CommunityName,
+        "tags" => Slot::Tags,
+        "stats" => Slot::Stats,
+        "postedAt" => Slot::PostedAt,
+        "metadata" => Slot::Metadata,
+        _ => return None,
+    })
+}
+
+/// Fills one slot per attribute of `map`; `None` if an attribute has no slot, is not typed,
+/// or a slot is filled twice (two names of one field: which one wins is the general path's
+/// business).
+fn fill<'t, 'i, const N: usize>(
+    map: Object<'t, 'i>,
+    slot_of: impl Fn(&str) -> Option<usize>,
+) -> Option<[Option<V<'t, 'i>>; N]> {
+    let mut slots = [None; N];
+    for (name, v) in map.iter() {
+        let i = slot_of(name)?;
+        if slots[i].replace(typed(v)?).is_some() {
+            return None;
+        }
+    }
+    Some(slots)
+}
+
+/// Cleans a text the way the general path does, when no rule has to repair it.
+fn text(s: &str) -> Option<Option<String>> {
+    let (out, repairs) = clean_text(s);
+    (repairs == Default::default()).then_some(out)
+}
+
+/// A text attribute (`S` only: an `N` would be coerced, and counted).
+fn text_attr(v: V) -> Option<Option<String>> {
+    match v {
+        V::S(s) => text(s),
+        _ => None,
+    }
+}
+
+/// An id: `S` cleaned, `N` as exact integer text.
+fn id_attr(v: V) -> Option<Option<String>> {
+    match v {
+        V::N(n) => Some(id_text(n)),
+        _ => text_attr(v),
+    }
+}
+
+/// A count: `N` or numeric `S`, exact; one the general path would count as invalid is not
+/// the common shape.
+fn count_attr(v: V) -> Option<String> {
+    match v {
+        V::N(n) | V::S(n) => normalize_decimal(n),
+        _ => None,
+    }
+}
+
+fn flag_attr(v: V) -> Option<bool> {
+    match v {
+        V::Bool(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn read_line(top: Value) -> Option<(Record, StampForm)> {
+    let top = top.as_object()?;
+    let (key, item) = top.iter().next()?;
+    if top.len() != 1 || key != "Item" {
+        return None;
+    }
+    let a: [Option<V>; SLOTS] = fill(item.as_object()?, |n| slot(n).map(|s| s as usize))?;
+    let get = |s: Slot| a[s as usize];
+
+    let V::S(stamp) = get(Slot::UpdatedAt)? else { return None };
+    let updated_at = Timestamp::parse(stamp)?;
+    let platform = text_attr(get(Slot::Platform)?)??.to_lowercase();
+    let external_id = id_attr(get(Slot::ContentId)?)??;
+    let scan_id = id_attr(get(Slot::ScanId)?)?.unwrap_or_default();
+    let partition = text_attr(get(Slot::DatePartition)?)??;
+    let deleted = match get(Slot::Deleted) {
+        Some(v) => flag_attr(v)?,
+        None => false,
+    };
+    let url = text_attr(get(Slot::Url)?)?;
+    let caption = text_attr(get(Slot::Caption)?)?;
+    let creator = read_creator(&a)?;
+    let community = read_community(&a)?;
+    let tags = read_tags(get(Slot::Tags)?)?;
+    let stats = read_stats(get(Slot::Stats)?)?;
+    let posted_at = match get(Slot::PostedAt)? {
+        V::S(s) | V::N(s) => Timestamp::parse(s)?,
+        _ => return None,
+    };
+    let metadata = match get(Slot::Metadata) {
+        Some(V::S(s)) => Some(crate::record::metadata_text_as_is(s)?),
+        Some(V::M(m)) => Some(crate::record::metadata_text_of_map(&Attr::M(item_of(m)?))?),
+        Some(V::Null) | None => None,
+        Some(_) => return None,
+    };
+    let record = Record {
+        scan_id,
+        partition,
+        updated_at,
+        platform,
+        external_id,
+        deleted,
+        url,
+        caption,
+        creator,
+        community,
+        tags,
+        stats,
+        posted_at: Some(posted_at),
+        metadata,
+        extra: None,
+    };
+    Some((record, StampForm::of_parsed(stamp)))
+}
+
+/// A map of attributes as the general path's [`Item`] (metadata given as a map).
+fn item_of(m: Value) -> Option<Item> {
+    let m = m.as_object()?;
+    let mut item = Item::with_capacity_and_hasher(m.len(), Default::default());
+    for (k, v) in m.iter() {
+        if item.insert(k.to_owned(), attr_of(typed(v)?)?).is_some() {
+            return None;
+        }
+    }
+    Some(item)
+}
+
+fn attr_of(v: V) -> Option<Attr> {
+    Some(match v {
+        V::S(s) => Attr::S(s.to_owned()),
+        V::N(n) => Attr::N(n.to_owned()),
+        V::Bool(b) => Attr::Bool(b),
+        V::Null => Attr::Null,
+        V::M(m) => Attr::M(item_of(m)?),
+        V::L(xs) => Attr::L(xs.as_array()?.iter().map(|x| attr_of(typed(x)?)).collect::<Option<_>>()?),
+        V::Ss(xs) => Attr::Ss(strings(xs.as_array()?).map(|x| x.map(str::to_owned)).collect::<Option<_>>()?),
+    })
+}
+
+/// The index of a map's key among a field's sub-fields (each under any of its names).
+fn sub_slot(field: fields::Field, subs: &[&str], name: &str) -> Option<usize> {
+    subs.iter().position(|sub| field.sub(sub).contains(&name))
+}
+
+/// `Some(creator)`: the creator as the general path reads it (itself `None` when it has
+/// neither id nor handle); `None`: not the common shape.
+fn read_creator(a: &[Option<V>; SLOTS]) -> Option<Option<Creator>> {
+    let flat = [Slot::CreatorId, Slot::CreatorHandle, Slot::CreatorDisplayName, Slot::CreatorFollowers]
+        .map(|s| a[s as usize]);
+    let (id, handle, display_name, followers, deleted) = match a[Slot::Creator as usize] {
+        // The map, and nothing flat beside it.
+        Some(V::M(m)) if flat.iter().all(Option::is_none) => {
+            const SUBS: [&str; 5] = ["id", "handle", "display name", "followers", "deleted"];
+            let m: [Option<V>; 5] = fill(m.as_object()?, |n| sub_slot(fields::CREATOR, &SUBS, n))?;
+            (
+                m[0].map(id_attr).unwrap_or(Some(None))?,
+                m[1].map(text_attr).unwrap_or(Some(None))?,
+                m[2].map(text_attr).unwrap_or(Some(None))?,
+                m[3].map(|v| count_attr(v).map(Some)).unwrap_or(Some(None))?,
+                m[4].map(flag_attr).unwrap_or(Some(false))?,
+            )
+        }
+        Some(_) => return None,
+        None => {
+            let [id, handle, display_name, followers] = flat;
+            let id = id.map(id_attr).unwrap_or(Some(None))?;
+            let handle = handle.map(text_attr).unwrap_or(Some(None))?;
+            // Without either, the general path looks in the metadata.
+            if id.is_none() && handle.is_none() {
+                return None;
+            }
+            let display_name = display_name.map(text_attr).unwrap_or(Some(None))?;
+            let followers = followers.map(|v| count_attr(v).map(Some)).unwrap_or(Some(None))?;
+            (id, handle, display_name, followers, false)
+        }
+    };
+    let Some(external_id) = id.or_else(|| handle.as_ref().map(|h| h.to_lowercase())) else {
+        return Some(None);
+    };
+    Some(Some(Creator { external_id, handle, display_name, followers, deleted }))
+}
+
+/// As [`read_creator`], for the community.
+fn read_community(a: &[Option<V>; SLOTS]) -> Option<Option<Community>> {
+    let flat = [Slot::CommunityId, Slot::CommunityName].map(|s| a[s as usize]);
+    let [id, name] = match a[Slot::Community as usize] {
+        Some(V::M(m)) if flat.iter().all(Option::is_none) => {
+            let m: [Option<V>; 2] =
+                fill(m.as_object()?, |n| sub_slot(fields::COMMUNITY, &["id", "name"], n))?;
+            m
+        }
+        Some(_) => return None,
+        None => flat,
+    };
+    let id = id.map(id_attr).unwrap_or(Some(None))?;
+    let name = name.map(text_attr).unwrap_or(Some(None))?;
+    if id.is_none() && name.is_none() {
+        // Beside a map this is simply no community; without one, the metadata is asked.
+        return a[Slot::Community as usize].map(|_| None);
+    }
+    let external_id = id.or_else(|| name.as_ref().map(|n| n.to_lowercase()))?;
+    Some(Some(Community { external_id, name }))
+}
+
+fn read_tags(v: V) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    match v {
+        V::Ss(xs) => {
+            for x in strings(xs.as_array()?) {
+                push_tag(&mut out, x?);
+            }
+        }
+        V::L(xs) => {
+            for x in xs.as_array()?.iter() {
+                match typed(x)? {
+                    V::S(s) | V::N(s) => push_tag(&mut out, s),
+                    _ => return None,
+                }
+            }
+        }
+        V::S(s) => tags_of_text(&mut out, s),
+        _ => return None,
+    }
+    Some(out)
+}
+
+fn strings<'t, 'i>(xs: Array<'t, 'i>) -> impl Iterator<Item = Option<&'i str>> + 't {
+    xs.iter().map(|x| x.into_string())
+}
+
+fn read_stats(v: V) -> Option<[Option<String>; 4]> {
+    let V::M(m) = v else { return None };
+    const SUBS: [&str; 4] = ["views", "likes", "comments", "shares"];
+    let m: [Option<V>; 4] = fill(m.as_object()?, |n| sub_slot(fields::STATS, &SUBS, n))?;
+    let mut out: [Option<String>; 4] = Default::default();
+    for (o, v) in out.iter_mut().zip(m) {
+        if let Some(v) = v {
+            *o = Some(count_attr(v)?);
+        }
+    }
+    Some(out)
+}
+
+/// The differential check of the typed path (for the tests and the fuzz target): reads `line`
+/// both ways. `Ok(true)`: the typed path read it, and the general path gives the same record
+/// with no repair, no drift and the same stamp form; `Ok(false)`: the typed path sent it on;
+/// `Err`: the two paths disagree, and how.
+pub fn check_against_general_path(line: &[u8]) -> Result<bool, String> {
+    use crate::export::decode_export_line;
+    use crate::{parse_item, Drift, RawRecord, Repairs};
+    let Some((typed, stamp)) = parse_common_line(line) else { return Ok(false) };
+    let RawRecord::Item(item) = decode_export_line(line.to_vec()) else {
+        return Err("the general path could not decode the line".into());
+    };
+    let (mut repairs, mut drift) = (Repairs::default(), Drift::default());
+    let general = parse_item(&item, "elsewhere", &mut repairs, &mut drift);
+    let general_stamp = match item.get("updatedAt") {
+        Some(crate::attr::Attr::S(u) | crate::attr::Attr::N(u)) => Some(StampForm::of_parsed(u)),
+        _ => None,
+    };
+    if general.as_ref() != Ok(&typed) {
+        return Err(format!("typed {typed:?}\ngeneral {general:?}"));
+    }
+    if repairs != Repairs::default() || !drift.is_empty() {
+        return Err(format!("the general path repaired {repairs:?} or saw drift {drift:?}"));
+    }
+    if general_stamp != Some(stamp) {
+        return Err(format!("stamp form {stamp:?}, general {general_stamp:?}"));
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::attr::write_item_dynamodb_json;
+
+    fn s(x: &str) -> Attr {
+        Attr::S(x.into())
+    }
+
+    fn m(pairs: &[(&str, Attr)]) -> Attr {
+        Attr::M(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    /// A record of the common shape.
+    fn common() -> Item {
+        [
+            ("scanId", s("scan-1")),
+            ("datePartition", s("2026-11-26")),
+            ("updatedAt", s("2026-11-26T10:00:00.123-05:00")),
+            ("platform", s(" TikTok ")),
+            ("contentId", Attr::N("9007199254740993".into())),
+            ("url", s("https://example.com/p/1")),
+            ("caption", s("Café au lait 🎬")),
+            ("creator", m(&[("id", s("c1")), ("handle", s("Ann")), ("followers", Attr::N("12".into()))])),
+            ("communityId", s("g1")),
+            ("communityName", s("Group 1")),
+            ("tags", Attr::L(vec![s("#Rust"), s("data")])),
+            ("stats", m(&[("views", Attr::N("100".into())), ("likes", s("10"))])),
+            ("postedAt", Attr::N("1764115200".into())),
+            ("metadata", s(r#"{"lang":"en","score":18446744073709551616}"#)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn line(item: &Item) -> Vec<u8> {
+        let mut out = String::from("{\"Item\":");
+        write_item_dynamodb_json(item, &mut out);
+        out.push('}');
+        out.into_bytes()
+    }
+
+    #[test]
+    fn a_line_of_the_common_shape_is_read_by_the_typed_path_as_the_general_path_reads_it() {
+        assert_eq!(check_against_general_path(&line(&common())), Ok(true));
+        let mut flat = common();
+        flat.remove("creator");
+        flat.insert("creatorHandle".into(), s("Ann"));
+        flat.remove("communityId");
+        flat.remove("communityName");
+        flat.insert("community".into(), m(&[("name", s("Group 1"))]));
+        flat.insert("tags".into(), Attr::Ss(vec!["a".into(), "b".into()]));
+        flat.insert("deleted".into(), Attr::Bool(true));
+        flat.insert("metadata".into(), m(&[("lang", s("en")), ("n", Attr::N("7".into()))]));
+        assert_eq!(check_against_general_path(&line(&flat)), Ok(true));
+        let (r, _) = parse_common_line(&line(&flat)).unwrap();
+        assert_eq!(r.creator.unwrap().external_id, "ann");
+        assert!(r.deleted);
+        assert_eq!(r.metadata.as_deref(), Some(r#"{"lang":"en","n":7}"#));
+        flat.insert("metadata".into(), Attr::Null);
+        assert_eq!(check_against_general_path(&line(&flat)), Ok(true));
+    }
+
+    #[test]
+    fn a_line_a_rule_would_repair_or_count_takes_the_general_path() {
+        let cases: Vec<(&str, Attr)> = vec![
+            ("caption", s("e\u{301}")),
+            ("caption", s("bell\u{7}")),
+            ("caption", Attr::N("12".into())),
+            ("caption", Attr::Null),
+            ("platform", s("  ")),
+            ("contentId", Attr::N("x".into())),
+            ("mood", s("happy")),
+            ("contentUrl", s("https://example.com/other")),
+            ("creatorId", s("c2")),
+            ("stats", m(&[("views", s("n/a"))])),
+            ("stats", m(&[("reach", Attr::N("1".into()))])),
+            ("stats", s(r#"{"views":1}"#)),
+            ("postedAt", s("sometime last week")),
+            ("metadata", s("\u{feff}{}")),
+            ("metadata", s(r#""{\"a\":1}""#)),
+            ("metadata", m(&[("a", s("nul\u{0}"))])),
+            ("tags", Attr::Ns(vec!["1".into()])),
+            ("tags", Attr::L(vec![Attr::Bool(true)])),
+            ("deleted", s("true")),
+            ("updatedAt", Attr::N("1764115200".into())),
+        ];
+        for (name, value) in cases {
+            let mut item = common();
+            item.insert(name.into(), value.clone());
+            assert_eq!(check_against_general_path(&line(&item)), Ok(false), "{name} = {value:?}");
+        }
+        for name in ["url", "caption", "creator", "tags", "stats", "postedAt", "scanId", "datePartition"] {
+            let mut item = common();
+            item.remove(name);
+            assert_eq!(check_against_general_path(&line(&item)), Ok(false), "without {name}");
+        }
+        let change = br#"{"Keys":{"scanId":{"S":"s1"}},"NewImage":{"scanId":{"S":"s1"}}}"#;
+        assert_eq!(check_against_general_path(change), Ok(false));
+    }
+
+    #[test]
+    fn every_known_top_level_name_has_a_slot_and_nothing_else_does() {
+        for f in fields::FIELDS {
+            for name in f.top.iter().chain(f.flat.iter().map(|(_, n)| n)) {
+                assert!(slot(name).is_some(), "{name} has no slot");
+            }
+        }
+        for name in ["mood", "author", "statistics", "hashtags", "Item", "id"] {
+            assert!(slot(name).is_none(), "{name}");
+        }
+    }
+}
