@@ -531,6 +531,37 @@ mod tests {
     }
 
     #[test]
+    fn a_page_read_with_the_typed_path_is_the_page_the_general_path_reads() {
+        use scansync_parse::export::{decode_export_line, read_export_line};
+        use scansync_parse::{parse_page, Filter};
+        let start = Timestamp::parse("2026-11-26T00:00:00Z").unwrap();
+        let mut g = Generator::new(5, Mix { stamps: Stamps::Mixed, ..Mix::default() }, Shape::default());
+        let lines: Vec<Vec<u8>> = (0..2000)
+            .map(|i| {
+                let mut line = String::new();
+                export_line(&g.next_record(start.add_micros(i * 60_000_000)).item, &mut line);
+                line.into_bytes()
+            })
+            .collect();
+        // A window that keeps some records and skips others.
+        let filter = Filter { after: Some(start.add_micros(600 * 60_000_000)), ..Filter::default() };
+        let typed = parse_page("p", lines.iter().cloned().map(read_export_line).collect(), &filter);
+        let general = parse_page("p", lines.into_iter().map(decode_export_line).collect(), &filter);
+        assert!(
+            typed.skipped > 100 && typed.records.len() > 100,
+            "{} {}",
+            typed.skipped,
+            typed.records.len()
+        );
+        assert_eq!(typed.records, general.records);
+        assert_eq!(typed.rejects, general.rejects);
+        assert_eq!(typed.repairs, general.repairs);
+        assert_eq!(typed.drift, general.drift);
+        assert_eq!((typed.read, typed.skipped), (general.read, general.skipped));
+        assert_eq!(typed.stamps, general.stamps);
+    }
+
+    #[test]
     fn zipf_puts_most_weight_on_the_first_ranks() {
         let z = Zipf::new(10_000, 1.05);
         let mut rng = fastrand::Rng::with_seed(3);
