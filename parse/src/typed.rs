@@ -170,6 +170,10 @@ fn fill<'t, 'i, const N: usize>(
 }
 
 /// Cleans a text the way the general path does, when no rule has to repair it.
+///
+/// The readers below answer `None` for "not the common shape" (the line goes to the general
+/// path); a `Some(None)` is a field the general path leaves empty too (a blank text, an id
+/// that is not an integer).
 fn text(s: &str) -> Option<Option<String>> {
     let (out, repairs) = clean_text(s);
     (repairs == Default::default()).then_some(out)
