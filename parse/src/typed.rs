@@ -290,9 +290,10 @@ fn attr_of(v: V) -> Option<Attr> {
     })
 }
 
-/// The index of a map's key among a field's sub-fields (each under any of its names).
-fn sub_slot(field: fields::Field, subs: &[&str], name: &str) -> Option<usize> {
-    subs.iter().position(|sub| field.sub(sub).contains(&name))
+/// The index of a map's key among a field's sub-fields (each under any of its names), in
+/// the order of [`fields::Field::inside`].
+fn sub_slot(field: fields::Field, name: &str) -> Option<usize> {
+    field.inside.iter().position(|(_, names)| names.contains(&name))
 }
 
 /// `Some(creator)`: the creator as the general path reads it (itself `None` when it has
@@ -303,8 +304,8 @@ fn read_creator(a: &[Option<V>; SLOTS]) -> Option<Option<Creator>> {
     let (id, handle, display_name, followers, deleted) = match a[Slot::Creator as usize] {
         // The map, and nothing flat beside it.
         Some(V::M(m)) if flat.iter().all(Option::is_none) => {
-            const SUBS: [&str; 5] = ["id", "handle", "display name", "followers", "deleted"];
-            let m: [Option<V>; 5] = fill(m.as_object()?, |n| sub_slot(fields::CREATOR, &SUBS, n))?;
+            // In the order of `CREATOR.inside`: id, handle, display name, followers, deleted.
+            let m: [Option<V>; 5] = fill(m.as_object()?, |n| sub_slot(fields::CREATOR, n))?;
             (
                 m[0].map(id_attr).unwrap_or(Some(None))?,
                 m[1].map(text_attr).unwrap_or(Some(None))?,
@@ -338,9 +339,8 @@ fn read_community(a: &[Option<V>; SLOTS]) -> Option<Option<Community>> {
     let flat = [Slot::CommunityId, Slot::CommunityName].map(|s| a[s as usize]);
     let [id, name] = match a[Slot::Community as usize] {
         Some(V::M(m)) if flat.iter().all(Option::is_none) => {
-            let m: [Option<V>; 2] =
-                fill(m.as_object()?, |n| sub_slot(fields::COMMUNITY, &["id", "name"], n))?;
-            m
+            // In the order of `COMMUNITY.inside`: id, name.
+            fill(m.as_object()?, |n| sub_slot(fields::COMMUNITY, n))?
         }
         Some(_) => return None,
         None => flat,
@@ -383,8 +383,8 @@ fn strings<'t, 'i>(xs: Array<'t, 'i>) -> impl Iterator<Item = Option<&'i str>> +
 
 fn read_stats(v: V) -> Option<[Option<String>; 4]> {
     let V::M(m) = v else { return None };
-    const SUBS: [&str; 4] = ["views", "likes", "comments", "shares"];
-    let m: [Option<V>; 4] = fill(m.as_object()?, |n| sub_slot(fields::STATS, &SUBS, n))?;
+    // In the order of `STATS.inside`: views, likes, comments, shares.
+    let m: [Option<V>; 4] = fill(m.as_object()?, |n| sub_slot(fields::STATS, n))?;
     let mut out: [Option<String>; 4] = Default::default();
     for (o, v) in out.iter_mut().zip(m) {
         if let Some(v) = v {
@@ -524,6 +524,14 @@ mod tests {
         }
         let change = br#"{"Keys":{"scanId":{"S":"s1"}},"NewImage":{"scanId":{"S":"s1"}}}"#;
         assert_eq!(check_against_general_path(change), Ok(false));
+    }
+
+    #[test]
+    fn the_sub_field_slots_follow_the_order_the_readers_take_them_in() {
+        let order = |f: fields::Field| f.inside.iter().map(|(sub, _)| *sub).collect::<Vec<_>>();
+        assert_eq!(order(fields::CREATOR), ["id", "handle", "display name", "followers", "deleted"]);
+        assert_eq!(order(fields::COMMUNITY), ["id", "name"]);
+        assert_eq!(order(fields::STATS), ["views", "likes", "comments", "shares"]);
     }
 
     #[test]
