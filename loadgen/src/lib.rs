@@ -525,8 +525,9 @@ mod tests {
                     Err(e) => panic!("{e}\nline: {line}"),
                 }
             }
-            // 20 % of the lines are dirty and 2 % drift: those take the general path.
-            assert!(typed > 2300, "{stamps:?}: the typed path read only {typed} of 3000 lines");
+            // Drift (2 %) and the dirt the typed path leaves alone (surrogate escapes, encoded
+            // metadata, bad stats maps) take the general path: 2,794 of 3,000 are read typed.
+            assert!(typed > 2650, "{stamps:?}: the typed path read only {typed} of 3000 lines");
         }
     }
 

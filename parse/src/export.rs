@@ -13,10 +13,8 @@ use crate::{RawRecord, RejectReason};
 /// Reads one export line: a line of the common shape straight into a record (the typed
 /// path, [`crate::typed`]), any other through [`decode_export_line`] and the general path.
 pub fn read_export_line(line: Vec<u8>) -> RawRecord {
-    if !has_surrogate_escape(&line) {
-        if let Some((record, stamp)) = crate::typed::parse_common_line(&line) {
-            return RawRecord::Typed(Box::new(crate::Typed { record, stamp }));
-        }
+    if let Some((record, stamp, repairs)) = crate::typed::parse_common_line(&line) {
+        return RawRecord::Typed(Box::new(crate::Typed { record, stamp, repairs }));
     }
     decode_export_line(line)
 }
@@ -178,7 +176,7 @@ fn attr_from_simd(v: &simd_json::BorrowedValue) -> Option<Attr> {
 }
 
 /// Tells whether `b` holds a `\uD800`–`\uDFFF` escape (paired or not).
-fn has_surrogate_escape(b: &[u8]) -> bool {
+pub(crate) fn has_surrogate_escape(b: &[u8]) -> bool {
     // `\u` escapes are rare in export lines: find them with memchr's substring search (SIMD),
     // then look at the digits.
     memchr::memmem::find_iter(b, b"\\u").any(|i| {

@@ -27,7 +27,7 @@ use crate::text::clean_text;
 use crate::time::Timestamp;
 use entities::{parse_community, parse_creator, parse_stats};
 use meta::{meta_get, parse_metadata};
-pub(crate) use meta::{metadata_text_as_is, metadata_text_of_map};
+pub(crate) use meta::{metadata_text_of_map, metadata_text_repaired};
 use serde_json::{Map, Value};
 
 /// One scan record, cleaned and in the canonical shape.
@@ -96,18 +96,23 @@ struct Ctx<'a> {
     extra: Map<String, Value>,
 }
 
+/// Counts what [`clean_text`] repaired in one value.
+pub(crate) fn count_text_repairs(repairs: &mut Repairs, r: crate::text::TextRepairs) {
+    if r.surrogates {
+        repairs.add(Rule::TextSurrogate);
+    }
+    if r.control {
+        repairs.add(Rule::TextControl);
+    }
+    if r.nfc {
+        repairs.add(Rule::TextNfc);
+    }
+}
+
 impl Ctx<'_> {
     fn text(&mut self, s: &str) -> Option<String> {
         let (out, r) = clean_text(s);
-        if r.surrogates {
-            self.repairs.add(Rule::TextSurrogate);
-        }
-        if r.control {
-            self.repairs.add(Rule::TextControl);
-        }
-        if r.nfc {
-            self.repairs.add(Rule::TextNfc);
-        }
+        count_text_repairs(self.repairs, r);
         out
     }
 

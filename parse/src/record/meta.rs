@@ -63,15 +63,19 @@ pub(crate) fn parse_metadata(a: Option<&Attr>, repairs: &mut Repairs) -> Meta {
     tree(parse_metadata_tree(a, repairs))
 }
 
-/// The metadata text as it arrived, when it needs nothing done: an object or array that is
-/// valid JSON with no repair and no number outside `numeric` (the fast path of
-/// [`parse_metadata`] without its repairs; the typed path of `crate::typed` keeps such
-/// text and sends any other to the general path).
-pub(crate) fn metadata_text_as_is(s: &str) -> Option<String> {
+/// The metadata text, when the fast path of [`parse_metadata`] keeps it: an object or array
+/// that is valid JSON once repaired (the repair counted as there) with no number outside
+/// `numeric`. `crate::typed` sends any other text to the general path.
+pub(crate) fn metadata_text_repaired(s: &str, repairs: &mut Repairs) -> Option<String> {
     let (fixed, repaired) = repair_json_text(s);
     let t = fixed.trim_start();
-    (!repaired && (t.starts_with('{') || t.starts_with('[')) && numbers_fit_numeric(t) && is_json(t))
-        .then_some(fixed)
+    if !((t.starts_with('{') || t.starts_with('[')) && numbers_fit_numeric(t) && is_json(t)) {
+        return None;
+    }
+    if repaired {
+        repairs.add(Rule::MetadataRepaired);
+    }
+    Some(fixed)
 }
 
 /// The metadata text of a map, when nothing has to be repaired or counted to make it: the

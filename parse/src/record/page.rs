@@ -27,13 +27,15 @@ pub enum RawRecord {
 }
 
 /// A record the typed path read ([`crate::typed`]): exactly what the general path would
-/// have made of its line, which needed no repair and had no drift.
+/// have made of its line, with the same repairs (and no drift).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Typed {
     /// The record.
     pub record: Record,
     /// How its `updatedAt` is written.
     pub stamp: crate::time::StampForm,
+    /// The repairs made.
+    pub repairs: Repairs,
 }
 
 /// A page of parsed records, ready for the writer.
@@ -102,8 +104,9 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> Pars
                 origin: partition.to_owned(),
             }),
             RawRecord::Typed(t) => {
-                let Typed { record, stamp } = *t;
+                let Typed { record, stamp, repairs } = *t;
                 *page.stamps.entry(stamp).or_default() += 1;
+                page.repairs.merge(&repairs);
                 if filter.keeps(&record) {
                     page.records.push(record);
                 } else {
