@@ -53,29 +53,18 @@ fn baseline(lines: Vec<Vec<u8>>) -> usize {
     n
 }
 
-/// Every rule, as the pipeline reads an export: the typed path for lines of the common
-/// shape, the general path (decode with repairs, then parse) for the rest.
-fn full(lines: Vec<Vec<u8>>) -> usize {
+/// Every rule, each line read by `read` and its item (if any) parsed: with
+/// `read_export_line` as the pipeline reads an export (the typed path for lines of the
+/// common shape, the general path for the rest), with `decode_export_line` every line through
+/// the general path, so the typed path's gain is the ratio of the two in one run.
+fn full(lines: Vec<Vec<u8>>, read: fn(Vec<u8>) -> RawRecord) -> usize {
     let (mut repairs, mut drift) = (Repairs::default(), Drift::default());
     lines
         .into_iter()
-        .map(|l| match read_export_line(l) {
+        .map(|l| match read(l) {
             RawRecord::Typed(_) => 1,
             RawRecord::Item(item) => usize::from(parse_item(&item, "", &mut repairs, &mut drift).is_ok()),
             RawRecord::Unreadable { .. } => 0,
-        })
-        .sum()
-}
-
-/// Every rule, every line through the general path (the typed path off): what the typed
-/// path saves is the ratio of `full` to this, in the same run.
-fn general_only(lines: Vec<Vec<u8>>) -> usize {
-    let (mut repairs, mut drift) = (Repairs::default(), Drift::default());
-    lines
-        .into_iter()
-        .map(|l| match decode_export_line(l) {
-            RawRecord::Item(item) => usize::from(parse_item(&item, "", &mut repairs, &mut drift).is_ok()),
-            _ => 0,
         })
         .sum()
 }
@@ -110,10 +99,10 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(|| lines.clone(), baseline, BatchSize::LargeInput)
         });
         g.bench_function("scansync_every_rule_one_core", |b| {
-            b.iter_batched(|| lines.clone(), full, BatchSize::LargeInput)
+            b.iter_batched(|| lines.clone(), |l| full(l, read_export_line), BatchSize::LargeInput)
         });
         g.bench_function("scansync_general_path_only_one_core", |b| {
-            b.iter_batched(|| lines.clone(), general_only, BatchSize::LargeInput)
+            b.iter_batched(|| lines.clone(), |l| full(l, decode_export_line), BatchSize::LargeInput)
         });
         g.bench_function("scansync_every_rule_all_cores", |b| {
             b.iter_batched(|| lines.clone(), full_parallel, BatchSize::LargeInput)

@@ -25,11 +25,10 @@ pub struct TextRepairs {
 /// Cleans one string for a `text` column; `None` when nothing is left.
 pub fn clean_text(s: &str) -> (Option<String>, TextRepairs) {
     let mut repairs = TextRepairs::default();
-    // Fast path: printable ASCII needs only trimming, the common case by far.
-    // Second fast path, from the first byte that is not: no control character, no backslash,
-    // and every character one that is in NFC on its own and never combines (see
-    // `plainly_nfc`): only trimming again. (That byte starts a character: every byte before
-    // it is ASCII.)
+    // Fast path, the common case by far: printable ASCII, and from the first byte that is not
+    // on, no control character, no backslash, and every character one that is in NFC on its
+    // own and never combines (see `plainly_nfc`): only trimming. (That byte starts a
+    // character: every byte before it is ASCII.)
     let simple = |b: u8| (0x20..0x7f).contains(&b) && b != b'\\' || b == b'\n' || b == b'\t';
     let plain = |c: char| plainly_nfc(c) && (!c.is_control() || c == '\n' || c == '\t') && c != '\\';
     if s.bytes().position(|b| !simple(b)).is_none_or(|i| s[i..].chars().all(plain)) {

@@ -49,23 +49,16 @@ pub(crate) fn meta_get(meta: &Meta, names: &[&str], repairs: &mut Repairs) -> Op
 pub(crate) fn parse_metadata(a: Option<&Attr>, repairs: &mut Repairs) -> Meta {
     let tree = |v: Option<Value>| Meta { text: None, tree: v.into() };
     if let Some(Attr::S(s)) = a {
-        // Fast path: an object or array that is valid JSON once repaired, holds no NUL
-        // (the repair removed them) and no number outside `numeric`: keep its text.
-        let (fixed, repaired) = repair_json_text(s);
-        let t = fixed.trim_start();
-        if (t.starts_with('{') || t.starts_with('[')) && numbers_fit_numeric(t) && is_json(t) {
-            if repaired {
-                repairs.add(Rule::MetadataRepaired);
-            }
-            return Meta { text: Some(fixed), tree: std::cell::OnceCell::new() };
+        if let Some(text) = metadata_text_repaired(s, repairs) {
+            return Meta { text: Some(text), tree: std::cell::OnceCell::new() };
         }
     }
     tree(parse_metadata_tree(a, repairs))
 }
 
-/// The metadata text, when the fast path of [`parse_metadata`] keeps it: an object or array
-/// that is valid JSON once repaired (the repair counted as there) with no number outside
-/// `numeric`. `crate::typed` sends any other text to the general path.
+/// The fast path of [`parse_metadata`] (and all `crate::typed` reads of metadata text): an
+/// object or array that is valid JSON once repaired (the repair removed any NUL; it is
+/// counted) with no number outside `numeric` is kept as its text; `None` for any other.
 pub(crate) fn metadata_text_repaired(s: &str, repairs: &mut Repairs) -> Option<String> {
     let (fixed, repaired) = repair_json_text(s);
     let t = fixed.trim_start();
