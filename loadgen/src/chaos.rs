@@ -398,7 +398,22 @@ async fn trial_once(
                 )),
             }
         }
-        if has_schema && !backfill {
+        // A kill can land after the run has recorded its success, while the process exits:
+        // then the run did not fail (and must have left the tables complete), and health is
+        // right to say so.
+        let last_status: Option<String> = if has_schema {
+            c.query_opt("select status from scansync.sync_runs order by id desc limit 1", &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|row| row.get(0))
+        } else {
+            None
+        };
+        let succeeded_before_the_kill = killed && last_status.as_deref() == Some("succeeded");
+        if succeeded_before_the_kill && state(&c).await? != reference {
+            r.violations.push(format!("{db}: a run recorded success but the tables are not complete"));
+        }
+        if has_schema && !backfill && !succeeded_before_the_kill {
             // Health reports it until a run succeeds.
             let (h, htext) = env.plain(db, "health")?;
             if h != 2 {
