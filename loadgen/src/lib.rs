@@ -525,9 +525,9 @@ mod tests {
                     Err(e) => panic!("{e}\nline: {line}"),
                 }
             }
-            // Drift (2 %) and the dirt the typed path leaves alone (surrogate escapes, encoded
-            // metadata, bad stats maps) take the general path: 2,794 of 3,000 are read typed.
-            assert!(typed > 2650, "{stamps:?}: the typed path read only {typed} of 3000 lines");
+            // Drift (2 %) and records beyond repair take the general path: 2,951 of 3,000 are
+            // read typed.
+            assert!(typed > 2900, "{stamps:?}: the typed path read only {typed} of 3000 lines");
         }
     }
 

@@ -175,14 +175,18 @@ fn attr_from_simd(v: &simd_json::BorrowedValue) -> Option<Attr> {
     })
 }
 
-/// Tells whether `b` holds a `\uD800`–`\uDFFF` escape (paired or not).
+/// Tells whether `b` holds a `\uD800`–`\uDFFF` escape (paired or not). A backslash that is
+/// itself escaped starts none: `\\ud83d` is a backslash and the text `ud83d`, as in a
+/// caption that quotes an escape.
 pub(crate) fn has_surrogate_escape(b: &[u8]) -> bool {
     // `\u` escapes are rare in export lines: find them with memchr's substring search (SIMD),
-    // then look at the digits.
+    // then look at the backslashes before and the digits after.
     memchr::memmem::find_iter(b, b"\\u").any(|i| {
-        b.get(i + 2..i + 4).is_some_and(|w| {
-            (w[0] == b'd' || w[0] == b'D') && matches!(w[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
-        })
+        let escaped = b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
+        !escaped
+            && b.get(i + 2..i + 4).is_some_and(|w| {
+                (w[0] == b'd' || w[0] == b'D') && matches!(w[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+            })
     })
 }
 
@@ -243,6 +247,25 @@ mod tests {
         let line = br#"{"Item":{"caption":{"S":"a\ud83db"}}}"#.to_vec();
         match decode_export_line(line) {
             RawRecord::Item(item) => assert_eq!(item["caption"], Attr::S("a\u{FFFD}b".into())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_backslash_escaped_before_ud83d_starts_no_surrogate_escape() {
+        for (line, holds) in [
+            (r#"{"S":"a\ud83db"}"#, true),
+            (r#"{"S":"a\\ud83db"}"#, false),
+            (r#"{"S":"a\\\ud83db"}"#, true),
+            (r#"{"S":"a\\\\ud83db"}"#, false),
+            (r#"{"S":"\uDC00"}"#, true),
+            (r#"{"S":"\u00e9 \\udc00"}"#, false),
+        ] {
+            assert_eq!(has_surrogate_escape(line.as_bytes()), holds, "{line}");
+        }
+        // Such a line is read as it is: the text keeps its backslash.
+        match decode_export_line(br#"{"Item":{"caption":{"S":"quote \\ud83d"}}}"#.to_vec()) {
+            RawRecord::Item(item) => assert_eq!(item["caption"], Attr::S(r"quote \ud83d".into())),
             other => panic!("{other:?}"),
         }
     }

@@ -27,7 +27,7 @@ use crate::text::clean_text;
 use crate::time::Timestamp;
 use entities::{parse_community, parse_creator, parse_stats};
 use meta::{meta_get, parse_metadata};
-pub(crate) use meta::{metadata_text_of_map, metadata_text_repaired};
+pub(crate) use meta::{metadata_text_of_tree, metadata_text_repaired, parse_metadata_tree};
 use serde_json::{Map, Value};
 
 /// One scan record, cleaned and in the canonical shape.
@@ -298,13 +298,7 @@ pub fn parse_item(
 
     let metadata = match meta.text {
         Some(text) => Some(text),
-        None => meta.tree.into_inner().flatten().and_then(|v| {
-            let text = jsonb_text(&v);
-            if text.is_none() {
-                cx.repairs.add(Rule::MetadataUnfit);
-            }
-            text
-        }),
+        None => metadata_text_of_tree(meta.tree.into_inner().flatten(), cx.repairs),
     };
     let extra = if cx.extra.is_empty() {
         None

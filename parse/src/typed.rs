@@ -9,20 +9,22 @@
 //! instead and builds the record directly.
 //!
 //! It never decides anything the general path would decide differently. The repairs it makes
-//! are the general path's own rules, counted alike: text cleaned (`lone_surrogate`,
-//! `control_chars`, `nfc`), a count or a timestamp that is not one (`number_invalid`,
+//! are the general path's own rules, counted alike: text cleaned (`text_surrogate`,
+//! `text_control_chars`, `text_nfc`), a count or a timestamp that is not one (`number_invalid`,
 //! `timestamp_invalid`), metadata text repaired (`metadata_repaired`). Anything else it does
 //! not read exactly as the general path does makes it answer `None`, and the line takes the
 //! general path: an unknown attribute (drift), a type the general path would coerce, a
 //! `NULL`, two names of one field, a field absent at the top level (or cleaned away where the
-//! general path would then ask the metadata), metadata that needs more than a text repair, a
-//! reject. So for every line it reads, the general path gives the same record, the same
+//! general path would then ask the metadata), a reject. Metadata of any form is read as the
+//! general path reads it (kept as text where it can be, else through its tree: unwrapped,
+//! repaired, or not JSON at all, each counted). So for every line it reads, the general path gives the same record, the same
 //! repairs, no drift and the same stamp form; property tests and the fuzz target check
 //! exactly that.
 
 use crate::attr::{Attr, Item};
 use crate::number::{id_text, normalize_decimal};
 use crate::record::fields;
+use crate::record::metadata_text_of_tree as tree_text;
 use crate::tags::{push_tag, tags_of_text};
 use crate::text::clean_text;
 use crate::time::{StampForm, Timestamp};
@@ -265,11 +267,15 @@ fn read_line(top: Value) -> Option<(Record, StampForm, Repairs)> {
     let tags = read_tags(get(Slot::Tags)?)?;
     let stats = read_stats(get(Slot::Stats)?, r)?;
     let posted_at = time_attr(get(Slot::PostedAt)?, r)?;
+    // As the general path reads it: text kept as is where it can be (most lines), else the
+    // tree (unwrapped, repaired, or any other attribute as JSON) and its `jsonb` text.
     let metadata = match get(Slot::Metadata) {
-        Some(V::S(s)) => Some(crate::record::metadata_text_repaired(s, r)?),
-        Some(V::M(m)) => Some(crate::record::metadata_text_of_map(&Attr::M(item_of(m)?))?),
-        Some(V::Null) | None => None,
-        Some(_) => return None,
+        None | Some(V::Null) => None,
+        Some(V::S(s)) => match crate::record::metadata_text_repaired(s, r) {
+            Some(text) => Some(text),
+            None => tree_text(crate::record::parse_metadata_tree(Some(&Attr::S(s.to_owned())), r), r),
+        },
+        Some(v) => tree_text(crate::record::parse_metadata_tree(Some(&attr_of(v)?), r), r),
     };
     let record = Record {
         scan_id,
@@ -518,6 +524,11 @@ mod tests {
             ("creator", m(&[("id", s("c1")), ("followers", Attr::Bool(true))]), Rule::NumberInvalid),
             ("postedAt", s("sometime last week"), Rule::TimestampInvalid),
             ("metadata", s("\u{feff}{\"a\":1}"), Rule::MetadataRepaired),
+            ("metadata", s(r#""{\"a\":1}""#), Rule::MetadataUnwrapped),
+            ("metadata", s("not json"), Rule::MetadataInvalid),
+            ("metadata", s(r#"{"big":1e999999}"#), Rule::MetadataUnfit),
+            ("metadata", m(&[("a", s("nul\u{0}"))]), Rule::MetadataRepaired),
+            ("metadata", Attr::L(vec![s("nul\u{0}")]), Rule::MetadataRepaired),
         ];
         for (name, value, rule) in cases {
             let mut item = common();
@@ -542,9 +553,6 @@ mod tests {
             ("stats", m(&[("views", Attr::Null)])),
             ("stats", s(r#"{"views":1}"#)),
             ("postedAt", Attr::Null),
-            ("metadata", s(r#""{\"a\":1}""#)),
-            ("metadata", s("not json")),
-            ("metadata", m(&[("a", s("nul\u{0}"))])),
             ("tags", Attr::Ns(vec!["1".into()])),
             ("tags", Attr::L(vec![Attr::Bool(true)])),
             ("deleted", s("true")),
@@ -565,8 +573,26 @@ mod tests {
         // The general path repairs a line with a surrogate escape as a whole (its `\u0000`
         // escapes go too, uncounted), so the typed path leaves it alone.
         let mut item = common();
+        item.insert("caption".into(), s("nul \u{0} then SURROGATE"));
+        let escaped = String::from_utf8(line(&item)).unwrap().replace("SURROGATE", r"\ud83d");
+        assert_eq!(check_against_general_path(escaped.as_bytes()), Ok(false));
+    }
+
+    #[test]
+    fn a_line_whose_text_quotes_a_surrogate_escape_is_read_typed() {
+        // `\ud83d` as text (a backslash, then `ud83d`) in a caption and in the metadata's JSON:
+        // escaped in the line, no surrogate escape of the line's own.
+        let mut item = common();
         item.insert("caption".into(), s("nul \u{0} then \\ud83d"));
-        assert_eq!(check_against_general_path(&line(&item)), Ok(false));
+        item.insert("metadata".into(), s(r#"{"k":"\ud83d!"}"#));
+        assert_eq!(check_against_general_path(&line(&item)), Ok(true));
+        let (r, _, repairs) = parse_common_line(&line(&item)).unwrap();
+        // Text that spells a lone surrogate is one to the text rules (`text_surrogate`).
+        assert_eq!(r.caption.as_deref(), Some("nul  then \u{fffd}"));
+        assert_eq!(r.metadata.as_deref(), Some(r#"{"k":"\ufffd!"}"#));
+        let counted =
+            [Rule::TextControl, Rule::TextSurrogate, Rule::MetadataRepaired].map(|r| repairs.get(r));
+        assert_eq!(counted, [1, 1, 1], "{repairs:?}");
     }
 
     #[test]

@@ -71,15 +71,16 @@ pub(crate) fn metadata_text_repaired(s: &str, repairs: &mut Repairs) -> Option<S
     Some(fixed)
 }
 
-/// The metadata text of a map, when nothing has to be repaired or counted to make it: the
-/// general path's reading of a map (`crate::typed` sends any other to it).
-pub(crate) fn metadata_text_of_map(map: &Attr) -> Option<String> {
-    let mut repairs = Repairs::default();
-    let value = parse_metadata_tree(Some(map), &mut repairs)?;
-    if repairs != Repairs::default() {
-        return None;
+/// The `metadata` column of metadata that [`metadata_text_repaired`] does not keep as is,
+/// from its tree ([`parse_metadata_tree`]): the tree as `jsonb` text, or none (counted
+/// `metadata_unfit`) where it does not fit `jsonb`. The general path and `crate::typed` both
+/// end here.
+pub(crate) fn metadata_text_of_tree(tree: Option<Value>, repairs: &mut Repairs) -> Option<String> {
+    let text = crate::json::jsonb_text(&tree?);
+    if text.is_none() {
+        repairs.add(Rule::MetadataUnfit);
     }
-    crate::json::jsonb_text(&value)
+    text
 }
 
 /// The general path: parses (unwrapping encodings) into a tree with NUL removed.
