@@ -1,12 +1,13 @@
 //! Fuzzes the record parser: one export line (DynamoDB JSON) in, a record or a quarantine
 //! reason out. Beyond "never panics", it checks every output is fit for PostgreSQL: text
 //! is clean, JSON columns are valid `jsonb`, numbers are canonical decimals; and that the
-//! typed path reads a line exactly as the general path does, or leaves it to it.
+//! typed path reads a line exactly as the general path does, or leaves it to it; and that
+//! the one-pass metadata check never passes text the three checks it stands for would not.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use scansync_parse::export::decode_export_line;
-use scansync_parse::json::has_nul;
+use scansync_parse::json::{has_nul, is_json, numbers_fit_numeric, plain_json_container, repair_json_text};
 use scansync_parse::number::normalize_decimal;
 use scansync_parse::{parse_item, Drift, RawRecord, Repairs};
 use unicode_normalization::is_nfc;
@@ -25,6 +26,13 @@ fn check_json(what: &str, s: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The one-pass metadata check stands for the three checks of the slow way.
+    if let Ok(text) = std::str::from_utf8(data) {
+        if plain_json_container(text) {
+            assert!(is_json(text) && numbers_fit_numeric(text), "plain but not JSON fit for numeric: {text:?}");
+            assert_eq!(repair_json_text(text), (text.to_owned(), false), "plain but repaired");
+        }
+    }
     // The typed path reads a line exactly as the general path does, or leaves it to it.
     if let Err(e) = scansync_parse::typed::check_against_general_path(data) {
         panic!("the typed path disagrees with the general path: {e}");
