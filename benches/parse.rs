@@ -10,30 +10,15 @@
 //! `cargo bench -p scansync-bench --bench parse`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use loadgen::{export_line, Generator, Mix, Shape};
 use rayon::prelude::*;
+use scansync_bench::{lines, parse_all, RECORDS};
 use scansync_parse::export::{decode_export_line, read_export_line};
-use scansync_parse::time::Timestamp;
-use scansync_parse::{parse_item, parse_page, Drift, Filter, RawRecord, Repairs};
+use scansync_parse::{parse_page, Filter};
 use std::time::Duration;
 
 // The scansync binary runs on mimalloc; so does this benchmark.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const RECORDS: usize = 20_000;
-
-fn lines() -> Vec<Vec<u8>> {
-    let mut g = Generator::new(42, Mix::default(), Shape::default());
-    let start = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
-    (0..RECORDS)
-        .map(|i| {
-            let mut line = String::with_capacity(1200);
-            export_line(&g.next_record(start.add_micros(i as i64 * 1000)).item, &mut line);
-            line.into_bytes()
-        })
-        .collect()
-}
 
 /// The baseline: parse the line and its metadata string with simd-json, nothing else.
 fn baseline(lines: Vec<Vec<u8>>) -> usize {
@@ -51,22 +36,6 @@ fn baseline(lines: Vec<Vec<u8>>) -> usize {
         n += 1;
     }
     n
-}
-
-/// Every rule, each line read by `read` and its item (if any) parsed: with
-/// `read_export_line` as the pipeline reads an export (the typed path for lines of the
-/// common shape, the general path for the rest), with `decode_export_line` every line through
-/// the general path, so the typed path's gain is the ratio of the two in one run.
-fn full(lines: Vec<Vec<u8>>, read: fn(Vec<u8>) -> RawRecord) -> usize {
-    let (mut repairs, mut drift) = (Repairs::default(), Drift::default());
-    lines
-        .into_iter()
-        .map(|l| match read(l) {
-            RawRecord::Typed(_) => 1,
-            RawRecord::Item(item) => usize::from(parse_item(&item, "", &mut repairs, &mut drift).is_ok()),
-            RawRecord::Unreadable { .. } => 0,
-        })
-        .sum()
 }
 
 /// All cores: pages of 1000 lines parsed in parallel, as the pipeline does.
@@ -99,10 +68,10 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(|| lines.clone(), baseline, BatchSize::LargeInput)
         });
         g.bench_function("scansync_every_rule_one_core", |b| {
-            b.iter_batched(|| lines.clone(), |l| full(l, read_export_line), BatchSize::LargeInput)
+            b.iter_batched(|| lines.clone(), |l| parse_all(l, read_export_line), BatchSize::LargeInput)
         });
         g.bench_function("scansync_general_path_only_one_core", |b| {
-            b.iter_batched(|| lines.clone(), |l| full(l, decode_export_line), BatchSize::LargeInput)
+            b.iter_batched(|| lines.clone(), |l| parse_all(l, decode_export_line), BatchSize::LargeInput)
         });
         g.bench_function("scansync_every_rule_all_cores", |b| {
             b.iter_batched(|| lines.clone(), full_parallel, BatchSize::LargeInput)
