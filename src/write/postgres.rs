@@ -10,7 +10,7 @@
 //! load). Then the page's own: content rows the store does not hold are COPYed straight into
 //! `content` and `content_tags` ([`new_rows`]), the others are merged.
 //! Why this is fast: each page costs a handful of round trips whatever its size (at most
-//! five COPYs and about ten statements over two commits), every row is folded and encoded
+//! three COPYs and about ten statements over two commits), every row is folded and encoded
 //! on the rayon pool before the transactions open, new rows skip the upserts, and stale
 //! versions are filtered before them so a replay writes (almost) nothing.
 
@@ -67,8 +67,9 @@ pub struct PgPage {
     q_origin: Vec<String>,
 }
 
-/// Rows of one staging table: their COPY payload, where each row ends in it, and each
-/// row's key and version(s) for the first phase of a page ([`fresh_rows`]).
+/// The rows of one table: each row's key and version(s) for the first phase of a page
+/// ([`fresh_rows`]); for content, their COPY payload and where each row ends in it; for
+/// creators and communities, their own columns, which the upserts take as arrays.
 #[derive(Debug, Default)]
 pub struct KeyedRows {
     data: Bytes,
@@ -82,6 +83,10 @@ pub struct KeyedRows {
     tomb_scan: Vec<Option<String>>,
     /// Creators and communities: each row's version, for the writer's [`Known`] versions.
     versions: Vec<Version>,
+    /// Creators: handle, display name, follower count; communities: name (and two empty).
+    own: [Vec<Option<String>>; 3],
+    /// Creators: whether the account is deleted.
+    deleted: Vec<bool>,
     /// Content only: what a row needs to be COPYed straight into `content` ([`NewRows`]).
     new: NewParts,
 }
@@ -106,12 +111,12 @@ struct NewParts {
 impl KeyedRows {
     /// How many rows there are.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.platform.len()
     }
 
     /// Tells whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.platform.is_empty()
     }
 
     /// The index of the row keyed (`platform`, `external_id`), for rows sorted by key
@@ -171,6 +176,8 @@ impl Keyed {
             tomb_at: Vec::with_capacity(n),
             tomb_scan: Vec::with_capacity(n),
             versions: Vec::new(),
+            own: Default::default(),
+            deleted: Vec::new(),
             new: NewParts::default(),
         };
         Self { buf: CopyBuf::new(), rows }
@@ -194,13 +201,21 @@ impl Keyed {
         r.tomb_scan.push(scan);
     }
 
-    /// Keys a creator or community row by its one version; returns the version's instant
-    /// as text, for the row's own field.
-    fn versioned(&mut self, platform: &str, external_id: &str, v: &Version) -> String {
-        let at = v.at.to_pg();
-        self.key(platform, external_id, Some((at.clone(), &v.scan_id)), None);
+    /// A creator or community row: its key, its one version, its own columns.
+    fn entity(
+        &mut self,
+        platform: &str,
+        external_id: &str,
+        v: &Version,
+        own: [Option<&str>; 3],
+        deleted: bool,
+    ) {
+        self.key(platform, external_id, Some((v.at.to_pg(), &v.scan_id)), None);
         self.rows.versions.push(v.clone());
-        at
+        for (col, x) in self.rows.own.iter_mut().zip(own) {
+            col.push(x.map(str::to_owned));
+        }
+        self.rows.deleted.push(deleted);
     }
 
     fn end_row(&mut self) {
@@ -228,28 +243,12 @@ pub struct Encoded {
 pub fn encode(batch: &Batch) -> Encoded {
     let mut cr = Keyed::with_capacity(batch.creators.len());
     for ((platform, ext), v, c) in &batch.creators {
-        let at = cr.versioned(platform, ext, v);
-        let b = &mut cr.buf;
-        b.text(platform);
-        b.text(ext);
-        b.opt(c.handle.as_deref());
-        b.opt(c.display_name.as_deref());
-        b.opt(c.followers.as_deref());
-        b.text(&at);
-        b.text(&v.scan_id);
-        b.bool(c.deleted);
-        cr.end_row();
+        let own = [c.handle.as_deref(), c.display_name.as_deref(), c.followers.as_deref()];
+        cr.entity(platform, ext, v, own, c.deleted);
     }
     let mut cm = Keyed::with_capacity(batch.communities.len());
     for ((platform, ext), v, c) in &batch.communities {
-        let at = cm.versioned(platform, ext, v);
-        let b = &mut cm.buf;
-        b.text(platform);
-        b.text(ext);
-        b.opt(c.name.as_deref());
-        b.text(&at);
-        b.text(&v.scan_id);
-        cm.end_row();
+        cm.entity(platform, ext, v, [c.name.as_deref(), None, None], false);
     }
     let mut ct = Keyed::with_capacity(batch.content.len());
     for ((platform, ext), f) in &batch.content {
@@ -736,8 +735,9 @@ async fn copy_new(tx: &tokio_postgres::Transaction<'_>, new: &NewRows) -> Result
 /// [`Fresh::merge_absent`] once the page knows which absent rows it must merge after all.
 #[derive(Debug, Default)]
 struct Fresh {
-    creators: Option<Bytes>,
-    communities: Option<Bytes>,
+    /// Indexes of the creators and communities newer than the store's (ascending).
+    creators: Vec<usize>,
+    communities: Vec<usize>,
     content: Option<Bytes>,
     tags: Vec<String>,
     /// Indexes of the content rows absent from the store (ascending).
@@ -915,8 +915,8 @@ async fn fresh_rows(
     kept.sort_unstable();
     Ok(Fresh {
         content: None,
-        creators: cr.select(&creators),
-        communities: cm.select(&communities),
+        creators,
+        communities,
         tags: tags.iter().map(|&i| page.tags[i].clone()).collect(),
         absent,
         kept,
@@ -943,13 +943,11 @@ async fn write_entities(
     fresh: &mut Fresh,
     stats: &mut WriteStats,
 ) -> Result<()> {
-    if fresh.creators.is_none() && fresh.communities.is_none() && fresh.tags.is_empty() {
+    if fresh.creators.is_empty() && fresh.communities.is_empty() && fresh.tags.is_empty() {
         return Ok(());
     }
     let tx = client.transaction().await?;
-    copy_in(&tx, sql::COPY_CREATORS, &fresh.creators).await?;
-    copy_in(&tx, sql::COPY_COMMUNITIES, &fresh.communities).await?;
-    for (stmt, staged, rows, ids, count) in [
+    for (stmt, kept, rows, ids, count) in [
         (sql::UPSERT_CREATORS, &fresh.creators, &page.creators, &mut fresh.ids.creators, &mut stats.creators),
         (
             sql::UPSERT_COMMUNITIES,
@@ -959,8 +957,26 @@ async fn write_entities(
             &mut stats.communities,
         ),
     ] {
-        let (Some(_), Some(rows)) = (staged, rows) else { continue };
-        let written = tx.query(stmt, &[]).await?;
+        let Some(rows) = rows.as_ref().filter(|_| !kept.is_empty()) else { continue };
+        let pick = |v: &[String]| -> Vec<String> { kept.iter().map(|&i| v[i].clone()).collect() };
+        let pick_opt =
+            |v: &[Option<String>]| -> Vec<Option<String>> { kept.iter().map(|&i| v[i].clone()).collect() };
+        let deleted: Vec<bool> = kept.iter().map(|&i| rows.deleted[i]).collect();
+        let written = tx
+            .query(
+                stmt,
+                &[
+                    &pick(&rows.platform),
+                    &pick(&rows.external_id),
+                    &pick_opt(&rows.at),
+                    &pick_opt(&rows.scan),
+                    &pick_opt(&rows.own[0]),
+                    &pick_opt(&rows.own[1]),
+                    &pick_opt(&rows.own[2]),
+                    &deleted,
+                ],
+            )
+            .await?;
         *count = written.len() as u64;
         for row in &written {
             if let Some(i) = rows.position(row.get(0), row.get(1)) {
@@ -1059,9 +1075,7 @@ mod tests {
     fn page(creators: &[(&str, Version)], tags: &[&str]) -> PgPage {
         let mut k = Keyed::with_capacity(creators.len());
         for (id, v) in creators {
-            k.versioned("x", id, v);
-            k.buf.text(id);
-            k.end_row();
+            k.entity("x", id, v, [None, None, None], false);
         }
         PgPage {
             creators: k.finish(),
@@ -1107,8 +1121,13 @@ mod tests {
 
     #[test]
     fn selected_rows_are_the_kept_rows_bytes_in_order() {
-        let p = page(&[("a", version(1, "s")), ("bb", version(1, "s")), ("ccc", version(1, "s"))], &[]);
-        let rows = p.creators.as_ref().unwrap();
+        let mut k = Keyed::with_capacity(3);
+        for id in ["a", "bb", "ccc"] {
+            k.key("x", id, None, None);
+            k.buf.text(id);
+            k.end_row();
+        }
+        let rows = &k.finish().unwrap();
         assert_eq!(rows.select(&[0, 2]).as_deref(), Some(&b"a\nccc\n"[..]));
         assert_eq!(rows.select(&[]), None);
         assert_eq!(rows.select(&[0, 1, 2]).as_deref(), Some(&b"a\nbb\nccc\n"[..]));
