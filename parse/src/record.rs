@@ -26,8 +26,8 @@ use crate::tags;
 use crate::text::clean_text;
 use crate::time::Timestamp;
 use entities::{parse_community, parse_creator, parse_stats};
-use meta::{meta_get, parse_metadata};
-pub(crate) use meta::{metadata_text_of_tree, metadata_text_repaired, parse_metadata_tree};
+use meta::meta_get;
+pub(crate) use meta::{metadata_of_text, parse_metadata};
 use serde_json::{Map, Value};
 
 /// One scan record, cleaned and in the canonical shape.
@@ -296,10 +296,7 @@ pub fn parse_item(
         }
     }
 
-    let metadata = match meta.text {
-        Some(text) => Some(text),
-        None => metadata_text_of_tree(meta.tree.into_inner().flatten(), cx.repairs),
-    };
+    let metadata = meta.into_column(cx.repairs);
     let extra = if cx.extra.is_empty() {
         None
     } else {

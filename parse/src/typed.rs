@@ -24,7 +24,6 @@
 use crate::attr::{Attr, Item};
 use crate::number::{id_text, normalize_decimal};
 use crate::record::fields;
-use crate::record::metadata_text_of_tree as tree_text;
 use crate::tags::{push_tag, tags_of_text};
 use crate::text::clean_text;
 use crate::time::{StampForm, Timestamp};
@@ -271,11 +270,8 @@ fn read_line(top: Value) -> Option<(Record, StampForm, Repairs)> {
     // tree (unwrapped, repaired, or any other attribute as JSON) and its `jsonb` text.
     let metadata = match get(Slot::Metadata) {
         None | Some(V::Null) => None,
-        Some(V::S(s)) => match crate::record::metadata_text_repaired(s, r) {
-            Some(text) => Some(text),
-            None => tree_text(crate::record::parse_metadata_tree(Some(&Attr::S(s.to_owned())), r), r),
-        },
-        Some(v) => tree_text(crate::record::parse_metadata_tree(Some(&attr_of(v)?), r), r),
+        Some(V::S(s)) => crate::record::metadata_of_text(s, r).into_column(r),
+        Some(v) => crate::record::parse_metadata(Some(&attr_of(v)?), r).into_column(r),
     };
     let record = Record {
         scan_id,

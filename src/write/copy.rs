@@ -86,12 +86,6 @@ impl CopyBuf {
         }
     }
 
-    /// Appends a boolean.
-    pub fn bool(&mut self, b: bool) {
-        self.sep();
-        self.buf.push(if b { b't' } else { b'f' });
-    }
-
     /// Appends a `text[]` literal holding `items`.
     pub fn text_array(&mut self, items: &[String]) {
         let mut lit = String::with_capacity(2 + items.iter().map(|s| s.len() + 3).sum::<usize>());

@@ -500,6 +500,11 @@ impl PgWriter {
     }
 }
 
+/// The values of `v` at the indexes `at`, as one query parameter.
+fn pick<T: Clone>(v: &[T], at: &[usize]) -> Vec<T> {
+    at.iter().map(|&i| v[i].clone()).collect()
+}
+
 async fn copy_in(tx: &tokio_postgres::Transaction<'_>, stmt: &str, data: &Option<Bytes>) -> Result<()> {
     if let Some(data) = data {
         let sink = tx.copy_in::<_, Bytes>(stmt).await?;
@@ -631,7 +636,6 @@ async fn new_rows(
         tag_ids[i].is_none()
     });
     if !(ask_cr.is_empty() && ask_cm.is_empty() && ask_tags.is_empty()) {
-        let pick = |v: &[String], at: &[usize]| -> Vec<String> { at.iter().map(|&i| v[i].clone()).collect() };
         let found = client
             .query(
                 sql::ENTITY_IDS,
@@ -852,10 +856,6 @@ async fn fresh_rows(
     if ct.is_empty() && ask_cr.is_empty() && ask_cm.is_empty() && ask_tags.is_empty() {
         return Ok(Fresh::default());
     }
-    let pick = |v: &[String], at: &[usize]| -> Vec<String> { at.iter().map(|&i| v[i].clone()).collect() };
-    let pick_opt = |v: &[Option<String>], at: &[usize]| -> Vec<Option<String>> {
-        at.iter().map(|&i| v[i].clone()).collect()
-    };
     let found = client
         .query(
             sql::FRESH_ROWS,
@@ -868,12 +868,12 @@ async fn fresh_rows(
                 &ct.tomb_scan,
                 &pick(&cr.platform, &ask_cr),
                 &pick(&cr.external_id, &ask_cr),
-                &pick_opt(&cr.at, &ask_cr),
-                &pick_opt(&cr.scan, &ask_cr),
+                &pick(&cr.at, &ask_cr),
+                &pick(&cr.scan, &ask_cr),
                 &pick(&cm.platform, &ask_cm),
                 &pick(&cm.external_id, &ask_cm),
-                &pick_opt(&cm.at, &ask_cm),
-                &pick_opt(&cm.scan, &ask_cm),
+                &pick(&cm.at, &ask_cm),
+                &pick(&cm.scan, &ask_cm),
                 &pick(&page.tags, &ask_tags),
                 &sequence,
             ],
@@ -958,22 +958,18 @@ async fn write_entities(
         ),
     ] {
         let Some(rows) = rows.as_ref().filter(|_| !kept.is_empty()) else { continue };
-        let pick = |v: &[String]| -> Vec<String> { kept.iter().map(|&i| v[i].clone()).collect() };
-        let pick_opt =
-            |v: &[Option<String>]| -> Vec<Option<String>> { kept.iter().map(|&i| v[i].clone()).collect() };
-        let deleted: Vec<bool> = kept.iter().map(|&i| rows.deleted[i]).collect();
         let written = tx
             .query(
                 stmt,
                 &[
-                    &pick(&rows.platform),
-                    &pick(&rows.external_id),
-                    &pick_opt(&rows.at),
-                    &pick_opt(&rows.scan),
-                    &pick_opt(&rows.own[0]),
-                    &pick_opt(&rows.own[1]),
-                    &pick_opt(&rows.own[2]),
-                    &deleted,
+                    &pick(&rows.platform, kept),
+                    &pick(&rows.external_id, kept),
+                    &pick(&rows.at, kept),
+                    &pick(&rows.scan, kept),
+                    &pick(&rows.own[0], kept),
+                    &pick(&rows.own[1], kept),
+                    &pick(&rows.own[2], kept),
+                    &pick(&rows.deleted, kept),
                 ],
             )
             .await?;

@@ -33,6 +33,24 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
+    fn of_tree(tree: Option<Value>) -> Self {
+        Meta { text: None, tree: tree.into() }
+    }
+
+    /// The `metadata` column: the text kept, else the tree as `jsonb` text, or none (counted
+    /// `metadata_unfit`) where it does not fit `jsonb`. The general path and `crate::typed`
+    /// both end here.
+    pub(crate) fn into_column(self, repairs: &mut Repairs) -> Option<String> {
+        if self.text.is_some() {
+            return self.text;
+        }
+        let text = crate::json::jsonb_text(self.tree.into_inner().flatten().as_ref()?);
+        if text.is_none() {
+            repairs.add(Rule::MetadataUnfit);
+        }
+        text
+    }
+
     fn tree(&self) -> Option<&Value> {
         self.tree.get_or_init(|| self.text.as_deref().and_then(|t| serde_json::from_str(t).ok())).as_ref()
     }
@@ -48,19 +66,25 @@ pub(crate) fn meta_get(meta: &Meta, names: &[&str], repairs: &mut Repairs) -> Op
 
 /// Parses the metadata attribute.
 pub(crate) fn parse_metadata(a: Option<&Attr>, repairs: &mut Repairs) -> Meta {
-    let tree = |v: Option<Value>| Meta { text: None, tree: v.into() };
-    if let Some(Attr::S(s)) = a {
-        if let Some(text) = metadata_text_repaired(s, repairs) {
-            return Meta { text: Some(text), tree: std::cell::OnceCell::new() };
-        }
+    match a {
+        Some(Attr::S(s)) => metadata_of_text(s, repairs),
+        _ => Meta::of_tree(parse_metadata_tree(a, repairs)),
     }
-    tree(parse_metadata_tree(a, repairs))
 }
 
-/// The fast path of [`parse_metadata`] (and all `crate::typed` reads of metadata text): an
-/// object or array that is valid JSON once repaired (the repair removed any NUL; it is
-/// counted) with no number outside `numeric` is kept as its text; `None` for any other.
-pub(crate) fn metadata_text_repaired(s: &str, repairs: &mut Repairs) -> Option<String> {
+/// Metadata given as text (also `crate::typed`'s, borrowed from the line): kept as its
+/// repaired text where it can be ([`metadata_text_repaired`]), else parsed into its tree.
+pub(crate) fn metadata_of_text(s: &str, repairs: &mut Repairs) -> Meta {
+    match metadata_text_repaired(s, repairs) {
+        Some(text) => Meta { text: Some(text), tree: std::cell::OnceCell::new() },
+        None => Meta::of_tree(parse_metadata_tree(Some(&Attr::S(s.to_owned())), repairs)),
+    }
+}
+
+/// The fast path of [`parse_metadata`]: an object or array that is valid JSON once repaired
+/// (the repair removed any NUL; it is counted) with no number outside `numeric` is kept as
+/// its text; `None` for any other.
+fn metadata_text_repaired(s: &str, repairs: &mut Repairs) -> Option<String> {
     // Most metadata: the three checks below in one pass.
     if plain_json_container(s) {
         return Some(s.to_owned());
@@ -76,20 +100,8 @@ pub(crate) fn metadata_text_repaired(s: &str, repairs: &mut Repairs) -> Option<S
     Some(fixed)
 }
 
-/// The `metadata` column of metadata that [`metadata_text_repaired`] does not keep as is,
-/// from its tree ([`parse_metadata_tree`]): the tree as `jsonb` text, or none (counted
-/// `metadata_unfit`) where it does not fit `jsonb`. The general path and `crate::typed` both
-/// end here.
-pub(crate) fn metadata_text_of_tree(tree: Option<Value>, repairs: &mut Repairs) -> Option<String> {
-    let text = crate::json::jsonb_text(&tree?);
-    if text.is_none() {
-        repairs.add(Rule::MetadataUnfit);
-    }
-    text
-}
-
 /// The general path: parses (unwrapping encodings) into a tree with NUL removed.
-pub(crate) fn parse_metadata_tree(a: Option<&Attr>, repairs: &mut Repairs) -> Option<Value> {
+fn parse_metadata_tree(a: Option<&Attr>, repairs: &mut Repairs) -> Option<Value> {
     let mut value = match a? {
         Attr::Null => return None,
         Attr::S(s) => match parse_json_text(s) {
