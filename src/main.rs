@@ -65,7 +65,7 @@ async fn subcommand(cli: Cli) -> Result<u8> {
             let mut client = db::connect(url).await?;
             let n = schema::migrate(&mut client, schema_name).await?;
             if scansync::bulk::repair(&client, schema_name).await? {
-                println!("restored the foreign keys a bulk load had dropped");
+                println!("restored the foreign keys and the index a bulk load had dropped");
             }
             println!("schema {schema_name} is current ({n} migrations applied)");
             Ok(command::EXIT_OK)

@@ -1,5 +1,6 @@
-//! The bulk path (`backfill --bulk`): the foreign keys of `content` and `content_tags` are
-//! off during the load and validated at its end. Killed midway, the next run puts them
+//! The bulk path (`backfill --bulk`): the foreign keys of `content` and `content_tags`, and
+//! the index of `content_tags` by tag, are off during the load; the keys are validated and
+//! the index built at its end. Killed midway, the next run puts them
 //! back; the tables come out as a plain load's; an hourly sync beside a bulk load leaves
 //! the tables of the sequential order.
 
@@ -7,13 +8,13 @@ use crate::backfill_jobs::{export_args_with, export_files, records, spawn, two_d
 use crate::support::*;
 use std::time::{Duration, Instant};
 
-/// The four foreign keys: present and validated?
+/// The four foreign keys, then the index by tag: present and valid?
 async fn keys(c: &tokio_postgres::Client) -> Vec<Option<bool>> {
     scansync::bulk::states(c, "scansync").await.unwrap().into_iter().map(|(_, s)| s).collect()
 }
 
-const VALIDATED: [Option<bool>; 4] = [Some(true); 4];
-const ABSENT: [Option<bool>; 4] = [None; 4];
+const VALIDATED: [Option<bool>; 5] = [Some(true); 5];
+const ABSENT: [Option<bool>; 5] = [None; 5];
 
 async fn wait_for_content(c: &tokio_postgres::Client) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -76,6 +77,35 @@ async fn a_bulk_load_killed_midway_is_repaired_by_the_next_run_and_ends_with_the
     assert!(!String::from_utf8_lossy(&out.stderr).contains("bulk load"), "auto chose bulk for a small job");
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&small).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_index_left_invalid_by_a_killed_build_is_built_again_by_the_next_run() {
+    let db = TestDb::new().await;
+    assert_exit(&scansync(&db, &["migrate"]).await, 0);
+    let c = db.client().await;
+    c.batch_execute("insert into scansync.tags (name) values ('a'), ('b')").await.unwrap();
+    // What a `CREATE INDEX CONCURRENTLY` killed midway leaves: the index in the catalog,
+    // not valid (so `create index … if not exists` alone would keep it as it is).
+    c.batch_execute(
+        "update pg_index set indisvalid = false where indexrelid = 'scansync.content_tags_tag_id'::regclass",
+    )
+    .await
+    .unwrap();
+    assert_eq!(keys(&c).await[4], Some(false));
+    let out = scansync(&db, &["migrate"]).await;
+    assert_exit(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("restored the foreign keys and the index"));
+    assert_eq!(keys(&c).await, VALIDATED);
+    let n: i64 = c
+        .query_one(
+            "select count(*) from pg_indexes where schemaname = 'scansync' and indexname = 'content_tags_tag_id'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "one index, built again in the place of the invalid one");
 }
 
 #[tokio::test(flavor = "multi_thread")]
