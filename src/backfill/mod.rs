@@ -217,7 +217,7 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
     let claims = Arc::new(
         Claims::open(url, schema, job_id, worker_id, &worker_name, req.tuning.page_size as usize).await?,
     );
-    let sink = Arc::new(PgSink::new(url, schema, Some(run_id))?);
+    let sink = Arc::new(PgSink::new(url, schema, Some(run_id))?.bulk(bulk.is_some()));
     let mut tuning = command::tuning(req.tuning);
     tuning.lock = Some(worker_lock.watch());
     let records = Arc::new(AtomicU64::new(0));
