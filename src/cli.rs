@@ -181,9 +181,10 @@ pub struct BackfillArgs {
     /// Interval of the progress log lines (1s to 1h).
     #[arg(long, env = "SCANSYNC_PROGRESS_EVERY", default_value = "30s", value_parser = parse_progress_every)]
     pub progress_every: Duration,
-    /// Load without per-row foreign-key checks and validate them once at the end (about
-    /// twice as fast a first load; see docs/backfill.md). auto: when the store's content is
-    /// empty, or the export holds at least twice as many records as the store.
+    /// Load without per-row foreign-key checks and validate them once at the end, and build
+    /// the index of edges by tag once at the end (about twice as fast a first load; see
+    /// docs/backfill.md). auto: when the store's content is empty, or the export holds at
+    /// least twice as many records as the store.
     #[arg(long, env = "SCANSYNC_BULK", value_enum, default_value_t = BulkMode::Auto)]
     pub bulk: BulkMode,
     #[command(flatten)]
@@ -197,7 +198,8 @@ pub struct BackfillArgs {
     pub metrics: MetricsArgs,
 }
 
-/// Whether a backfill takes the bulk path (foreign keys off during the load).
+/// Whether a backfill takes the bulk path (foreign keys and the index by tag off during the
+/// load).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BulkMode {
     /// When the store's content is empty, or the export holds at least twice as many records.
