@@ -24,10 +24,10 @@
 //! Every other run repairs on start what a killed bulk worker left ([`repair`]): when a
 //! foreign key or the index is missing or not valid and no bulk worker is alive, it
 //! restores it the same way. Nothing scansync runs reads the index: it serves downstream
-//! queries by tag, which are slower while a bulk load runs. An incremental sync during a bulk load stays correct: it writes creators,
-//! communities and tags before the rows that reference them, as always; the foreign keys
-//! check the model, they do not steer the writes. Their validation at the end proves that
-//! nothing written meanwhile breaks them.
+//! queries by tag, which are slower while a bulk load runs. An incremental sync during a
+//! bulk load stays correct: it writes creators, communities and tags before the rows that
+//! reference them, as always; the foreign keys check the model, they do not steer the
+//! writes. Their validation at the end proves that nothing written meanwhile breaks them.
 
 use crate::db;
 use crate::error::{Error, Kind, Result};
@@ -210,7 +210,7 @@ impl BulkLoad {
         sql.push_str("commit;");
         holder.batch_execute(&sql).await?;
         tracing::info!(
-            "bulk load: foreign keys of content and content_tags, and the index of tags' posts, off until the load ends"
+            "bulk load: foreign keys of content and content_tags, and the index of edges by tag, off until the load ends"
         );
         Ok(Self { holder, schema: schema.to_string() })
     }

@@ -887,17 +887,14 @@ async fn fresh_rows(
     };
     let ask_tags: Vec<usize> =
         (0..page.tags.len()).filter(|&i| !known.tags.contains(&page.tags[i])).collect();
+    // Ids by the page's index, as the first phase and the entity inserts learn them.
+    let mut ids = PageIds {
+        creators: vec![None; cr.len()],
+        communities: vec![None; cm.len()],
+        tags: vec![None; page.tags.len()],
+    };
     if ct.is_empty() && ask_cr.is_empty() && ask_cm.is_empty() && ask_tags.is_empty() {
-        return Ok(Fresh {
-            creators: kept_cr,
-            communities: kept_cm,
-            ids: PageIds {
-                creators: vec![None; cr.len()],
-                communities: vec![None; cm.len()],
-                tags: vec![None; page.tags.len()],
-            },
-            ..Fresh::default()
-        });
+        return Ok(Fresh { creators: kept_cr, communities: kept_cm, ids, ..Fresh::default() });
     }
     let found = client
         .query(
@@ -925,11 +922,6 @@ async fn fresh_rows(
     // Indexes into what was asked, mapped back to the page's rows; table 4 is content
     // absent from the store (and so kept too).
     let mut keep: [Vec<usize>; 5] = Default::default();
-    let mut ids = PageIds {
-        creators: vec![None; cr.len()],
-        communities: vec![None; cm.len()],
-        tags: vec![None; page.tags.len()],
-    };
     let mut content_ids = vec![None; ct.len()];
     for row in &found {
         let (table, i) = (row.get::<_, i32>(0) as usize, row.get::<_, i64>(1) as usize);
