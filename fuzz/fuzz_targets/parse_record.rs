@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // The typed path reads a line exactly as the general path does, or leaves it to it.
-    if let Err(e) = scansync_parse::typed::check_against_general_path(data) {
+    if let Err(e) = scansync_parse::export::check_against_general_path(data) {
         panic!("the typed path disagrees with the general path: {e}");
     }
     match decode_export_line(data.to_vec()) {

@@ -520,7 +520,7 @@ mod tests {
             for i in 0..3000 {
                 let mut line = String::new();
                 export_line(&g.next_record(at.add_micros(i * 1000)).item, &mut line);
-                match scansync_parse::typed::check_against_general_path(line.as_bytes()) {
+                match scansync_parse::export::check_against_general_path(line.as_bytes()) {
                     Ok(read) => typed += usize::from(read),
                     Err(e) => panic!("{e}\nline: {line}"),
                 }

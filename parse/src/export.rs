@@ -7,7 +7,7 @@
 //! the delete (`WriteTimestampMicros`).
 
 use crate::attr::{item_from_dynamodb_json, Attr, Item};
-use crate::json::repair_json_text;
+use crate::json::{has_surrogate_escape, repair_json_text};
 use crate::{RawRecord, RejectReason};
 
 /// Reads one export line: a line of the common shape straight into a record (the typed
@@ -17,6 +17,29 @@ pub fn read_export_line(line: Vec<u8>) -> RawRecord {
         return RawRecord::Typed(Box::new(crate::Typed { record, stamp, repairs }));
     }
     decode_export_line(line)
+}
+
+/// The differential check of the typed path (for the tests and the fuzz target): reads `line`
+/// both ways. `Ok(true)`: the typed path read it, and the general path gives the same record,
+/// the same repairs, no drift and the same stamp form; `Ok(false)`: the typed path sent it on;
+/// `Err`: the two paths disagree, and how.
+pub fn check_against_general_path(line: &[u8]) -> Result<bool, String> {
+    use crate::{parse_page, Filter, RawRecord, Typed};
+    let Some((record, stamp, repairs)) = crate::typed::parse_common_line(line) else { return Ok(false) };
+    // Each reading as a page of one, so the page's own bookkeeping (stamp forms, repairs,
+    // drift, rejects) is what is compared.
+    let page = |raw| parse_page("elsewhere", vec![raw], &Filter::default());
+    let typed = page(RawRecord::Typed(Box::new(Typed { record, stamp, repairs })));
+    let general = page(decode_export_line(line.to_vec()));
+    let differs = typed.records != general.records
+        || typed.repairs != general.repairs
+        || typed.drift != general.drift
+        || typed.stamps != general.stamps
+        || typed.rejects != general.rejects;
+    if differs {
+        return Err(format!("typed {typed:?}\ngeneral {general:?}"));
+    }
+    Ok(true)
 }
 
 /// Decodes one export line. A line that is not JSON is repaired (BOM, NUL, lone surrogate
@@ -172,21 +195,6 @@ fn attr_from_simd(v: &simd_json::BorrowedValue) -> Option<Attr> {
         ("NS", v) => Attr::Ns(strings(v)?),
         ("BS", v) => Attr::Bs(strings(v)?),
         _ => return None,
-    })
-}
-
-/// Tells whether `b` holds a `\uD800`–`\uDFFF` escape (paired or not). A backslash that is
-/// itself escaped starts none: `\\ud83d` is a backslash and the text `ud83d`, as in a
-/// caption that quotes an escape.
-pub(crate) fn has_surrogate_escape(b: &[u8]) -> bool {
-    // `\u` escapes are rare in export lines: find them with memchr's substring search (SIMD),
-    // then look at the backslashes before and the digits after.
-    memchr::memmem::find_iter(b, b"\\u").any(|i| {
-        let escaped = b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
-        !escaped
-            && b.get(i + 2..i + 4).is_some_and(|w| {
-                (w[0] == b'd' || w[0] == b'D') && matches!(w[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
-            })
     })
 }
 

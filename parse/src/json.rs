@@ -449,6 +449,21 @@ pub fn number_value(n: &str) -> Value {
         .unwrap_or_else(|| Value::String(n.to_owned()))
 }
 
+/// Tells whether `b` holds a `\uD800`–`\uDFFF` escape (paired or not). A backslash that is
+/// itself escaped starts none: `\\ud83d` is a backslash and the text `ud83d`, as in a
+/// caption that quotes an escape.
+pub fn has_surrogate_escape(b: &[u8]) -> bool {
+    // `\u` escapes are rare in export lines: find them with memchr's substring search (SIMD),
+    // then look at the backslashes before and the digits after.
+    memchr::memmem::find_iter(b, b"\\u").any(|i| {
+        let escaped = b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1;
+        !escaped
+            && b.get(i + 2..i + 4).is_some_and(|w| {
+                (w[0] == b'd' || w[0] == b'D') && matches!(w[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+            })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,7 +56,7 @@ struct Scratch {
 /// A line holding a surrogate escape is not the common shape: the general path repairs such
 /// lines as a whole before reading them (dropping `\u0000` escapes on the way).
 pub fn parse_common_line(line: &[u8]) -> Option<(Record, StampForm, Repairs)> {
-    if crate::export::has_surrogate_escape(line) {
+    if crate::json::has_surrogate_escape(line) {
         return None;
     }
     SCRATCH.with(|s| {
@@ -421,33 +421,10 @@ fn read_stats(v: V, r: &mut Repairs) -> Option<[Option<String>; 4]> {
     Some(out)
 }
 
-/// The differential check of the typed path (for the tests and the fuzz target): reads `line`
-/// both ways. `Ok(true)`: the typed path read it, and the general path gives the same record,
-/// the same repairs, no drift and the same stamp form; `Ok(false)`: the typed path sent it on;
-/// `Err`: the two paths disagree, and how.
-pub fn check_against_general_path(line: &[u8]) -> Result<bool, String> {
-    use crate::export::decode_export_line;
-    use crate::{parse_page, Filter, RawRecord, Typed};
-    let Some((record, stamp, repairs)) = parse_common_line(line) else { return Ok(false) };
-    // Each reading as a page of one, so the page's own bookkeeping (stamp forms, repairs,
-    // drift, rejects) is what is compared.
-    let page = |raw| parse_page("elsewhere", vec![raw], &Filter::default());
-    let typed = page(RawRecord::Typed(Box::new(Typed { record, stamp, repairs })));
-    let general = page(decode_export_line(line.to_vec()));
-    let differs = typed.records != general.records
-        || typed.repairs != general.repairs
-        || typed.drift != general.drift
-        || typed.stamps != general.stamps
-        || typed.rejects != general.rejects;
-    if differs {
-        return Err(format!("typed {typed:?}\ngeneral {general:?}"));
-    }
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::check_against_general_path;
 
     use crate::attr::write_item_dynamodb_json;
 

@@ -3,13 +3,13 @@
 
 use proptest::prelude::*;
 use scansync_parse::attr::{Attr, Item};
+use scansync_parse::export::check_against_general_path;
 use scansync_parse::export::decode_export_line;
 use scansync_parse::json::{
     has_nul, is_json, numbers_fit_numeric, parse_json_text, plain_json_container, repair_json_text,
     strip_nul, Parsed,
 };
 use scansync_parse::text::{clean_bytes, clean_text};
-use scansync_parse::typed::check_against_general_path;
 use scansync_parse::{parse_item, Drift, Repairs};
 use unicode_normalization::is_nfc;
 

@@ -1,8 +1,10 @@
 //! The entities a record describes besides its content: creator, community, and stats.
 
+use super::ctx::{get, Ctx};
 use super::fields::{COMMUNITY, CREATOR, STATS};
 use super::meta::{json_to_attr, meta_get, Meta};
-use super::{get, Community, Creator, Ctx, Rule};
+use super::rules::Rule;
+use super::{Community, Creator};
 use crate::attr::{Attr, Item};
 use crate::json::{parse_json_text, Parsed};
 use serde_json::Value;

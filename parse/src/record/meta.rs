@@ -1,7 +1,7 @@
 //! The metadata blob: repaired into jsonb-ready text, and the fallbacks read from it when a
 //! field is missing at the top level.
 
-use super::{Repairs, Rule};
+use super::rules::{Repairs, Rule};
 use crate::attr::Attr;
 use crate::json::{
     attr_to_json, is_json, numbers_fit_numeric, parse_json_text, plain_json_container, repair_json_text,

@@ -1,14 +1,12 @@
 //! A page: raw records in, parsed records, rejects and counts out, and the filter that keeps
 //! a run's window.
 
-use super::{parse_item, Record, Reject, RejectReason, Repairs};
+use super::item::parse_item;
+use super::rules::{Drift, Reject, RejectReason, Repairs};
+use super::Record;
 use crate::attr::{write_item_dynamodb_json, Attr, Item};
 use crate::text::clean_text;
 use crate::time::{Day, Timestamp};
-use std::collections::HashMap;
-
-/// Drift observed in a page: (attribute, observed DynamoDB type) → how many records.
-pub type Drift = HashMap<(String, &'static str), u64>;
 
 /// One raw input record as a source delivers it.
 #[derive(Debug, Clone)]

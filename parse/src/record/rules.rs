@@ -1,6 +1,9 @@
 //! The named repair rules and reject reasons: what the ledger counts, by the names it uses
 //! (`sync_runs.repairs`, `quarantine.reason`), and their descriptions for the docs.
 
+/// Drift observed in a page: (attribute, observed DynamoDB type) → how many records.
+pub type Drift = std::collections::HashMap<(String, &'static str), u64>;
+
 /// Why a record could not be repaired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RejectReason {

@@ -1,6 +1,7 @@
 //! Record-level tests of the parse stage: one behaviour each.
 
 use super::*;
+use crate::attr::{Attr, Item};
 
 fn s(x: &str) -> Attr {
     Attr::S(x.into())
