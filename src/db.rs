@@ -1,4 +1,4 @@
-//! Connecting to PostgreSQL without ever showing the password.
+//! Connecting to PostgreSQL without ever showing the password, and never waiting forever.
 //!
 //! Two defences, because a password can reach a message by many roads (a driver error that
 //! quotes the connection string, a URL the driver cannot parse, a log line):
@@ -6,22 +6,21 @@
 //!   what the driver parsed (user, hosts, ports, database), which has no password field;
 //!   a string the driver cannot parse is not shown at all.
 //! - [`register_secrets`] records every string that may be the password (what the driver
-//!   parsed, and what a person may have meant in a string it cannot parse, percent-encoded
-//!   or quoted), and [`scrub`] replaces them in any text. Every [`crate::Error`] message
-//!   and every log line passes through [`scrub`].
+//!   parsed, and the textual forms [`crate::secrets`] finds), which [`crate::secrets::scrub`]
+//!   then masks in every message and log line.
+//!
+//! Every connection has a connect timeout ([`CONNECT_TIMEOUT`] unless the URL says
+//! `connect_timeout`): a server that does not answer fails the attempt, so retries and
+//! probes stay bounded.
 
 use crate::error::{Error, Kind, Result};
-use std::borrow::Cow;
+use crate::secrets::{self, scrub};
 use std::str::FromStr;
-use std::sync::RwLock;
+use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls};
 
-/// What a secret is replaced with.
-pub const MASK: &str = "***";
-
-/// Every secret registered so far, longest first (so a secret that contains another is
-/// masked whole).
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// How long a connection attempt may take when the URL sets no `connect_timeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens a connection and drives it on the tokio runtime.
 ///
@@ -38,9 +37,12 @@ pub async fn connect(url: &str) -> Result<Client> {
     })?;
     if cfg.get_password().is_none() {
         if let Some(p) = std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()) {
-            register_secret(&p);
+            secrets::register(&p);
             cfg.password(p);
         }
+    }
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(CONNECT_TIMEOUT);
     }
     cfg.ssl_mode(crate::tls::driver_mode(&tls));
     let fail = |e: tokio_postgres::Error| {
@@ -132,155 +134,14 @@ pub fn redact(url: &str) -> String {
     scrub(&format!("postgres://{user}{}{db}", hosts.join(","))).into_owned()
 }
 
-/// Records one secret (a password from `PGPASSWORD`, say), so [`scrub`] masks it.
-pub fn register_secret(secret: &str) {
-    if secret.is_empty() {
-        return;
-    }
-    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    if !secrets.iter().any(|s| s == secret) {
-        secrets.push(secret.to_string());
-    }
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-}
-
-/// Records the strings that may be the password of `url`, so [`scrub`] masks them.
+/// Registers every string that may be the password of `url` ([`crate::secrets`]): its
+/// textual forms, and what the driver parses out of it.
 pub fn register_secrets(url: &str) {
-    let mut found = password_candidates(url);
-    found.retain(|s| !s.is_empty());
-    if found.is_empty() {
-        return;
-    }
-    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    for s in found {
-        if !secrets.contains(&s) {
-            secrets.push(s);
-        }
-    }
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-}
-
-/// Replaces every registered secret in `text` with [`MASK`].
-pub fn scrub(text: &str) -> Cow<'_, str> {
-    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    let mut out = Cow::Borrowed(text);
-    for s in secrets.iter() {
-        if out.contains(s.as_str()) {
-            out = Cow::Owned(out.replace(s.as_str(), MASK));
-        }
-    }
-    out
-}
-
-/// Every string that may be the password of a connection string, in every form it may
-/// take inside a message: what the driver parsed, and for URLs and key=value strings the
-/// raw, percent-decoded and quoted forms of what a person may have meant (also when the
-/// driver cannot parse the string: an unencoded `/`, `?` or `@` in a URL password).
-fn password_candidates(url: &str) -> Vec<String> {
-    let mut out = Vec::new();
+    secrets::register_connection_string(url);
     let stripped = crate::tls::split(url).map(|(rest, _)| rest).unwrap_or_else(|_| url.to_string());
-    if let Ok(cfg) = Config::from_str(&stripped) {
-        if let Some(p) = cfg.get_password() {
-            out.push(String::from_utf8_lossy(p).into_owned());
-        }
+    if let Some(p) = Config::from_str(&stripped).ok().and_then(|c| c.get_password().map(<[u8]>::to_vec)) {
+        secrets::register(&String::from_utf8_lossy(&p));
     }
-    if let Some((_, rest)) = url.split_once("://") {
-        // The userinfo ends at an '@'; with unencoded '@', '/' or '?' in the password it is
-        // not clear which one, so every '@' is tried.
-        for (at, _) in rest.match_indices('@') {
-            if let Some((_, pw)) = rest[..at].split_once(':') {
-                out.push(pw.to_owned());
-                out.push(percent_decode(pw));
-            }
-        }
-        if let Some((_, query)) = rest.split_once('?') {
-            for kv in query.split('&') {
-                if let Some((k, v)) = kv.split_once('=') {
-                    if k.eq_ignore_ascii_case("password") {
-                        out.push(v.to_owned());
-                        out.push(percent_decode(v));
-                    }
-                }
-            }
-        }
-    } else {
-        out.extend(key_value_passwords(url));
-    }
-    out
-}
-
-/// The `password` values of a key=value connection string (`password = x`,
-/// `password='a b\'c'`), raw and unescaped.
-fn key_value_passwords(s: &str) -> Vec<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let key_start = i;
-        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let key = &s[key_start..i];
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= b.len() || b[i] != b'=' {
-            // Not a key=value pair: whatever it is, it may be a stray password.
-            if key.is_empty() {
-                break;
-            }
-            continue;
-        }
-        i += 1;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let value_start = i;
-        let mut value = String::new();
-        if i < b.len() && b[i] == b'\'' {
-            i += 1;
-            while i < b.len() && b[i] != b'\'' {
-                if b[i] == b'\\' && i + 1 < b.len() {
-                    i += 1;
-                }
-                let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
-                value.push(ch);
-                i += ch.len_utf8();
-            }
-            i = (i + 1).min(b.len());
-        } else {
-            while i < b.len() && !b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            value.push_str(&s[value_start..i]);
-        }
-        if key.eq_ignore_ascii_case("password") {
-            out.push(s[value_start..i].to_owned());
-            out.push(s[value_start..i].trim_matches('\'').to_owned());
-            out.push(value);
-        }
-    }
-    out
-}
-
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
-            let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-            out.push(hex(b[i + 1]) * 16 + hex(b[i + 2]));
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

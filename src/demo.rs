@@ -4,19 +4,23 @@
 //! it into a fresh demo schema, syncs it again to show that nothing changes, and ends with
 //! `health`. The sample is made by `sample/generate.py`.
 
-use crate::cli::DemoArgs;
-use crate::command::{self, AnySource, RunRequest, Scope};
-use crate::error::{Error, Result};
+use crate::checkpoint::postgres::PgCheckpoint;
+use crate::config::{Target, Tuning};
+use crate::db;
+use crate::error::{Error, Result, EXIT_OK};
 use crate::health;
 use crate::ledger::RunKind;
-use crate::run::Tuning;
+use crate::lifecycle::{self, RunRequest, Scope};
+use crate::pipeline::Hooks;
 use crate::schema::quoted_schema;
+use crate::shutdown::Stop;
+use crate::source::any::AnySource;
 use crate::source::export::ExportSource;
 use crate::source::generated::GeneratedSource;
 use crate::summary;
 use crate::time::Timestamp;
-use crate::{checkpoint::memory::MemoryCheckpoint, db};
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,14 +36,33 @@ pub fn demo_schema(base: &str) -> String {
     format!("{base}_demo")
 }
 
-/// Runs the demo; returns the exit status.
-pub async fn demo(url: &str, base_schema: &str, args: &DemoArgs) -> Result<u8> {
-    if let Some(n) = args.records {
-        return generated(url, base_schema, n, args).await;
+/// What the demo syncs: the bundled sample, or `records` generated records.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoConfig {
+    /// Generated records instead of the sample.
+    pub records: Option<u64>,
+    /// Their seed.
+    pub seed: u64,
+    /// Parallelism and page size (generated records only).
+    pub tuning: Tuning,
+}
+
+/// Returns a fresh temporary directory path under the system temp dir.
+fn temp_dir(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), fastrand::u64(..)))
+}
+
+/// Runs the demo against `target.url`, in the schema `<target.schema>_demo`; returns the
+/// exit status.
+pub async fn demo(target: &Target, cfg: &DemoConfig, stop: &Stop) -> Result<u8> {
+    let (url, base_schema) = (target.url.as_str(), target.schema.as_str());
+    if let Some(n) = cfg.records {
+        return generated(url, base_schema, n, cfg, stop).await;
     }
     let schema = demo_schema(base_schema);
     let q = quoted_schema(&schema)?;
-    let dir = command::temp_dir("scansync-demo");
+    let demo_target = Target { url: url.to_string(), schema: schema.clone() };
+    let dir = temp_dir("scansync-demo");
     for (name, bytes) in SAMPLE {
         let path = dir.join(name);
         std::fs::create_dir_all(path.parent().expect("sample paths have a parent"))?;
@@ -53,27 +76,27 @@ pub async fn demo(url: &str, base_schema: &str, args: &DemoArgs) -> Result<u8> {
     println!("scansync demo: bundled sample export -> schema {schema} on {}\n", db::redact(url));
 
     let tuning = Tuning { fetchers: 2, writers: 2, ..Tuning::default() };
-    let mut status = command::EXIT_OK;
+    let mut status = EXIT_OK;
     for (n, label) in ["first run", "second run (same records again)"].iter().enumerate() {
         let req = RunRequest {
-            url,
-            schema: &schema,
+            target: &demo_target,
             kind: RunKind::Demo,
             scope: Scope::Days(None),
             source: AnySource::Export(ExportSource::open(&dir, 100)?),
-            tuning: tuning.clone(),
+            tuning,
+            hooks: Hooks { stop: stop.clone(), ..Hooks::default() },
         };
-        let o = command::run(req).await?;
+        let o = lifecycle::run(req).await?;
         summary::print(label, &o);
-        let code = summary::exit_status(&o);
+        let code = summary::exit_status(&o, stop);
         if n == 1 && o.result.is_ok() {
-            let w = &o.summary.written;
+            let w = &o.stats.written;
             let changed = w.creators + w.communities + w.tags + w.content + w.content_tags + w.quarantined;
             println!("  -> {changed} rows changed: applying the same records twice is a no-op");
         }
         println!();
         status = status.max(code);
-        if code != command::EXIT_OK {
+        if code != EXIT_OK {
             break;
         }
     }
@@ -95,8 +118,7 @@ pub async fn demo(url: &str, base_schema: &str, args: &DemoArgs) -> Result<u8> {
         "tables in {schema}: content {} ({} tombstoned), creators {}, communities {}, tags {}, content_tags {}, quarantine {}, schema_drift {}",
         c(0), c(1), c(2), c(3), c(4), c(5), c(6), c(7)
     );
-    let report =
-        health::check::<MemoryCheckpoint>(&admin, &schema, None, Duration::from_secs(3 * 3600)).await?;
+    let report = health::check(&admin, &schema, None::<&PgCheckpoint>, Duration::from_secs(3 * 3600)).await?;
     println!("health: {}", report.to_text());
     println!("\nlook around: psql {} -c 'select platform, external_id, caption, view_count from {schema}.content limit 5'", db::redact(url));
     Ok(status.max(report.status.exit_code()))
@@ -104,7 +126,7 @@ pub async fn demo(url: &str, base_schema: &str, args: &DemoArgs) -> Result<u8> {
 
 /// `demo --records N`: N generated dirty records through the real pipeline, with a
 /// progress bar when stderr is a terminal, then the throughput.
-async fn generated(url: &str, base_schema: &str, records: u64, args: &DemoArgs) -> Result<u8> {
+async fn generated(url: &str, base_schema: &str, records: u64, cfg: &DemoConfig, stop: &Stop) -> Result<u8> {
     let schema = demo_schema(base_schema);
     let q = quoted_schema(&schema)?;
     let admin = db::connect(url).await?;
@@ -114,17 +136,10 @@ async fn generated(url: &str, base_schema: &str, records: u64, args: &DemoArgs) 
         .map_err(|e| Error::from(e).context(format!("resetting the demo schema {schema}")))?;
     println!("scansync demo: {records} generated dirty records -> schema {schema} on {}", db::redact(url));
     let progress = Arc::new(AtomicU64::new(0));
-    let mut tuning = command::tuning(&args.tuning);
-    tuning.progress = Some(progress.clone());
+    let tuning = cfg.tuning;
     let start = Timestamp::parse("2026-01-01T00:00:00Z").expect("valid timestamp");
-    let source = GeneratedSource::new(
-        records,
-        tuning.fetchers as u64,
-        args.tuning.page_size as usize,
-        args.seed,
-        start,
-        100_000,
-    );
+    let source =
+        GeneratedSource::new(records, tuning.fetchers as u64, tuning.page_size, cfg.seed, start, 100_000);
     let bar = std::io::stderr().is_terminal().then(|| {
         let progress = progress.clone();
         tokio::spawn(async move {
@@ -144,20 +159,21 @@ async fn generated(url: &str, base_schema: &str, records: u64, args: &DemoArgs) 
             }
         })
     });
+    let demo_target = Target { url: url.to_string(), schema: schema.clone() };
     let req = RunRequest {
-        url,
-        schema: &schema,
+        target: &demo_target,
         kind: RunKind::Demo,
         scope: Scope::Days(None),
         source: AnySource::Generated(source),
         tuning,
+        hooks: Hooks { stop: stop.clone(), progress: Some(progress.clone()), ..Hooks::default() },
     };
-    let outcome = command::run(req).await;
+    let outcome = lifecycle::run(req).await;
     if let Some(bar) = bar {
         bar.abort();
         eprint!("\r{}\r", " ".repeat(80));
     }
     let o = outcome?;
     summary::print("run", &o);
-    Ok(summary::exit_status(&o))
+    Ok(summary::exit_status(&o, stop))
 }

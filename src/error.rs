@@ -43,14 +43,23 @@ pub struct Error {
 /// The result type used throughout scansync.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the run failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status: a flag, a setting or an input to correct; nothing was done.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status: another run holds the lock (EX_TEMPFAIL); nothing was done.
+pub const EXIT_LOCKED: u8 = 75;
+
 impl Error {
     /// Creates an error of `kind` with a lowercase message.
     ///
-    /// Every message passes through [`crate::db::scrub`]: a database password can never
+    /// Every message passes through [`crate::secrets::scrub`]: a database password can never
     /// reach an operator through an error, whichever road it took into the message.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         let message = message.into();
-        let message = match crate::db::scrub(&message) {
+        let message = match crate::secrets::scrub(&message) {
             std::borrow::Cow::Borrowed(_) => message,
             std::borrow::Cow::Owned(s) => s,
         };
@@ -80,6 +89,18 @@ impl Error {
     /// Prefixes the message with what was being done, keeping the kind.
     pub fn context(self, what: impl fmt::Display) -> Self {
         Self::new(self.kind, format!("{what}: {}", self.message))
+    }
+
+    /// The exit status of a command that ends with this error before its run could start
+    /// (a run that started reports its own outcome): 2 for what the user must correct, 75
+    /// for a lock held elsewhere, else 1. A stopped run's status is its signal's
+    /// ([`crate::shutdown::Stop::exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            Kind::Config => EXIT_CONFIG,
+            Kind::Locked => EXIT_LOCKED,
+            _ => EXIT_FAILED,
+        }
     }
 
     /// Tells whether the operation that failed may simply be tried again.

@@ -14,10 +14,12 @@
 //!   `scansync`, dimension `Function`): `SuccessfulRuns` feeds the second alarm (no
 //!   successful run for 3 hours), beside the records read, rows quarantined and run time.
 
-use crate::cli::{Cli, Command, LogFormat, SyncArgs};
-use crate::command;
+use crate::cli::{Cli, Command};
+use crate::config::{LogFormat, SyncConfig, Target};
 use crate::error::Kind;
+use crate::lifecycle;
 use crate::run::Outcome;
+use crate::shutdown::Stop;
 use crate::summary;
 use clap::Parser;
 use lambda_runtime::Diagnostic;
@@ -26,9 +28,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The configuration of every invocation, read once at cold start.
 pub struct Handler {
-    url: String,
-    schema: String,
-    sync: SyncArgs,
+    target: Target,
+    sync: SyncConfig,
+    /// The process's stop (SIGTERM from the Lambda runtime): each invocation's run stops
+    /// with it, or at its own deadline.
+    pub stop: Stop,
     /// How long before the deadline the run is told to stop.
     pub stop_before: Duration,
     /// The log format (`SCANSYNC_LOG_FORMAT`).
@@ -43,14 +47,14 @@ impl Handler {
         let mut cli = Cli::try_parse_from(["scansync", "sync"]).map_err(|e| e.to_string())?;
         cli.resolve_database_url()?;
         cli.fetch_database_url().await.map_err(|e| e.to_string())?;
-        crate::schema::quoted_schema(&cli.schema).map_err(|e| e.to_string())?;
-        let Command::Sync(sync) = cli.command else { unreachable!("parsed as sync") };
-        sync.window.config().map_err(|e| e.to_string())?;
+        let target = cli.target().map_err(|e| e.to_string())?;
+        let Command::Sync(sync) = &cli.command else { unreachable!("parsed as sync") };
+        let sync = sync.config().map_err(|e| e.to_string())?;
         Ok(Self {
-            url: cli.database_url,
-            schema: cli.schema,
+            target,
             sync,
-            stop_before: cli.shutdown_timeout,
+            stop: Stop::new(),
+            stop_before: cli.shutdown_timeout.0,
             log_format: cli.log_format,
         })
     }
@@ -58,16 +62,17 @@ impl Handler {
     /// Runs one sync for an invocation that must end by `deadline_ms` (milliseconds since
     /// the epoch; 0: none), as `function`.
     pub async fn invoke(&self, deadline_ms: u64, function: &str) -> Result<Value, Diagnostic> {
-        crate::shutdown::rearm();
+        // The invocation's own stop: the process's signal, or this invocation's deadline.
+        let stop = self.stop.child();
         let stop_after = stop_time(deadline_ms, self.stop_before);
         tracing::info!(
             deadline_ms,
             stop_after_s = stop_after.map(|d| d.as_secs()),
             "invocation: one incremental sync"
         );
-        let _stop = stop_after.map(crate::shutdown::stop_at);
+        let _deadline = stop_after.map(|after| stop.stop_after(after));
         // Boxed: the run is a deep future, too deep for the runtime service to lay out inline.
-        let result = Box::pin(command::sync(&self.url, &self.schema, &self.sync, None)).await;
+        let result = Box::pin(lifecycle::sync(&self.target, &self.sync, &stop, None)).await;
         let (status, outcome) = match &result {
             Ok(o) if o.result.is_ok() => ("succeeded", Some(o)),
             Ok(o) if o.result.as_ref().is_err_and(|e| e.kind() == Kind::Cancelled) => ("cancelled", Some(o)),
@@ -119,7 +124,7 @@ fn stop_time(deadline_ms: u64, stop_before: Duration) -> Option<Duration> {
 /// the `scansync` namespace when Lambda ships the function's output.
 pub fn emf_line(function: &str, status: &str, outcome: Option<&Outcome>) -> Value {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-    let s = outcome.map(|o| &o.summary);
+    let s = outcome.map(|o| &o.stats);
     let metric = |name: &str, unit: &str| json!({"Name": name, "Unit": unit});
     json!({
         "_aws": {

@@ -1,8 +1,8 @@
 //! The run ledger (`sync_runs`) and the drift ledger (`schema_drift`).
 
 use crate::error::Result;
-use crate::pipeline::Summary;
 use crate::schema::quoted_schema;
+use crate::stats::RunStats;
 use crate::time::Timestamp;
 use crate::window::Plan;
 use tokio_postgres::Client;
@@ -52,7 +52,7 @@ pub async fn abandon_stale(client: &Client, schema: &str, holds_run_lock: bool) 
            and (($1 and kind <> 'backfill')
                 or (kind = 'backfill' and not exists (
                     select 1 from {q}.backfill_workers w where w.run_id = r.id and {alive})))",
-        alive = crate::backfill::worker_alive_sql("w", "$2")
+        alive = crate::lock::worker_alive_sql("w", "$2")
     );
     Ok(client.execute(&sql, &[&holds_run_lock, &schema]).await?)
 }
@@ -92,7 +92,7 @@ pub async fn finish(
     schema: &str,
     id: i64,
     plan: Option<&Plan>,
-    summary: &Summary,
+    summary: &RunStats,
     error: Option<&str>,
     cancelled: bool,
 ) -> Result<()> {
@@ -160,7 +160,7 @@ pub async fn finish(
 
 /// Adds a run's drift observations to `schema_drift` (one statement per run: drift is
 /// recorded once per attribute per run, never per record).
-pub async fn record_drift(client: &Client, schema: &str, summary: &Summary) -> Result<()> {
+pub async fn record_drift(client: &Client, schema: &str, summary: &RunStats) -> Result<()> {
     if summary.drift.is_empty() {
         return Ok(());
     }

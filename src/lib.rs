@@ -1,8 +1,9 @@
 //! scansync: a resumable, idempotent sync of DynamoDB scan records into PostgreSQL.
 //!
 //! The pipeline reads pages from a [`source`], cleans them in [`parse`], lands them through a
-//! [`write`]r, and moves the [`checkpoint`] last; [`run`] ties the stages together. See
-//! `ARCHITECTURE.md` for the map.
+//! [`write`]r, and moves the [`checkpoint`] last; [`run`] ties the stages together and
+//! [`lifecycle`] wraps a run in its lock and its ledger row. The modules form layers that only
+//! point down (ARCHITECTURE.md lists them; `tests/layers.rs` checks them).
 
 pub mod error;
 
@@ -15,23 +16,28 @@ pub mod backfill;
 pub mod bulk;
 pub mod checkpoint;
 pub mod cli;
-pub mod command;
+pub mod commands;
+pub mod config;
 pub mod db;
 pub mod demo;
 pub mod docs;
 pub mod health;
 pub mod lambda;
 pub mod ledger;
+pub mod lifecycle;
 pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod pipeline;
+pub mod plan;
 pub mod retry;
 pub mod run;
 pub mod schema;
+pub mod secrets;
 pub mod serve;
 pub mod shutdown;
 pub mod source;
+pub mod stats;
 pub mod summary;
 pub mod tls;
 pub mod window;

@@ -52,6 +52,7 @@ impl RunLock {
 #[derive(Clone)]
 pub struct LockWatch {
     client: Arc<Client>,
+    name: Arc<str>,
     lost: Arc<AtomicBool>,
 }
 
@@ -71,12 +72,14 @@ impl LockWatch {
         Ok(())
     }
 
-    /// Asks the lock's connection now (before the checkpoint is written): fails if the
-    /// connection is gone, so the lock may be another run's.
+    /// Asks the lock's connection now (before the checkpoint is written) whether its
+    /// session still holds the lock: fails if the connection is gone or the lock is not
+    /// this session's, so the lock may be another run's.
     pub async fn verify(&self) -> Result<()> {
         self.check()?;
-        match tokio::time::timeout(WATCH_TIMEOUT, self.client.simple_query("select 1")).await {
-            Ok(Ok(_)) => Ok(()),
+        let sql = format!("select {}", held_by_me_sql("$1::text"));
+        match tokio::time::timeout(WATCH_TIMEOUT, self.client.query_one(&sql, &[&&*self.name])).await {
+            Ok(Ok(row)) if row.get::<_, bool>(0) => Ok(()),
             _ => {
                 self.lost.store(true, Ordering::Relaxed);
                 Err(lost())
@@ -110,6 +113,12 @@ pub fn worker_lock_name(schema: &str, id: i64) -> String {
     format!("scansync-backfill-worker:{schema}:{id}")
 }
 
+/// The SQL condition "worker `w` of this schema is alive" (holds its advisory lock), for a
+/// query with the schema name as `$schema_param`.
+pub fn worker_alive_sql(w: &str, schema_param: &str) -> String {
+    held_sql(&format!("'scansync-backfill-worker:' || {schema_param}::text || ':' || {w}.id"))
+}
+
 /// Takes the lock of backfill worker `id` (fresh ids are never held, so this only fails if
 /// the connection does).
 pub async fn acquire_worker(url: &str, schema: &str, id: i64) -> Result<RunLock> {
@@ -119,15 +128,17 @@ pub async fn acquire_worker(url: &str, schema: &str, id: i64) -> Result<RunLock>
 }
 
 /// Takes the session advisory lock `name` on a connection of its own, watched; `None` when
-/// another session holds it.
+/// another session holds it. A URL that leads to a transaction-pooling connection pooler is
+/// refused first ([`refuse_transaction_pooling`]).
 async fn take(url: &str, name: &str) -> Result<Option<RunLock>> {
     let client = Arc::new(db::connect(url).await?);
+    refuse_transaction_pooling(url, &client).await?;
     let got: bool =
         client.query_one(&format!("select pg_try_advisory_lock({LOCK_KEY_SQL})"), &[&name]).await?.get(0);
     if !got {
         return Ok(None);
     }
-    let watch = LockWatch { client, lost: Arc::new(AtomicBool::new(false)) };
+    let watch = LockWatch { client, name: name.into(), lost: Arc::new(AtomicBool::new(false)) };
     let w = watch.clone();
     let watchdog = tokio::spawn(async move {
         loop {
@@ -139,6 +150,44 @@ async fn take(url: &str, name: &str) -> Result<Option<RunLock>> {
         }
     });
     Ok(Some(RunLock { watch, watchdog }))
+}
+
+/// Refuses a database URL that leads to a connection pooler in transaction (or statement)
+/// mode, such as PgBouncer with `pool_mode = transaction`: scansync's locks are session
+/// advisory locks and its writers' staging tables are temporary tables of their session,
+/// and such a pooler lends each transaction whichever server session is free, to any
+/// client. Two direct sessions never share a PostgreSQL backend; behind such a pooler, a
+/// second client's statement runs on the backend this session's statement just released.
+async fn refuse_transaction_pooling(url: &str, client: &Client) -> Result<()> {
+    async fn pid(c: &Client) -> Result<i32> {
+        Ok(c.query_one("select pg_backend_pid()", &[]).await?.get(0))
+    }
+    let mine = pid(client).await?;
+    // The probe is a second session: if it cannot be had, the check is skipped (the lock's
+    // watch still asks that this very session holds the lock).
+    let other = match db::connect(url).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not open a second session to check for a transaction pooler; going on");
+            return Ok(());
+        }
+    };
+    let (Ok(theirs), Ok(mine_again)) = (pid(&other).await, pid(client).await) else {
+        tracing::warn!("the check for a transaction pooler was cut short; going on");
+        return Ok(());
+    };
+    if theirs == mine || mine_again != mine {
+        return Err(Error::config(format!(
+            "the database URL leads to a connection pooler in transaction mode (two clients were served by one PostgreSQL backend, pid {mine}): scansync's run lock is a session advisory lock and its staging tables belong to its session, which such a pooler shares between clients; connect to PostgreSQL directly, or through a pool in session mode (PgBouncer: pool_mode = session)"
+        )));
+    }
+    Ok(())
+}
+
+/// The SQL condition "this session holds the advisory lock named by the text expression
+/// `name`".
+fn held_by_me_sql(name: &str) -> String {
+    held_sql(name).replacen("and granted", "and granted and pid = pg_backend_pid()", 1)
 }
 
 /// The SQL condition "some session of this database holds the advisory lock named by the

@@ -1,6 +1,6 @@
 //! Logging on stderr (text or JSON), with every line scrubbed of the database password.
 
-use crate::cli::LogFormat;
+use crate::config::LogFormat;
 use std::io::Write;
 
 /// Collects one log event and writes it to stderr, scrubbed, when the event is complete.
@@ -28,7 +28,7 @@ impl Drop for ScrubbedStderr {
             return;
         }
         let text = String::from_utf8_lossy(&self.buf);
-        let _ = std::io::stderr().lock().write_all(crate::db::scrub(&text).as_bytes());
+        let _ = std::io::stderr().lock().write_all(crate::secrets::scrub(&text).as_bytes());
     }
 }
 

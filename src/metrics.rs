@@ -1,9 +1,15 @@
-//! Prometheus `/metrics` and `/healthz` over HTTP: for `serve`, and for one-shot `sync` and
-//! `backfill` runs while they last (`--metrics-addr`). The exposition is prometheus-client's;
-//! the server is tiny_http on a thread of its own.
+//! Prometheus `/metrics`, `/healthz` and `/livez` over HTTP: for `serve`, and for one-shot
+//! `sync` and `backfill` runs while they last (`--metrics-addr`). The exposition is
+//! prometheus-client's; the server is tiny_http on a thread of its own.
+//!
+//! No request waits for the database: a background task reads the store's health every
+//! [`PROBE_EVERY`] (each read bounded by [`PROBE_TIMEOUT`]) and the endpoints answer from
+//! what it read last. `/livez` says only that the process serves (a liveness probe that a
+//! database outage must not fail); `/healthz` gives the `health` verdict (a readiness probe,
+//! an alarm), and 503 when the store could not be read lately.
 
-use crate::cli::{CheckpointArgs, MetricsArgs};
-use crate::command::AnyCheckpoint;
+use crate::checkpoint::any::AnyCheckpoint;
+use crate::config::{CheckpointConfig, MetricsConfig, Target};
 use crate::db;
 use crate::error::{Kind, Result};
 use crate::health::{self, Status};
@@ -16,8 +22,13 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How often the background task reads the store's health.
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How long one read of the store's health may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Labels = Vec<(String, String)>;
 
@@ -37,6 +48,8 @@ pub struct Metrics {
     last_success_age: Gauge<f64, AtomicU64>,
     checkpoint_age: Gauge<f64, AtomicU64>,
     healthy: Gauge,
+    /// Wakes the background probe: a run ended, the store's health may have changed.
+    refresh: tokio::sync::Notify,
 }
 
 impl Default for Metrics {
@@ -64,6 +77,7 @@ impl Metrics {
             last_success_age: Gauge::default(),
             checkpoint_age: Gauge::default(),
             healthy: Gauge::default(),
+            refresh: tokio::sync::Notify::new(),
         };
         r.register("runs", "Runs by kind and outcome (succeeded, failed, cancelled, locked)", m.runs.clone());
         r.register("records_read", "Records read by committed pages", m.records.clone());
@@ -100,6 +114,7 @@ impl Metrics {
 
     /// Counts a finished run (`None`: it could not start, e.g. the lock was held).
     pub fn observe(&self, kind: &str, outcome: Option<&Outcome>, start_error: Option<Kind>) {
+        self.refresh.notify_one();
         let label = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
         let status = match (outcome, start_error) {
             (Some(o), _) => match &o.result {
@@ -112,7 +127,7 @@ impl Metrics {
         };
         self.runs.get_or_create(&[label("kind", kind), label("outcome", status)].concat()).inc();
         let Some(o) = outcome else { return };
-        let s = &o.summary;
+        let s = &o.stats;
         self.records.inc_by(s.read);
         let w = &s.written;
         for (table, n) in [
@@ -162,85 +177,110 @@ impl Metrics {
     }
 }
 
-/// What the HTTP endpoints need to read the store.
+/// The store's health as last read by the background task: when, and what.
+type Cached = Arc<RwLock<Option<(Instant, std::result::Result<health::Report, String>)>>>;
+
+/// What the background task needs to read the store.
 #[derive(Clone)]
 pub struct Probe {
-    /// The database URL.
-    pub url: String,
-    /// The schema.
-    pub schema: String,
-    /// Checkpoint flags.
-    pub checkpoint: CheckpointArgs,
+    /// The store.
+    pub target: Target,
+    /// Where the checkpoint lives.
+    pub checkpoint: CheckpointConfig,
     /// The staleness threshold of `/healthz`.
     pub max_age: Duration,
 }
 
 impl Probe {
-    async fn report(&self) -> Result<health::Report> {
-        let client = Arc::new(db::connect(&self.url).await?);
-        let store = AnyCheckpoint::from_args(&self.checkpoint, client.clone(), &self.schema).await?;
-        health::check(&client, &self.schema, Some(&store), self.max_age).await
+    async fn report(&self, client: &mut Option<Arc<tokio_postgres::Client>>) -> Result<health::Report> {
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            *client = Some(Arc::new(db::connect(&self.target.url).await?));
+        }
+        let c = client.clone().expect("connected above");
+        let store = AnyCheckpoint::open(&self.checkpoint, c.clone(), &self.target.schema).await?;
+        health::check(&c, &self.target.schema, Some(&store), self.max_age).await
+    }
+
+    /// Reads the store's health every [`PROBE_EVERY`], and at once when a run ends, into
+    /// `cache` (and the gauges), each read bounded by [`PROBE_TIMEOUT`], for as long as the
+    /// runtime lives.
+    fn spawn(self, metrics: Arc<Metrics>, cache: Cached) {
+        tokio::spawn(async move {
+            let mut client = None;
+            loop {
+                let read = match tokio::time::timeout(PROBE_TIMEOUT, self.report(&mut client)).await {
+                    Ok(Ok(r)) => {
+                        metrics.set_health(&r);
+                        Ok(r)
+                    }
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => {
+                        client = None;
+                        Err(format!("reading the store took more than {} s", PROBE_TIMEOUT.as_secs()))
+                    }
+                };
+                if let Err(e) = &read {
+                    tracing::warn!(error = %e, "the health probe could not read the store");
+                }
+                *cache.write().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), read));
+                tokio::select! {
+                    _ = tokio::time::sleep(PROBE_EVERY) => {}
+                    _ = metrics.refresh.notified() => {}
+                }
+            }
+        });
     }
 }
 
-/// Starts `/metrics` and `/healthz` when `--metrics-addr` is given; returns the metrics the
-/// runs are counted in.
+/// Starts `/metrics`, `/healthz` and `/livez` when the configuration asks for them; returns
+/// the metrics the runs are counted in.
 pub fn start(
-    args: &MetricsArgs,
-    url: &str,
-    schema: &str,
-    checkpoint: &CheckpointArgs,
+    cfg: &MetricsConfig,
+    target: &Target,
+    checkpoint: &CheckpointConfig,
 ) -> Result<Option<Arc<Metrics>>> {
-    let Some(addr) = args.metrics_addr else { return Ok(None) };
+    let Some(addr) = cfg.addr else { return Ok(None) };
     let metrics = Arc::new(Metrics::new());
-    let probe = Probe {
-        url: url.to_string(),
-        schema: schema.to_string(),
-        checkpoint: checkpoint.clone(),
-        max_age: args.max_age,
-    };
-    serve_http(addr, metrics.clone(), probe, tokio::runtime::Handle::current())?;
+    let probe = Probe { target: target.clone(), checkpoint: checkpoint.clone(), max_age: cfg.max_age };
+    serve_http(addr, metrics.clone(), probe)?;
     Ok(Some(metrics))
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` from a thread of its own; the store is read on
-/// the runtime of `handle` at each request.
-pub fn serve_http(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    probe: Probe,
-    handle: tokio::runtime::Handle,
-) -> Result<()> {
+/// The answer of `/healthz` from what the probe read last.
+fn healthz(cache: &Cached) -> (u16, String) {
+    let error = |e: String| (503, serde_json::json!({"status": "error", "error": e}).to_string());
+    match &*cache.read().unwrap_or_else(|e| e.into_inner()) {
+        None => error("the store has not been read yet: starting".into()),
+        Some((at, _)) if at.elapsed() > PROBE_EVERY * 3 + PROBE_TIMEOUT => {
+            error(format!("the store was last read {} s ago: the probe is stuck", at.elapsed().as_secs()))
+        }
+        Some((_, Ok(r))) => (if r.status == Status::Healthy { 200 } else { 503 }, r.to_json()),
+        Some((_, Err(e))) => error(e.clone()),
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/livez` on `addr` from a thread of its own, answered
+/// from what the background probe (on the current runtime) read last.
+pub fn serve_http(addr: SocketAddr, metrics: Arc<Metrics>, probe: Probe) -> Result<()> {
     let server = tiny_http::Server::http(addr).map_err(|e| {
         crate::Error::config(format!("cannot listen on --metrics-addr {addr}: {e}; choose a free address"))
     })?;
-    tracing::info!(%addr, "serving /metrics and /healthz");
+    let cache: Cached = Arc::default();
+    probe.spawn(metrics.clone(), cache.clone());
+    tracing::info!(%addr, "serving /metrics, /healthz and /livez");
     std::thread::spawn(move || {
         for req in server.incoming_requests() {
             let path = req.url().split('?').next().unwrap_or("").to_string();
             let (code, body, kind) = match path.as_str() {
-                "/metrics" | "/healthz" => {
-                    let report = handle.block_on(probe.report());
-                    if let Ok(r) = &report {
-                        metrics.set_health(r);
-                    }
-                    if path == "/metrics" {
-                        (200, metrics.encode(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
-                    } else {
-                        match report {
-                            Ok(r) => {
-                                let code = if r.status == Status::Healthy { 200 } else { 503 };
-                                (code, r.to_json(), "application/json")
-                            }
-                            Err(e) => (
-                                503,
-                                serde_json::json!({"status": "error", "error": e.to_string()}).to_string(),
-                                "application/json",
-                            ),
-                        }
-                    }
+                "/metrics" => {
+                    (200, metrics.encode(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
                 }
-                _ => (404, "not found: /metrics or /healthz\n".to_string(), "text/plain"),
+                "/healthz" => {
+                    let (code, body) = healthz(&cache);
+                    (code, body, "application/json")
+                }
+                "/livez" => (200, "ok\n".to_string(), "text/plain"),
+                _ => (404, "not found: /metrics, /healthz or /livez\n".to_string(), "text/plain"),
             };
             let header =
                 tiny_http::Header::from_bytes(&b"Content-Type"[..], kind.as_bytes()).expect("valid header");

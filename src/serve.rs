@@ -8,19 +8,40 @@
 //!   that one run, which covers the whole gap from the checkpoint.
 //! - A run bounded by `--max-window` (a backlog) is followed at once by the next window,
 //!   until the sync reaches now.
-//! - A failed run is retried at the next tick; a run that finds the lock held waits for it.
+//! - A failed run is retried at the next tick, and so is a run that finds the lock held (by
+//!   another process): it does not wait for the lock.
+//! - A configuration mistake is refused at start (exit 2), and a run that fails because of
+//!   one (a table that does not exist, say) ends serve with exit 2 instead of failing the
+//!   same way at every tick.
 //! - SIGTERM/SIGINT: the run in progress stops gracefully, and serve exits 143/130.
 
-use crate::cli::ServeArgs;
-use crate::command;
-use crate::error::Result;
-use crate::{metrics, summary};
+use crate::config::{SyncConfig, Target};
+use crate::error::{Kind, Result, EXIT_OK};
+use crate::shutdown::Stop;
+use crate::{lifecycle, metrics, summary};
 use std::time::{Duration, Instant};
 
+/// The default of `--every`: an hour.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
+
 /// When runs start: an interval, or the times of a cron expression (UTC).
-enum Schedule {
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    /// Every so often, from the start.
     Every(Duration),
+    /// At the times of a cron expression, in UTC.
     Cron(Box<croner::Cron>),
+}
+
+/// What `serve` runs, and when.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// When.
+    pub schedule: Schedule,
+    /// A random delay added to each start, up to this.
+    pub jitter: Duration,
+    /// The sync.
+    pub sync: SyncConfig,
 }
 
 impl Schedule {
@@ -55,38 +76,36 @@ impl Schedule {
     }
 }
 
-/// Runs the sync on its schedule until a signal stops it; returns the exit status.
-pub async fn serve(url: &str, schema: &str, args: &ServeArgs) -> Result<u8> {
-    let metrics = metrics::start(&args.sync.metrics, url, schema, &args.sync.checkpoint)?;
-    // A bad window setting is a configuration error: say so now, not at every tick.
-    args.sync.window.config()?;
-    let schedule = match &args.cron {
-        Some(cron) => Schedule::Cron(cron.clone()),
-        None => Schedule::Every(args.every),
-    };
-    let token = crate::shutdown::token();
-    let mut next = schedule.first();
+/// Runs the sync on its schedule until `stop` is requested; returns the exit status.
+pub async fn serve(target: &Target, cfg: &ServeConfig, stop: &Stop) -> Result<u8> {
+    let metrics = metrics::start(&cfg.sync.metrics, target, &cfg.sync.checkpoint)?;
+    let mut next = cfg.schedule.first();
     loop {
-        let jitter = Duration::from_millis(fastrand::u64(0..=args.jitter.as_millis() as u64));
+        let jitter = Duration::from_millis(fastrand::u64(0..=cfg.jitter.as_millis() as u64));
         tokio::select! {
             _ = tokio::time::sleep_until((next + jitter).into()) => {}
-            _ = token.cancelled() => break,
+            _ = stop.requested_wait() => break,
         }
         let started = Instant::now();
         let mut again_now = false;
-        match command::sync(url, schema, &args.sync, metrics.as_deref()).await {
+        match lifecycle::sync(target, &cfg.sync, stop, metrics.as_deref()).await {
             Ok(outcome) => {
                 summary::print("sync", &outcome);
                 again_now =
                     outcome.result.is_ok() && outcome.plan.as_ref().is_some_and(|p| p.until.is_some());
             }
+            Err(e) if e.kind() == Kind::Config => {
+                return Err(e.context(
+                    "the sync cannot run as configured; serve stops (correct the setting and start it again)",
+                ))
+            }
             Err(e) => tracing::error!(error = %e, "the run could not start; trying again at the next tick"),
         }
-        if token.is_cancelled() {
+        if stop.requested() {
             break;
         }
         // A bounded run that did not reach now: the next window at once.
-        next = if again_now { Instant::now() } else { schedule.next(started) };
+        next = if again_now { Instant::now() } else { cfg.schedule.next(started) };
     }
-    Ok(crate::shutdown::exit_code().unwrap_or(command::EXIT_OK))
+    Ok(stop.exit_code().unwrap_or(EXIT_OK))
 }

@@ -1,11 +1,12 @@
 //! What a run prints for people when it ends: the summary and the exit status.
 
-use crate::command::{EXIT_FAILED, EXIT_OK};
+use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::run::Outcome;
+use crate::shutdown::Stop;
 
 /// Prints a run's summary for people.
 pub fn print(label: &str, o: &Outcome) {
-    let s = &o.summary;
+    let s = &o.stats;
     let status = if o.result.is_ok() { "succeeded" } else { "FAILED" };
     println!(
         "{label} {status} in {:.2} s: {} records read ({:.0} records/s), {} pages, {} outside the window",
@@ -77,7 +78,7 @@ pub fn print(label: &str, o: &Outcome) {
 
 /// A run's summary for machines (the Lambda entry's response).
 pub fn to_json(o: &Outcome) -> serde_json::Value {
-    let s = &o.summary;
+    let s = &o.stats;
     let w = &s.written;
     serde_json::json!({
         "status": if o.result.is_ok() { "succeeded" } else { "failed" },
@@ -112,17 +113,18 @@ fn committed(o: &Outcome) -> String {
     };
     format!(
         "committed before the failure: {} pages, {} records (idempotent: running again is safe){checkpoint}",
-        o.summary.pages, o.summary.read
+        o.stats.pages, o.stats.read
     )
 }
 
-/// Maps a run's outcome to its exit status, printing the error of a failed run.
-pub fn exit_status(o: &Outcome) -> u8 {
+/// Maps a run's outcome to its exit status, printing the error of a failed run; a run
+/// stopped by a signal exits with the signal's status (`stop`).
+pub fn exit_status(o: &Outcome, stop: &Stop) -> u8 {
     match &o.result {
         Ok(()) => EXIT_OK,
         Err(e) if e.kind() == crate::error::Kind::Cancelled => {
             eprintln!("scansync: run cancelled: {e}; {}", committed(o));
-            crate::shutdown::exit_code().unwrap_or(EXIT_FAILED)
+            stop.exit_code().unwrap_or(EXIT_FAILED)
         }
         Err(e) => {
             eprintln!("scansync: run failed: {e}; {}", committed(o));

@@ -89,8 +89,8 @@ pub fn split(conn: &str) -> Result<(String, TlsSettings)> {
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                     match k {
-                        "sslmode" => mode = Some(crate::db::percent_decode(v)),
-                        "sslrootcert" => root = Some(crate::db::percent_decode(v)),
+                        "sslmode" => mode = Some(crate::secrets::percent_decode(v)),
+                        "sslrootcert" => root = Some(crate::secrets::percent_decode(v)),
                         _ => kept.push(pair),
                     }
                 }

@@ -1,43 +1,9 @@
 //! Planning an incremental run's window, all in UTC, and the `updatedAt` key ranges that
 //! read it from the index (docs/run.md, "The window").
 
+use crate::config::WindowConfig;
 use crate::time::{Day, Timestamp};
 use std::time::Duration;
-
-/// The default offset margin: the largest negative UTC offset in use (−12:00). With it, a
-/// stamp written at any offset is found whatever its writer's zone.
-pub const DEFAULT_OFFSET_MARGIN: Duration = Duration::from_secs(12 * 3600);
-
-/// The window settings of an incremental run.
-#[derive(Debug, Clone, Copy)]
-pub struct WindowConfig {
-    /// Subtracted from the checkpoint: covers GSI propagation lag and writer clock skew.
-    pub lookback: Duration,
-    /// Extra day partitions scanned before the lower bound's day.
-    pub overlap_days: u32,
-    /// How far back the first run (no checkpoint yet) reaches.
-    pub first_run_window: Duration,
-    /// How far below the lower bound the index is read so that stamps written at a negative
-    /// UTC offset are found (they sort below the same instant written in UTC by up to the
-    /// offset). 0 when every writer stamps UTC (`Z` or `+00:00`): then a run reads only
-    /// what changed.
-    pub offset_margin: Duration,
-    /// The most `updatedAt` time one run covers: a run further behind reads up to its lower
-    /// bound plus this, and moves the checkpoint there (catch-up in bounded steps).
-    pub max_window: Option<Duration>,
-}
-
-impl Default for WindowConfig {
-    fn default() -> Self {
-        Self {
-            lookback: Duration::from_secs(15 * 60),
-            overlap_days: 1,
-            first_run_window: Duration::from_secs(24 * 3600),
-            offset_margin: DEFAULT_OFFSET_MARGIN,
-            max_window: None,
-        }
-    }
-}
 
 /// What one incremental run reads.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,18 +3,14 @@
 
 use crate::db;
 use crate::error::Result;
-use crate::lock::held_sql;
-use crate::retry::RetryBudget;
+use crate::lock::worker_alive_sql;
+use crate::pipeline::JobUnits;
+use crate::retry::Retry;
 use crate::schema::quoted_schema;
+use futures_util::future::BoxFuture;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
-
-/// The SQL condition "worker `w` of this schema is alive" (holds its advisory lock), for a
-/// query with the schema name as `$schema_param`.
-pub fn worker_alive_sql(w: &str, schema_param: &str) -> String {
-    held_sql(&format!("'scansync-backfill-worker:' || {schema_param}::text || ':' || {w}.id"))
-}
 
 /// One worker's handle on its job's units.
 pub struct Claims {
@@ -25,6 +21,7 @@ pub struct Claims {
     worker_name: String,
     client: Mutex<Option<Client>>,
     page_size: usize,
+    retry_budget: Duration,
     claim_sql: String,
     batch_sql: String,
     done_sql: String,
@@ -38,7 +35,8 @@ impl std::fmt::Debug for Claims {
 }
 
 impl Claims {
-    /// Opens the claims of worker `worker_id` (registered, holding its lock) on `job_id`.
+    /// Opens the claims of worker `worker_id` (registered, holding its lock) on `job_id`;
+    /// recording a unit's state is retried within `retry_budget`.
     pub async fn open(
         url: &str,
         schema: &str,
@@ -46,6 +44,7 @@ impl Claims {
         worker_id: i64,
         worker_name: &str,
         page_size: usize,
+        retry_budget: Duration,
     ) -> Result<Self> {
         let q = quoted_schema(schema)?;
         // Claimable: pending; failed before this worker started (a failure is retried by
@@ -100,6 +99,7 @@ impl Claims {
             worker_name: worker_name.to_string(),
             client: Mutex::new(Some(client)),
             page_size: page_size.max(1),
+            retry_budget,
             claim_sql,
             batch_sql,
             done_sql,
@@ -113,11 +113,6 @@ impl Claims {
             *slot = Some(db::connect(&self.url).await?);
         }
         Ok(slot.as_mut().expect("just set"))
-    }
-
-    /// Records per page: small units are batched up to this many records.
-    pub fn page_size(&self) -> usize {
-        self.page_size
     }
 
     /// Claims the next units: a batch of small pending ones that fill about one page, or
@@ -177,43 +172,47 @@ impl Claims {
         Ok(Vec::new())
     }
 
-    /// Marks `unit` done (every page of it committed). Retried within `budget`; a unit no
-    /// longer this worker's (another worker took it over) is left to that worker.
-    pub async fn done(&self, unit: &str, records: u64, pages: u64, budget: Duration) -> Result<()> {
+    /// Marks `unit` done (every page of it committed), retried within the budget; a unit
+    /// no longer this worker's (another worker took it over) is left to that worker.
+    async fn mark_done(&self, unit: &str, records: u64, pages: u64) -> Result<()> {
         let (r, p) = (records as i64, pages as i64);
-        let n = self.execute(&self.done_sql, &[&self.job_id, &unit, &self.worker_id, &r, &p], budget).await?;
+        let n = self.execute(&self.done_sql, &[&self.job_id, &unit, &self.worker_id, &r, &p]).await?;
         if n == 0 {
             tracing::warn!(%unit, "unit finished, but another worker had taken it over: left to that worker");
         }
         Ok(())
     }
 
-    /// Marks `unit` failed with its error (retried by the next invocation of the job).
-    pub async fn fail(&self, unit: &str, error: &str, budget: Duration) -> Result<()> {
-        self.execute(&self.fail_sql, &[&self.job_id, &unit, &self.worker_id, &error], budget).await?;
-        Ok(())
+    async fn execute(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<u64> {
+        let run = || async move {
+            let mut guard = self.client.lock().await;
+            Ok(self.connected(&mut guard).await?.execute(sql, params).await?)
+        };
+        Retry::within(self.retry_budget)
+            .run(run, |_, _, _| {})
+            .await
+            .map_err(|e| e.context("recording a backfill unit's state"))
+    }
+}
+
+impl JobUnits for Claims {
+    fn claim(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(Claims::claim(self))
     }
 
-    async fn execute(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-        budget: Duration,
-    ) -> Result<u64> {
-        let mut budget = RetryBudget::new(budget);
-        loop {
-            let res = async {
-                let mut guard = self.client.lock().await;
-                Ok::<_, crate::Error>(self.connected(&mut guard).await?.execute(sql, params).await?)
-            }
-            .await;
-            match res {
-                Ok(n) => return Ok(n),
-                Err(e) => match budget.next(&e) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(budget.give_up(e).context("recording a backfill unit's state")),
-                },
-            }
-        }
+    fn done<'a>(&'a self, unit: &'a str, records: u64, pages: u64) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.mark_done(unit, records, pages))
+    }
+
+    /// Marks `unit` failed with its error (retried by the next invocation of the job).
+    fn fail<'a>(&'a self, unit: &'a str, error: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.execute(&self.fail_sql, &[&self.job_id, &unit, &self.worker_id, &error]).await?;
+            Ok(())
+        })
+    }
+
+    fn page_size(&self) -> usize {
+        self.page_size
     }
 }

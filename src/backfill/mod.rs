@@ -19,47 +19,26 @@ mod claims;
 pub mod progress;
 pub mod status;
 
-pub use claims::{worker_alive_sql, Claims};
+pub use claims::Claims;
 
-use crate::cli::{SourceArgs, TuningArgs};
-use crate::command;
+use crate::config::{BackfillConfig, BulkMode, Target};
 use crate::error::{Error, Kind, Result};
-use crate::ledger::{self, RunKind};
+use crate::ledger::RunKind;
+use crate::lifecycle::{self, Prepare};
+use crate::lock::worker_alive_sql;
+use crate::metrics::Metrics;
+use crate::pipeline::Hooks;
 use crate::run::{self, Outcome};
 use crate::schema::quoted_schema;
+use crate::shutdown::Stop;
 use crate::source::any::AnySource;
 use crate::source::Source;
 use crate::time::{Day, Timestamp};
 use crate::write::postgres::PgSink;
-use crate::{db, lock, schema};
+use crate::{db, lock};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_postgres::Client;
-
-/// Everything one backfill worker needs.
-pub struct Request<'a> {
-    /// The database URL.
-    pub url: &'a str,
-    /// The target schema.
-    pub schema: &'a str,
-    /// The day partitions (inclusive); `None`: everything the source has (exports only).
-    pub days: Option<(Day, Day)>,
-    /// Source flags.
-    pub source: &'a SourceArgs,
-    /// Tuning flags.
-    pub tuning: &'a TuningArgs,
-    /// Start the job afresh.
-    pub restart: bool,
-    /// How progress is shown.
-    pub progress: progress::Mode,
-    /// Interval of progress log lines.
-    pub progress_every: Duration,
-    /// Where the worker's pages and its run are counted (`--metrics-addr`).
-    pub metrics: Option<&'a crate::metrics::Metrics>,
-    /// The bulk path (foreign keys off during the load).
-    pub bulk: crate::cli::BulkMode,
-}
 
 /// What a worker did, and where its job stands.
 pub struct Report {
@@ -76,10 +55,9 @@ pub struct Report {
 async fn wants_bulk(
     admin: &tokio_postgres::Client,
     schema: &str,
-    mode: crate::cli::BulkMode,
+    mode: BulkMode,
     hints: &[Option<i64>],
 ) -> Result<bool> {
-    use crate::cli::BulkMode;
     let q = quoted_schema(schema)?;
     match mode {
         BulkMode::On => Ok(true),
@@ -128,30 +106,26 @@ pub fn job_key(source: &str, target: &str, days: Option<(Day, Day)>) -> String {
     }
 }
 
-/// Runs one worker of the backfill job the request describes (creating the job if it is
-/// new). Returns `Err` only for failures before the worker could start.
-pub async fn run(req: Request<'_>) -> Result<Report> {
+/// Runs one worker of the backfill job `cfg` describes (creating the job if it is new).
+/// Returns `Err` only for failures before the worker could start.
+pub async fn run(
+    target: &Target,
+    cfg: &BackfillConfig,
+    stop: &Stop,
+    metrics: Option<&Metrics>,
+) -> Result<Report> {
     let started = Timestamp::now();
-    let (url, schema) = (req.url, req.schema);
+    let (url, schema) = (target.url.as_str(), target.schema.as_str());
     let q = quoted_schema(schema)?;
-    if req.source.source == crate::cli::SourceKind::Dynamodb && req.days.is_none() {
-        return Err(Error::config(
-            "backfill --source dynamodb needs --from and --to (YYYY-MM-DD): the day partitions to read",
-        ));
-    }
-    let mut admin = db::connect(url).await?;
-    schema::migrate(&mut admin, schema).await?;
-    let abandoned = ledger::abandon_stale(&admin, schema, false).await?;
-    if abandoned > 0 {
-        tracing::warn!(
-            runs = abandoned,
-            "marked backfill runs whose worker ended without finishing as abandoned"
-        );
-    }
+    let budget = cfg.tuning.retry_budget;
+    // A bulk worker decides about the keys itself, below.
+    let admin =
+        lifecycle::prepare(target, budget, Prepare { holds_run_lock: false, repair_bulk: false }).await?;
 
-    let mut source = AnySource::from_args(req.source, req.tuning).await?;
-    let (kind, target, slices) = identity(&source);
-    let key = job_key(kind, &target, req.days);
+    let mut tuning = cfg.tuning;
+    let mut source = AnySource::open(&cfg.source, &tuning).await?;
+    let (kind, target_name, slices) = identity(&source);
+    let key = job_key(kind, &target_name, cfg.days);
     // A job keeps the slicing it was created with, so its units mean the same on resume.
     let existing: Option<Option<i32>> = admin
         .query_opt(&format!("select slices from {q}.backfill_jobs where job_key = $1"), &[&key])
@@ -164,44 +138,39 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
                 flag = now,
                 "this job was created with --slices {job_slices}: resuming with it"
             );
-            let mut tuning = req.tuning.clone();
-            tuning.slices = Some(job_slices as u16);
-            source = AnySource::from_args(req.source, &tuning).await?;
+            tuning.slices = Some(job_slices as usize);
+            source = AnySource::open(&cfg.source, &tuning).await?;
         }
     }
-    let day_list: Vec<Day> = req.days.map(|(a, b)| (a.0..=b.0).map(Day).collect()).unwrap_or_default();
+    let day_list: Vec<Day> = cfg.days.map(|(a, b)| (a.0..=b.0).map(Day).collect()).unwrap_or_default();
     let units = source.units(&day_list, None).await?;
     let hints: Vec<Option<i64>> =
         source.size_hints(&units).into_iter().map(|h| h.map(|n| n as i64)).collect();
-    let job_id = open_job(
-        &mut admin,
-        schema,
-        &JobSpec {
-            key: &key,
-            source: kind,
-            target: &target,
-            days: req.days,
-            slices,
-            units: &units,
-            hints: &hints,
-        },
-        req.restart,
-    )
-    .await?;
-    let admin = Arc::new(admin);
+    let spec = JobSpec {
+        key: &key,
+        source: kind,
+        target: &target_name,
+        days: cfg.days,
+        slices,
+        units: &units,
+        hints: &hints,
+    };
+    let mut client = db::connect(url).await?;
+    let job_id = open_job(&mut client, schema, &spec, cfg.restart).await?;
+    drop(client);
     let before = status::job(&admin, schema, job_id).await?;
     if before.units.claimable() == 0 && before.units.running == 0 {
         crate::bulk::repair(&admin, schema).await?;
         return Ok(Report { outcome: None, job: before });
     }
 
-    let bulk = if wants_bulk(&admin, schema, req.bulk, &hints).await? {
+    let bulk = if wants_bulk(&admin, schema, cfg.bulk, &hints).await? {
         Some(crate::bulk::BulkLoad::begin(url, schema).await?)
     } else {
         crate::bulk::repair(&admin, schema).await?;
         None
     };
-    let run_id = ledger::start(&admin, schema, RunKind::Backfill, started).await?;
+    let run_id = lifecycle::open(&admin, target, RunKind::Backfill, started, budget).await?;
     let worker_name = format!("{}:{}", hostname(), std::process::id());
     let worker_id: i64 = admin
         .query_one(
@@ -214,19 +183,19 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
         .get(0);
     let worker_lock = lock::acquire_worker(url, schema, worker_id).await?;
     tracing::info!(job = job_id, worker = worker_id, name = %worker_name, units = before.units.total, done = before.units.done, "backfill worker started");
-    let claims = Arc::new(
-        Claims::open(url, schema, job_id, worker_id, &worker_name, req.tuning.page_size as usize).await?,
-    );
+    let claims =
+        Arc::new(Claims::open(url, schema, job_id, worker_id, &worker_name, tuning.page_size, budget).await?);
     let sink = Arc::new(PgSink::new(url, schema, Some(run_id))?.bulk(bulk.is_some()));
-    let mut tuning = command::tuning(req.tuning);
-    tuning.lock = Some(worker_lock.watch());
     let records = Arc::new(AtomicU64::new(0));
-    tuning.progress = Some(records.clone());
-    tuning.page_seconds = req.metrics.map(|m| m.page_seconds());
-    let retry_budget = tuning.retry_budget;
-    let shown = progress::spawn(req.progress, req.progress_every, admin.clone(), schema, job_id, records);
+    let hooks = Hooks {
+        stop: stop.clone(),
+        lock: Some(worker_lock.watch()),
+        progress: Some(records.clone()),
+        page_seconds: metrics.map(Metrics::page_seconds),
+    };
+    let shown = progress::spawn(cfg.progress, cfg.progress_every, admin.clone(), schema, job_id, records);
 
-    let mut outcome = run::job(Arc::new(source), sink, claims, req.days, tuning).await;
+    let mut outcome = run::job(Arc::new(source), sink, claims, cfg.days, tuning, hooks).await;
     shown.finish().await;
 
     // The worker's own failed units make its exit status 1: the next invocation retries them.
@@ -274,8 +243,8 @@ pub async fn run(req: Request<'_>) -> Result<Report> {
         // The worker's lock ends with the process: its row reads as gone either way.
         tracing::warn!(error = %e, "could not mark the worker finished");
     }
-    command::record(url, admin.clone(), schema, run_id, &mut outcome, retry_budget).await?;
-    if let Some(m) = req.metrics {
+    lifecycle::record(target, admin.clone(), run_id, &mut outcome, budget).await?;
+    if let Some(m) = metrics {
         m.observe("backfill", Some(&outcome), None);
     }
     drop(worker_lock);

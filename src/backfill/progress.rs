@@ -2,24 +2,12 @@
 //! worker's records/s, the job's ETA), a log line at a steady interval otherwise.
 
 use super::status;
+use crate::config::ProgressMode as Mode;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
-
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// A bar when stderr is a terminal, log lines otherwise.
-    Auto,
-    /// A bar only, never log lines (indicatif draws it only where stderr is a terminal).
-    Bar,
-    /// Log lines every --progress-every.
-    Log,
-    /// Nothing until the end.
-    Off,
-}
 
 /// The running display; [`Shown::finish`] stops it.
 pub struct Shown {

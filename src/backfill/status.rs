@@ -1,8 +1,8 @@
 //! `scansync backfill status`: every job's progress, its failed units with their errors, and
 //! the workers holding claims. Also read by `health`.
 
-use super::worker_alive_sql;
 use crate::error::Result;
+use crate::lock::worker_alive_sql;
 use crate::schema::quoted_schema;
 use serde_json::json;
 use tokio_postgres::{Client, Row};

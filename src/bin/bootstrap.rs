@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     };
     scansync::logging::init(handler.log_format, "scansync=info,warn");
     let result = runtime.block_on(async move {
-        scansync::shutdown::install(handler.stop_before);
+        handler.stop.on_signals(handler.stop_before);
         let service =
             lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
                 let handler = handler.clone();

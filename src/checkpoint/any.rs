@@ -3,8 +3,8 @@
 use super::postgres::{PgCheckpoint, INCREMENTAL};
 use super::ssm::SsmCheckpoint;
 use super::CheckpointStore;
-use crate::cli::{CheckpointArgs, CheckpointKind};
-use crate::error::{Error, Result};
+use crate::config::CheckpointConfig;
+use crate::error::Result;
 use crate::time::Timestamp;
 use std::sync::Arc;
 
@@ -17,21 +17,18 @@ pub enum AnyCheckpoint {
 }
 
 impl AnyCheckpoint {
-    /// Builds the store the flags describe.
-    pub async fn from_args(
-        a: &CheckpointArgs,
+    /// Builds the store a configuration describes.
+    pub async fn open(
+        config: &CheckpointConfig,
         client: Arc<tokio_postgres::Client>,
         schema: &str,
     ) -> Result<Self> {
-        match a.checkpoint {
-            CheckpointKind::Postgres => {
+        match config {
+            CheckpointConfig::Postgres => {
                 Ok(AnyCheckpoint::Pg(PgCheckpoint::new(client, schema, INCREMENTAL)?))
             }
-            CheckpointKind::Ssm => {
-                let name = a.ssm_parameter.as_deref().ok_or_else(|| {
-                    Error::config("--checkpoint ssm needs --ssm-parameter NAME (or SCANSYNC_SSM_PARAMETER)")
-                })?;
-                Ok(AnyCheckpoint::Ssm(SsmCheckpoint::from_env(name).await?))
+            CheckpointConfig::Ssm { parameter } => {
+                Ok(AnyCheckpoint::Ssm(SsmCheckpoint::from_env(parameter).await?))
             }
         }
     }

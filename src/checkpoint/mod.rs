@@ -5,6 +5,7 @@
 //! that is not durable; the PostgreSQL store also refuses to move it backwards.
 
 pub mod any;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod postgres;
 pub mod ssm;

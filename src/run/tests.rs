@@ -44,7 +44,7 @@ fn now() -> Timestamp {
 /// One incremental run of `items()` in pages of `page_size`, at `now()`.
 async fn run_once(sink: &MemorySink, store: &MemoryCheckpoint, page_size: usize) -> Outcome {
     let source = Arc::new(MemorySource::new(items(), page_size));
-    incremental(source, Arc::new(sink.clone()), store, now(), &window(), tuning()).await
+    incremental(source, Arc::new(sink.clone()), store, now(), &window(), tuning(), Hooks::default()).await
 }
 
 fn window() -> WindowConfig {
@@ -84,12 +84,23 @@ async fn the_run_after_a_failure_converges_to_the_unfailed_state() {
     let failing = MemorySink::failing(Fault { at_write: 5, times: 1, kind: Kind::Database });
     let store = MemoryCheckpoint::new(None);
     let src = Arc::new(MemorySource::new(items(), 7));
-    assert!(incremental(src.clone(), Arc::new(failing.clone()), &store, now(), &window(), tuning())
+    assert!(incremental(
+        src.clone(),
+        Arc::new(failing.clone()),
+        &store,
+        now(),
+        &window(),
+        tuning(),
+        Hooks::default()
+    )
+    .await
+    .result
+    .is_err());
+    assert_eq!(store.get(), None);
+    incremental(src, Arc::new(failing.clone()), &store, now(), &window(), tuning(), Hooks::default())
         .await
         .result
-        .is_err());
-    assert_eq!(store.get(), None);
-    incremental(src, Arc::new(failing.clone()), &store, now(), &window(), tuning()).await.result.unwrap();
+        .unwrap();
     let (mut a, mut b) = (clean.snapshot(), failing.snapshot());
     a.pages = 0;
     b.pages = 0;
@@ -102,7 +113,7 @@ async fn transient_page_failures_are_retried_and_the_run_succeeds() {
     let sink = MemorySink::failing(Fault { at_write: 2, times: 2, kind: Kind::Conflict });
     let out = run_once(&sink, &store, 7).await;
     out.result.unwrap();
-    assert_eq!(out.summary.retries, 2);
+    assert_eq!(out.stats.retries, 2);
     assert_eq!(store.get(), Some(now()));
 }
 
@@ -144,5 +155,5 @@ async fn records_at_or_before_the_checkpoint_minus_lookback_are_not_written() {
     assert_eq!(db.content.len(), 13);
     // v1 (11:00:00Z, exactly the bound) is read and skipped by the exact comparison; v0
     // (10:00Z) is not even read: a UTC stamp older than the bound is outside the key bounds.
-    assert_eq!(out.summary.skipped, 13);
+    assert_eq!(out.stats.skipped, 13);
 }

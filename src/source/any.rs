@@ -3,8 +3,8 @@
 use super::dynamodb::DynamoSource;
 use super::export::ExportSource;
 use super::{KeyBounds, RawPage, Source};
-use crate::cli::{SourceArgs, SourceKind, TuningArgs};
-use crate::error::{Error, Result};
+use crate::config::{SourceConfig, Tuning};
+use crate::error::Result;
 use crate::time::Day;
 
 /// A source chosen on the command line.
@@ -18,26 +18,18 @@ pub enum AnySource {
 }
 
 impl AnySource {
-    /// Builds the source the flags describe, or says which flag is missing.
-    pub async fn from_args(a: &SourceArgs, t: &TuningArgs) -> Result<Self> {
-        let page_size = t.page_size as usize;
-        match a.source {
-            SourceKind::Dynamodb => {
-                let table = a.table.as_deref().ok_or_else(|| {
-                    Error::config("--source dynamodb needs --table NAME (or SCANSYNC_TABLE)")
-                })?;
-                let slices = usize::from(t.slices.unwrap_or(t.fetchers));
-                let source = DynamoSource::from_env(table, &a.index, page_size, slices).await?;
+    /// Builds the source a configuration describes.
+    pub async fn open(source: &SourceConfig, t: &Tuning) -> Result<Self> {
+        match source {
+            SourceConfig::Dynamodb { table, index } => {
+                let source = DynamoSource::from_env(table, index, t.page_size, t.slices()).await?;
                 Ok(AnySource::Dynamo(source.with_retry_budget(t.retry_budget)))
             }
-            SourceKind::Export => {
-                let dir = a.export_dir.as_deref().ok_or_else(|| {
-                    Error::config("--source export needs --export-dir DIR or s3://bucket/prefix/ (or SCANSYNC_EXPORT_DIR)")
-                })?;
-                match dir.to_str().filter(|d| d.starts_with("s3://")) {
-                    Some(url) => Ok(AnySource::Export(ExportSource::open_s3(url, page_size).await?)),
-                    None => Ok(AnySource::Export(ExportSource::open(dir, page_size)?)),
-                }
+            SourceConfig::Export { location } if location.starts_with("s3://") => {
+                Ok(AnySource::Export(ExportSource::open_s3(location, t.page_size).await?))
+            }
+            SourceConfig::Export { location } => {
+                Ok(AnySource::Export(ExportSource::open(std::path::Path::new(location), t.page_size)?))
             }
         }
     }

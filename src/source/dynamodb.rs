@@ -8,9 +8,9 @@
 //! dropped as each page arrives, and the exact comparison of instants happens after
 //! parsing. Empty pages, with or without a `LastEvaluatedKey`, are normal.
 
-use super::{slice_of, slice_units, KeyBounds, Payload, RawPage, Source};
+use super::{slice_of, slice_units, KeyBounds, KeyRange, Payload, RawPage, Source};
 use crate::error::{Error, Kind, Result};
-use crate::retry::RetryBudget;
+use crate::retry::Retry;
 use crate::time::Day;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -46,7 +46,7 @@ impl DynamoSource {
             index: index.to_owned(),
             page_size: page_size.clamp(1, i32::MAX as usize) as i32,
             slices: slices.max(1),
-            retry_budget: crate::retry::DEFAULT_RETRY_BUDGET,
+            retry_budget: crate::config::Tuning::DEFAULT.retry_budget,
             returned: Arc::default(),
         }
     }
@@ -69,6 +69,93 @@ impl DynamoSource {
     }
 }
 
+impl DynamoSource {
+    /// The GSI query of one key range of `partition`, from `start_key`. One condition on the
+    /// sort key at most: BETWEEN is inclusive, so a key equal to the range's (exclusive) end
+    /// is dropped by the caller; the next slice starts there.
+    fn query(
+        &self,
+        partition: &str,
+        range: &KeyRange,
+        start_key: Option<std::collections::HashMap<String, AttributeValue>>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let cond = match (&range.from, &range.to) {
+            (Some(_), Some(_)) => "#p = :day AND #u BETWEEN :lo AND :hi",
+            (Some(_), None) => "#p = :day AND #u >= :lo",
+            (None, Some(_)) => "#p = :day AND #u < :hi",
+            (None, None) => "#p = :day",
+        };
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(&self.index)
+            .limit(self.page_size)
+            .expression_attribute_names("#p", "datePartition")
+            .expression_attribute_values(":day", AttributeValue::S(partition.to_string()))
+            .set_exclusive_start_key(start_key)
+            .key_condition_expression(cond);
+        if range.from.is_some() || range.to.is_some() {
+            q = q.expression_attribute_names("#u", "updatedAt");
+        }
+        if let Some(lo) = &range.from {
+            q = q.expression_attribute_values(":lo", AttributeValue::S(lo.clone()));
+        }
+        if let Some(hi) = &range.to {
+            q = q.expression_attribute_values(":hi", AttributeValue::S(hi.clone()));
+        }
+        q
+    }
+
+    /// A failed query as an error: transient failures (throttling, 5xx, timeouts) are
+    /// [`Kind::Connection`], retried; the rest say what to check.
+    fn error<E>(
+        &self,
+        partition: &str,
+        e: aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    ) -> Error
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let transient = crate::aws::classify(&e) == crate::aws::AwsFailure::Transient;
+        Error::new(
+            if transient { Kind::Connection } else { Kind::Aws },
+            format!(
+                "dynamodb query of table {} index {} partition {partition} failed: {}; check --table, --index, the region and AWS_ENDPOINT_URL",
+                self.table,
+                self.index,
+                crate::aws::describe(&e)
+            ),
+        )
+    }
+
+    /// Counts the index items of one unit's key range (`Select=COUNT`: nothing is returned,
+    /// but DynamoDB charges the read capacity of reading them). The count is before the
+    /// trim of [`KeyBounds::admits`], as the run's `index_items` is.
+    pub async fn count(&self, unit: &str, bounds: Option<&KeyBounds>) -> Result<u64> {
+        let (day, range) = slice_of(unit, bounds, self.slices)?;
+        let partition = day.to_string();
+        let mut start_key = None;
+        let mut n = 0u64;
+        loop {
+            let query = || {
+                let q = self
+                    .query(&partition, &range, start_key.clone())
+                    .limit(i32::MAX)
+                    .select(aws_sdk_dynamodb::types::Select::Count);
+                let partition = &partition;
+                async move { q.send().await.map_err(|e| self.error(partition, e)) }
+            };
+            let out = Retry::within(self.retry_budget).run(query, |_, _, _| {}).await?;
+            n += out.count.max(0) as u64;
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start_key = Some(k),
+                _ => return Ok(n),
+            }
+        }
+    }
+}
+
 impl Source for DynamoSource {
     async fn units(&self, days: &[Day], bounds: Option<&KeyBounds>) -> Result<Vec<String>> {
         Ok(slice_units(days, bounds, self.slices))
@@ -82,66 +169,20 @@ impl Source for DynamoSource {
     ) -> Result<()> {
         let (day, range) = slice_of(&unit, bounds.as_ref(), self.slices)?;
         let partition = day.to_string();
-        let mut start_key = None;
+        let mut start_key: Option<std::collections::HashMap<String, AttributeValue>> = None;
         let mut pages = 0u64;
-        let mut budget = RetryBudget::new(self.retry_budget);
         loop {
-            let retry_key = start_key.clone();
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(&self.index)
-                .limit(self.page_size)
-                .expression_attribute_names("#p", "datePartition")
-                .expression_attribute_values(":day", AttributeValue::S(partition.clone()))
-                .set_exclusive_start_key(start_key.take());
-            // One condition on the sort key at most: BETWEEN is inclusive, so a key equal to
-            // the range's (exclusive) end is dropped below; the next slice starts there.
-            let cond = match (&range.from, &range.to) {
-                (Some(_), Some(_)) => "#p = :day AND #u BETWEEN :lo AND :hi",
-                (Some(_), None) => "#p = :day AND #u >= :lo",
-                (None, Some(_)) => "#p = :day AND #u < :hi",
-                (None, None) => "#p = :day",
+            // Each page is retried on its own budget; a retry asks for the same page again.
+            let query = || {
+                let q = self.query(&partition, &range, start_key.clone());
+                let partition = &partition;
+                async move { q.send().await.map_err(|e| self.error(partition, e)) }
             };
-            q = q.key_condition_expression(cond);
-            if range.from.is_some() || range.to.is_some() {
-                q = q.expression_attribute_names("#u", "updatedAt");
-            }
-            if let Some(lo) = &range.from {
-                q = q.expression_attribute_values(":lo", AttributeValue::S(lo.clone()));
-            }
-            if let Some(hi) = &range.to {
-                q = q.expression_attribute_values(":hi", AttributeValue::S(hi.clone()));
-            }
-            let out = match q.send().await {
-                Ok(out) => {
-                    budget = RetryBudget::new(self.retry_budget);
-                    out
-                }
-                Err(e) => {
-                    let transient = crate::aws::classify(&e) == crate::aws::AwsFailure::Transient;
-                    let err = Error::new(
-                        if transient { Kind::Connection } else { Kind::Aws },
-                        format!(
-                            "dynamodb query of table {} index {} partition {partition} failed: {}; check --table, --index, the region and AWS_ENDPOINT_URL",
-                            self.table,
-                            self.index,
-                            crate::aws::describe(&e)
-                        ),
-                    );
-                    match budget.next(&err) {
-                        Some(wait) => {
-                            tracing::warn!(partition = %partition, slice = %unit, attempt = budget.attempts(), error = %err, wait_ms = wait.as_millis() as u64, "query failed, retrying");
-                            tokio::time::sleep(wait).await;
-                            // The same page again: the start key is kept.
-                            start_key = retry_key.clone();
-                            continue;
-                        }
-                        None => return Err(budget.give_up(err)),
-                    }
-                }
-            };
+            let out = Retry::within(self.retry_budget)
+                .run(query, |err, attempt, wait| {
+                    tracing::warn!(partition = %partition, slice = %unit, attempt, error = %err, wait_ms = wait.as_millis() as u64, "query failed, retrying");
+                })
+                .await?;
             pages += 1;
             let mut items = out.items.unwrap_or_default();
             self.returned.fetch_add(items.len() as u64, Ordering::Relaxed);

@@ -122,12 +122,13 @@ impl ExportSource {
             let origin = format!("s3://{bucket}/{m}");
             for (key, item_count) in manifest_entries(&text, &origin)? {
                 if !key.starts_with(&prefix) {
-                    return Err(Error::config(format!(
-                        "{origin} lists {key}, which is outside s3://{bucket}/{prefix}; refused"
-                    )));
+                    return Err(Error::new(
+                        Kind::Io,
+                        format!("{origin} lists {key}, which is outside s3://{bucket}/{prefix}; refused"),
+                    ));
                 }
                 if !listed.contains(key.as_str()) {
-                    return Err(Error::config(format!(
+                    return Err(Error::new(Kind::Io, format!(
                         "{origin} lists {key}, which is not in s3://{bucket}/{prefix}: the export is incomplete"
                     )));
                 }
@@ -199,7 +200,7 @@ async fn get_text(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Resul
         .map_err(|e| Error::new(Kind::Io, format!("reading s3://{bucket}/{key}: {e}")))?
         .into_bytes();
     String::from_utf8(bytes.to_vec())
-        .map_err(|_| Error::config(format!("s3://{bucket}/{key} is not UTF-8 text")))
+        .map_err(|_| Error::new(Kind::Io, format!("s3://{bucket}/{key} is not UTF-8 text")))
 }
 
 /// Reads a manifest's entries: (dataFileS3Key, itemCount).
@@ -207,15 +208,15 @@ fn manifest_entries(text: &str, origin: &str) -> Result<Vec<(String, Option<u64>
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| Error::config(format!("{origin} line {}: not JSON ({e})", n + 1)))?;
+            .map_err(|e| Error::new(Kind::Io, format!("{origin} line {}: not JSON ({e})", n + 1)))?;
         let key = v
             .get("dataFileS3Key")
             .and_then(|k| k.as_str())
-            .ok_or_else(|| Error::config(format!("{origin} line {}: no dataFileS3Key", n + 1)))?;
+            .ok_or_else(|| Error::new(Kind::Io, format!("{origin} line {}: no dataFileS3Key", n + 1)))?;
         let item_count = match v.get("itemCount") {
             None => None,
             Some(c) => Some(c.as_u64().ok_or_else(|| {
-                Error::config(format!("{origin} line {}: itemCount {c} is not a count", n + 1))
+                Error::new(Kind::Io, format!("{origin} line {}: itemCount {c} is not a count", n + 1))
             })?),
         };
         out.push((key.to_string(), item_count));
@@ -240,7 +241,7 @@ fn read_manifest(root: &Path, manifest: &Path) -> Result<Vec<DataFile>> {
         let escapes =
             Path::new(key).components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
         if escapes {
-            return Err(Error::config(format!(
+            return Err(Error::new(Kind::Io, format!(
                 "{} entry {}: dataFileS3Key {key:?} points outside the export directory (absolute or with ..); refused",
                 manifest.display(),
                 n + 1
@@ -253,15 +254,18 @@ fn read_manifest(root: &Path, manifest: &Path) -> Result<Vec<DataFile>> {
         let path =
             [Some(direct), base].into_iter().flatten().find(|p| p.symlink_metadata().is_ok()).ok_or_else(
                 || {
-                    Error::config(format!(
-                        "{} lists {key}, which is not under {} (nor in its data/ folder)",
-                        manifest.display(),
-                        root.display()
-                    ))
+                    Error::new(
+                        Kind::Io,
+                        format!(
+                            "{} lists {key}, which is not under {} (nor in its data/ folder)",
+                            manifest.display(),
+                            root.display()
+                        ),
+                    )
                 },
             )?;
         let path = inside(root, &path).filter(|p| p.is_file()).ok_or_else(|| {
-            Error::config(format!(
+            Error::new(Kind::Io, format!(
                 "{} lists {key}, which resolves outside the export directory {} (a symlink?) or is not a file; refused",
                 manifest.display(),
                 root.display()

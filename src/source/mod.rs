@@ -6,6 +6,7 @@ pub mod any;
 pub mod dynamodb;
 pub mod export;
 pub mod generated;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 
 use crate::attr::Item;

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod copy;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod postgres;
 pub mod sql;
@@ -11,38 +12,7 @@ use crate::error::Result;
 use crate::parse::ParsedPage;
 use std::future::Future;
 
-/// Rows changed by one page (or a whole run), per table.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct WriteStats {
-    /// Creator rows inserted or updated.
-    pub creators: u64,
-    /// Community rows inserted or updated.
-    pub communities: u64,
-    /// Tag rows inserted.
-    pub tags: u64,
-    /// Content rows inserted or updated (live values or tombstones).
-    pub content: u64,
-    /// Tag edges added plus removed.
-    pub content_tags: u64,
-    /// Quarantine rows added (a record seen again adds none).
-    pub quarantined: u64,
-    /// Content rows of the pages that the store already held in that version or newer:
-    /// found stale from their keys and versions alone, and never copied.
-    pub unchanged: u64,
-}
-
-impl WriteStats {
-    /// Adds another page's counts.
-    pub fn merge(&mut self, o: &WriteStats) {
-        self.creators += o.creators;
-        self.communities += o.communities;
-        self.tags += o.tags;
-        self.content += o.content;
-        self.content_tags += o.content_tags;
-        self.quarantined += o.quarantined;
-        self.unchanged += o.unchanged;
-    }
-}
+pub use crate::stats::WriteStats;
 
 /// A destination for parsed pages.
 ///
@@ -53,7 +23,7 @@ impl WriteStats {
 /// is on that method.
 pub trait Sink: Send + Sync + 'static {
     /// A page made ready for writing (folded, encoded): built on the rayon pool.
-    type Prepared: Send + 'static;
+    type Prepared: Send + Sync + 'static;
     /// One writer; the pipeline runs several at once, each on its own connection.
     type Writer: PageWriter<Prepared = Self::Prepared>;
 
@@ -75,13 +45,16 @@ pub trait Sink: Send + Sync + 'static {
 /// Writes prepared pages, one transaction each.
 pub trait PageWriter: Send + 'static {
     /// What [`Sink::prepare`] produced.
-    type Prepared: Send + 'static;
+    type Prepared: Send + Sync + 'static;
 
-    /// Writes one page. When it returns `Ok`, the whole page is durable (committed). On an
-    /// error, the page's content rows and tag edges are not written, but rows that only
-    /// *add* facts may already be (the PostgreSQL writer commits new creators, communities
-    /// and tags in a short transaction before the page's own): they carry the newest
-    /// version the page has, so writing the page again, or any newer one, converges. A
-    /// retryable error leaves the writer usable (it reconnects if it must).
+    /// Writes one page. When it returns `Ok`, the whole page is committed: visible to every
+    /// reader, but not necessarily flushed to disk (the PostgreSQL writer commits with
+    /// `synchronous_commit = off`); it is durable once [`Sink::make_durable`] has returned,
+    /// which the run calls before the checkpoint passes the page. On an error, the page's
+    /// content rows and tag edges are not written, but rows that only *add* facts may
+    /// already be (the PostgreSQL writer commits new creators, communities and tags in a
+    /// short transaction before the page's own): they carry the newest version the page
+    /// has, so writing the page again, or any newer one, converges. A retryable error
+    /// leaves the writer usable (it reconnects if it must).
     fn write(&mut self, page: &Self::Prepared) -> impl Future<Output = Result<WriteStats>> + Send;
 }

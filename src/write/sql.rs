@@ -13,6 +13,8 @@
 //! every page (its statistics lag a load that grows them; measured: 40 ms of a 110 ms
 //! statement at 30k creators, and growing with the store).
 
+use std::sync::LazyLock;
+
 /// Staging tables of the page transaction, created once per writer connection; emptied at
 /// every commit.
 /// Scan ids are `collate "C"` like their target columns: ties compare byte by byte, as the
@@ -51,35 +53,88 @@ pub const COPY_NEW_CONTENT: &str = "copy content (id, creator_id, community_id, 
 /// The tag edges of the rows of [`COPY_NEW_CONTENT`]: new content ids, so no edge exists.
 pub const COPY_NEW_EDGES: &str = "copy content_tags (content_id, tag_id) from stdin";
 
+/// The table a row of [`ENTITY_IDS`] answers for: its first column. The statement is built
+/// from these values, so the tags the writer reads and the SQL can never disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityTable {
+    /// `$1` platform, `$2` external id.
+    Creators = 0,
+    /// `$3` platform, `$4` external id.
+    Communities = 1,
+    /// `$5` names.
+    Tags = 2,
+}
+
+impl EntityTable {
+    /// The table of a row's tag.
+    pub fn of(tag: i32) -> Option<Self> {
+        [Self::Creators, Self::Communities, Self::Tags].into_iter().find(|t| *t as i32 == tag)
+    }
+}
+
 /// The ids the new content rows reference that neither the first phase ([`FRESH_ROWS`])
 /// nor the inserts of [`UPSERT_CREATORS`], [`UPSERT_COMMUNITIES`] and [`MERGE_TAGS`]
 /// returned, and the writer does not remember: rows another session inserted meanwhile
-/// (so this page's insert did nothing), or that the writer forgot. As (table, 0-based
-/// index, id) triples: table 0 creators ($1 platform, $2 external id), 1 communities ($3,
-/// $4), 2 tags ($5 names). Usually not run at all. Ids never change, and no row of these
+/// (so this page's insert did nothing), or that the writer forgot. As ([`EntityTable`],
+/// 0-based index, id) triples. Usually not run at all. Ids never change, and no row of these
 /// three tables is ever deleted.
-pub const ENTITY_IDS: &str = r#"
-select 0, s.ord - 1,
+pub static ENTITY_IDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"
+select {creators}, s.ord - 1,
        (select e.id from creators e where e.platform = s.platform and e.external_id = s.external_id)
 from unnest($1::text[], $2::text[]) with ordinality as s(platform, external_id, ord)
 union all
-select 1, s.ord - 1,
+select {communities}, s.ord - 1,
        (select e.id from communities e where e.platform = s.platform and e.external_id = s.external_id)
 from unnest($3::text[], $4::text[]) with ordinality as s(platform, external_id, ord)
 union all
-select 2, n.ord - 1, (select t.id from tags t where t.name = n.name)
+select {tags}, n.ord - 1, (select t.id from tags t where t.name = n.name)
 from unnest($5::text[]) with ordinality as n(name, ord)
-"#;
+"#,
+        creators = EntityTable::Creators as i32,
+        communities = EntityTable::Communities as i32,
+        tags = EntityTable::Tags as i32,
+    )
+});
+
+/// The table a row of [`FRESH_ROWS`] answers for: its first column. The statement is built
+/// from these values, so the tags the writer reads and the SQL can never disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreshTable {
+    /// Content the store holds, newer in the page.
+    Content = 0,
+    /// Creators asked about.
+    Creators = 1,
+    /// Communities asked about.
+    Communities = 2,
+    /// Tags asked about.
+    Tags = 3,
+    /// Content the store does not hold.
+    Absent = 4,
+}
+
+impl FreshTable {
+    /// Every table, by its tag.
+    pub const ALL: [FreshTable; 5] =
+        [Self::Content, Self::Creators, Self::Communities, Self::Tags, Self::Absent];
+
+    /// The table of a row's tag.
+    pub fn of(tag: i32) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| *t as i32 == tag)
+    }
+}
 
 /// The rows of a page that may change the store, and the ids the page's new content rows
-/// need, as (table, 0-based index, id, changes) rows.
+/// need, as ([`FreshTable`], 0-based index, id, changes) rows.
 ///
-/// Table 0 is content the store holds and may change, 4 content it does not hold, with a
-/// fresh id from the sequence named `$16` for each ($1 platform, $2 external id, $3/$4 live
-/// version, $5/$6 tombstone version; text, NULL where the row has none). Tables 1 creators
-/// ($7–$10: platform, external id, version) and 2 communities ($11–$14) list every row
-/// asked about, with its id if the store holds it and whether the page's version is newer
-/// (or the row absent); 3 tags ($15: names) likewise, changing where absent.
+/// [`FreshTable::Content`] is content the store holds and may change, [`FreshTable::Absent`]
+/// content it does not hold, with a fresh id from the sequence named `$16` for each ($1
+/// platform, $2 external id, $3/$4 live version, $5/$6 tombstone version; text, NULL where
+/// the row has none). Creators ($7–$10: platform, external id, version) and communities
+/// ($11–$14) list every row asked about, with its id if the store holds it and whether the
+/// page's version is newer (or the row absent); tags ($15: names) likewise, changing where
+/// absent.
 ///
 /// What changes is the complement of the filters of the statements that write each table:
 /// a row is left out only if they would take nothing from it (for content
@@ -87,8 +142,10 @@ from unnest($5::text[]) with ordinality as n(name, ord)
 /// the upserts' version guards; for tags [`MERGE_TAGS`]). Scan ids compare byte-wise, as
 /// everywhere. A new content row's id is taken here, in the same probe that found it
 /// absent; if the row is merged after all, its id is a gap in the sequence.
-pub const FRESH_ROWS: &str = r#"
-select case when e.id is null then 4 else 0 end, s.ord - 1,
+pub static FRESH_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        r#"
+select case when e.id is null then {absent} else {content} end, s.ord - 1,
        case when e.id is null then nextval($16::text::regclass) end, true
 from unnest($1::text[], $2::text[], $3::text[]::timestamptz[], $4::text[],
             $5::text[]::timestamptz[], $6::text[])
@@ -104,7 +161,7 @@ where e.id is null
        and (e.deleted_at is null
             or (s.tomb_at, s.tomb_scan collate "C") > (e.deleted_at, e.deleted_scan_id)))
 union all
-select 1, s.ord - 1, e.id, coalesce(e.older, true)
+select {creators}, s.ord - 1, e.id, coalesce(e.older, true)
 from unnest($7::text[], $8::text[], $9::text[]::timestamptz[], $10::text[])
      with ordinality as s(platform, external_id, at, scan, ord)
 left join lateral (
@@ -112,7 +169,7 @@ left join lateral (
     from creators c where c.platform = s.platform and c.external_id = s.external_id
 ) e on true
 union all
-select 2, s.ord - 1, e.id, coalesce(e.older, true)
+select {communities}, s.ord - 1, e.id, coalesce(e.older, true)
 from unnest($11::text[], $12::text[], $13::text[]::timestamptz[], $14::text[])
      with ordinality as s(platform, external_id, at, scan, ord)
 left join lateral (
@@ -120,10 +177,17 @@ left join lateral (
     from communities c where c.platform = s.platform and c.external_id = s.external_id
 ) e on true
 union all
-select 3, n.ord - 1, t.id, t.id is null
+select {tags}, n.ord - 1, t.id, t.id is null
 from unnest($15::text[]) with ordinality as n(name, ord)
 left join lateral (select t.id from tags t where t.name = n.name) t on true
-"#;
+"#,
+        content = FreshTable::Content as i32,
+        creators = FreshTable::Creators as i32,
+        communities = FreshTable::Communities as i32,
+        tags = FreshTable::Tags as i32,
+        absent = FreshTable::Absent as i32,
+    )
+});
 
 /// Creators the page holds a newer version of than the store (or that it lacks), in a
 /// short transaction of their own before the page's ([`crate::write`]'s writer explains
@@ -306,3 +370,25 @@ insert into quarantine (reason, scan_id, partition, raw, run_id, origin)
 select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[])
 on conflict (reason, md5(raw)) do nothing
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_result_row_tag_is_in_the_sql_that_answers_with_it() {
+        for t in FreshTable::ALL {
+            let tag = t as i32;
+            assert!(
+                FRESH_ROWS.contains(&format!("select {tag}, ")) || FRESH_ROWS.contains(&format!(" {tag} ")),
+                "{t:?}"
+            );
+            assert_eq!(FreshTable::of(tag), Some(t));
+        }
+        for t in [EntityTable::Creators, EntityTable::Communities, EntityTable::Tags] {
+            assert!(ENTITY_IDS.contains(&format!("select {}, ", t as i32)), "{t:?}");
+            assert_eq!(EntityTable::of(t as i32), Some(t));
+        }
+        assert_eq!(FreshTable::of(9), None);
+    }
+}

@@ -104,6 +104,9 @@ fn the_kubernetes_cronjob_and_deployment_parse_and_use_only_flags_the_binary_has
     assert_eq!(dep["spec"]["replicas"].as_u64(), Some(1), "one serve process per schema");
     let c = &dep["spec"]["template"]["spec"]["containers"][0];
     check_invocation("kubernetes/deployment.yaml", &strings(&c["args"]), &env_names(c));
+    // Liveness must not depend on the database; readiness is the data's health.
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"].as_str(), Some("/livez"));
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
 }
 
 #[test]
@@ -202,7 +205,8 @@ fn the_lambda_template_schedules_the_sync_and_its_two_alarms_watch_what_the_func
     let vars = p["Environment"]["Variables"].as_mapping().unwrap();
     let env: Vec<String> = vars.keys().map(|k| k.as_str().unwrap().to_string()).collect();
     check_invocation("aws/lambda/template.yaml", &["sync".to_string()], &env);
-    let stop = scansync::cli::parse_duration(vars["SCANSYNC_SHUTDOWN_TIMEOUT"].as_str().unwrap()).unwrap();
+    let stop =
+        scansync::cli::values::parse_duration(vars["SCANSYNC_SHUTDOWN_TIMEOUT"].as_str().unwrap()).unwrap();
     assert!(stop.as_secs() * 4 < timeout, "the run must stop well before the timeout");
     assert!(vars.contains_key("SCANSYNC_MAX_WINDOW"), "bounded runs always fit the timeout");
     let schedule = p["Events"]["Hourly"]["Properties"]["Schedule"].as_str().unwrap();

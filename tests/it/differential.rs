@@ -6,7 +6,9 @@
 use crate::support::*;
 use loadgen::{Generator, Mix, Shape, Stamps};
 use scansync::attr::Item;
-use scansync::run::{full, Tuning};
+use scansync::config::Tuning;
+use scansync::pipeline::Hooks;
+use scansync::run::full;
 use scansync::source::memory::MemorySource;
 use scansync::time::{Day, Timestamp};
 use scansync::write::memory::MemorySink;
@@ -45,7 +47,7 @@ async fn the_twin_and_postgres_agree_on_every_table_for_the_same_dirty_records()
     let twin = Arc::new(MemorySink::new());
     let mut src = MemorySource::new(items.clone(), 37);
     src.slices = 3;
-    let out = full(Arc::new(src), twin.clone(), Some((from, to)), Tuning::default()).await;
+    let out = full(Arc::new(src), twin.clone(), Some((from, to)), Tuning::default(), Hooks::default()).await;
     out.result.unwrap();
 
     let t = twin.snapshot();
@@ -66,8 +68,14 @@ async fn the_twin_and_postgres_agree_on_every_table_for_the_same_dirty_records()
         reversed.reverse();
         let src = MemorySource::new(reversed, 53);
         let sink = Arc::new(PgSink::new(&db.url, "scansync", None).unwrap().bulk(bulk));
-        let out =
-            full(Arc::new(src), sink, Some((from, to)), Tuning { writers: 2, ..Tuning::default() }).await;
+        let out = full(
+            Arc::new(src),
+            sink,
+            Some((from, to)),
+            Tuning { writers: 2, ..Tuning::default() },
+            Hooks::default(),
+        )
+        .await;
         out.result.unwrap();
         assert_eq!(agree(&admin, &t).await, 0, "the twin and PostgreSQL disagree (rows above; bulk: {bulk})");
     }

@@ -178,12 +178,13 @@ async fn system_schemas_and_overlong_names_are_refused_with_the_rule() {
     let db = TestDb::new().await;
     for schema in ["information_schema", "pg_catalog", "pg_temp_1"] {
         let out = scansync(&db, &["migrate", "--schema", schema]).await;
-        assert_exit(&out, 1);
+        // A setting to correct, refused before anything is done.
+        assert_exit(&out, 2);
         assert!(text(&out).contains("belongs to PostgreSQL"), "{schema}: {}", text(&out));
     }
     let long = "s".repeat(64);
     let out = scansync(&db, &["migrate", "--schema", &long]).await;
-    assert_exit(&out, 1);
+    assert_exit(&out, 2);
     assert!(text(&out).contains("at most 63"), "{}", text(&out));
 }
 
@@ -222,7 +223,8 @@ async fn an_export_dir_that_is_a_file_says_so() {
     let file = std::env::temp_dir().join(format!("scansync-test-file-{}", unique()));
     std::fs::write(&file, "x").unwrap();
     let out = scansync(&db, &["sync", "--source", "export", "--export-dir", file.to_str().unwrap()]).await;
-    assert_exit(&out, 1);
+    // A flag to correct: exit 2, and nothing was done.
+    assert_exit(&out, 2);
     assert!(text(&out).contains("is a file, not a directory"), "{}", text(&out));
     std::fs::remove_file(&file).unwrap();
 }
@@ -406,8 +408,9 @@ async fn dropping_proxy(drop: usize) -> u16 {
 async fn a_connection_lost_while_a_run_starts_is_retried_and_the_run_recorded() {
     let db = TestDb::new().await;
     let dir = write_export(&[lines(20)]);
-    // Connection 0 takes the run lock, connection 1 is the run's own (migrations, ledger).
-    let port = dropping_proxy(1).await;
+    // Connection 0 takes the run lock, connection 1 checks for a transaction pooler,
+    // connection 2 is the run's own (migrations, ledger).
+    let port = dropping_proxy(2).await;
     let (head, tail) = db.url.split_once('@').unwrap();
     let path = tail.split_once('/').unwrap().1;
     let url = format!("{head}@127.0.0.1:{port}/{path}");

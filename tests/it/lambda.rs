@@ -91,7 +91,7 @@ fn metric_lines(stdout: &std::path::Path) -> Vec<serde_json::Value> {
 async fn the_lambda_entry_syncs_once_per_invocation_skips_a_held_lock_and_fails_a_failed_run() {
     let table = recent_table(50).await;
     let db = TestDb::new().await;
-    let dir = scansync::command::temp_dir("lambda");
+    let dir = std::env::temp_dir().join(format!("scansync-lambda-{}", unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let stdout = dir.join("function.out");
     // As deploy/aws/lambda/template.yaml configures it: the database URL in an SSM
@@ -168,11 +168,12 @@ async fn the_lambda_entry_syncs_once_per_invocation_skips_a_held_lock_and_fails_
 #[test]
 fn a_bad_setting_fails_the_cold_start_with_the_clis_message() {
     let out = command_of(env!("CARGO_BIN_EXE_bootstrap"), "postgres://x@127.0.0.1:1/db", &[])
+        .env("SCANSYNC_TABLE", "scans")
         .env("SCANSYNC_MAX_WINDOW", "5m")
         .env("SCANSYNC_LOOKBACK", "15m")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--max-window 300s is not longer than --lookback 900s"), "{err}");
+    assert!(err.contains("--max-window 5m is not longer than --lookback 15m"), "{err}");
 }

@@ -14,6 +14,7 @@ mod health;
 mod jsonb_property;
 mod lambda;
 mod merge_rules;
+mod pooler;
 mod privileges;
 mod serve;
 mod shutdown;

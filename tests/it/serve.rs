@@ -40,6 +40,21 @@ fn serve(db: &TestDb, table: &str, extra: &[&str]) -> Child {
         .unwrap()
 }
 
+/// GETs `path` until `want` holds for the answer (the endpoints answer from a store read
+/// made in the background, at most a probe interval old), or 15 s have passed; returns the
+/// last answer.
+async fn get_until(addr: &str, path: &'static str, want: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let a = addr.to_string();
+        let (code, body) = tokio::task::spawn_blocking(move || get(&a, path)).await.unwrap();
+        if want(code, &body) || Instant::now() > deadline {
+            return (code, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !f().await {
@@ -71,12 +86,8 @@ async fn serve_runs_every_interval_one_at_a_time_and_its_metrics_and_healthz_fol
         }
     };
     wait_for("three successful runs", || async { runs("succeeded").await >= 3 }).await;
-    let (code, metrics) = tokio::task::spawn_blocking({
-        let addr = addr.clone();
-        move || get(&addr, "/metrics")
-    })
-    .await
-    .unwrap();
+    let (code, metrics) =
+        get_until(&addr, "/metrics", |_, m| sample(m, "scansync_healthy") == Some(1.0)).await;
     assert_eq!(code, 200);
     let ok = sample(&metrics, "scansync_runs_total{kind=\"sync\",outcome=\"succeeded\"}").unwrap();
     assert!(ok >= 3.0, "{metrics}");
@@ -85,12 +96,7 @@ async fn serve_runs_every_interval_one_at_a_time_and_its_metrics_and_healthz_fol
     assert_eq!(sample(&metrics, "scansync_rows_changed_total{table=\"content\"}"), Some(50.0), "{metrics}");
     assert_eq!(sample(&metrics, "scansync_healthy"), Some(1.0), "{metrics}");
     assert!(sample(&metrics, "scansync_seconds_since_last_success").unwrap() < 60.0, "{metrics}");
-    let (code, body) = tokio::task::spawn_blocking({
-        let addr = addr.clone();
-        move || get(&addr, "/healthz")
-    })
-    .await
-    .unwrap();
+    let (code, body) = get_until(&addr, "/healthz", |code, _| code == 200).await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"status\":\"healthy\""), "{body}");
 
@@ -104,12 +110,7 @@ async fn serve_runs_every_interval_one_at_a_time_and_its_metrics_and_healthz_fol
     .unwrap();
     table.put(&[record("poison", "s-poison", &hours_ago(0.01), "boom")]).await;
     wait_for("a failed run", || async { runs("failed").await >= 1 }).await;
-    let (code, body) = tokio::task::spawn_blocking({
-        let addr = addr.clone();
-        move || get(&addr, "/healthz")
-    })
-    .await
-    .unwrap();
+    let (code, body) = get_until(&addr, "/healthz", |code, _| code == 503).await;
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("\"status\":\"failed\"") && body.contains("poisoned row"), "{body}");
 
@@ -142,11 +143,10 @@ async fn healthz_turns_503_when_the_last_success_is_older_than_max_age() {
             .is_ok_and(|r| r.get::<_, i64>(0) == 1)
     })
     .await;
-    let fetch = |addr: String| tokio::task::spawn_blocking(move || get(&addr, "/healthz"));
-    let (code, body) = fetch(addr.clone()).await.unwrap();
+    let (code, body) = get_until(&addr, "/healthz", |code, _| code == 200).await;
     assert_eq!(code, 200, "{body}");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (code, body) = fetch(addr.clone()).await.unwrap();
+    let (code, body) = get_until(&addr, "/healthz", |code, _| code == 503).await;
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("\"status\":\"stale\""), "{body}");
     assert_eq!(stop(child, "-INT").await, Some(130));
@@ -239,4 +239,37 @@ async fn a_one_shot_sync_serves_metrics_while_it_lasts() {
     assert_eq!(status.code(), Some(0));
     // Gone with the run.
     assert_eq!(get(&addr, "/metrics").0, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn livez_and_healthz_answer_at_once_while_the_database_does_not() {
+    // A server that accepts connections and never answers: every connect hangs until its
+    // timeout, as a database behind a dead network path does.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("postgres://postgres@{}/nowhere", hang.local_addr().unwrap());
+    let addr = free_addr();
+    let child = command(&url, &["serve", "--table", "t", "--every", "1h", "--metrics-addr", &addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let a = addr.clone();
+    wait_for("/livez", move || {
+        let a = a.clone();
+        async move { tokio::task::spawn_blocking(move || get(&a, "/livez")).await.unwrap().0 == 200 }
+    })
+    .await;
+    for _ in 0..3 {
+        let a = addr.clone();
+        let started = Instant::now();
+        let (code, body) = tokio::task::spawn_blocking(move || get(&a, "/healthz")).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "/healthz waited for the database");
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("\"status\":\"error\""), "{body}");
+        let a = addr.clone();
+        assert_eq!(tokio::task::spawn_blocking(move || get(&a, "/livez")).await.unwrap().0, 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop(child, "-KILL").await;
+    drop(hang);
 }

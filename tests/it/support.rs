@@ -33,7 +33,8 @@ pub fn unique() -> String {
 pub struct TestDb {
     /// Its URL.
     pub url: String,
-    name: String,
+    /// Its name.
+    pub name: String,
     admin_url: String,
 }
 
@@ -476,4 +477,71 @@ pub async fn refuse_content(db: &TestDb) {
         )
         .await
         .unwrap();
+}
+
+/// A PgBouncer in front of the machine's PostgreSQL for one database, in `pool_mode`
+/// (`session` or `transaction`), on a free port; stopped when dropped. PgBouncer refuses to
+/// run as root, so it runs as the `postgres` OS user, as the throwaway clusters do.
+pub struct Pooler {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl Pooler {
+    /// Starts PgBouncer for the database of `db` in `pool_mode`.
+    pub fn start(db: &TestDb, pool_mode: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("scansync-test-pooler-{}", unique()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let ini = format!(
+            "[databases]\n{name} = host=127.0.0.1 port=5432 dbname={name}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\nauth_file = {dir}/users.txt\npool_mode = {pool_mode}\ndefault_pool_size = 8\nmax_client_conn = 100\nlogfile = {dir}/pgbouncer.log\n",
+            name = db.name,
+            dir = dir.display()
+        );
+        std::fs::write(dir.join("pgbouncer.ini"), ini).unwrap();
+        std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres", dir.to_str().unwrap()])
+            .status()
+            .unwrap();
+        let mut child = std::process::Command::new("su")
+            .args([
+                "postgres",
+                "-s",
+                "/bin/sh",
+                "-c",
+                &format!("exec pgbouncer {}/pgbouncer.ini", dir.display()),
+            ])
+            .spawn()
+            .expect("start pgbouncer (scripts/with-servers installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Pooler { port, dir, child };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "pgbouncer did not listen on {port}: {}",
+            std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
+        );
+    }
+
+    /// The URL of the database through the pooler.
+    pub fn url(&self, db: &TestDb) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, db.name)
+    }
+}
+
+impl Drop for Pooler {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", &format!("pgbouncer {}/pgbouncer.ini", self.dir.display())])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

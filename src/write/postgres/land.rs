@@ -1,0 +1,290 @@
+//! What lands a page: the short entity transaction, then in the page's transaction the new
+//! rows COPYed straight in, the rest merged, and the quarantine.
+
+use super::encode::{KeyedRows, PgPage};
+use super::fresh::{pick, Fresh, PageIds};
+use super::known::Known;
+use crate::error::Result;
+use crate::write::copy::CopyBuf;
+use crate::write::sql::{self, EntityTable};
+use crate::write::WriteStats;
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio_postgres::Client;
+
+/// New and newer creators and communities, and new tags, in a short transaction of their
+/// own, before the page's; the ids of the rows it writes go into `fresh.ids`.
+///
+/// In the page transaction, an insert of a key another writer has just inserted waits for
+/// that writer's whole page to commit, and on a first load every page brings new creators
+/// its neighbours also bring: the writers queued behind each other (measured: 365 ms of a
+/// page with three writers). Here the row locks on hot creators are held only until this
+/// short commit, and the page's transaction writes content alone. This is safe under the
+/// merge rules: the rows carry the newest version the page has, newest-wins keeps them
+/// monotonic, and if the page then fails they are facts a retry writes again while the
+/// checkpoint does not move. Both writers take the rows in key order, so they cannot
+/// deadlock on them.
+pub(super) async fn write_entities(
+    client: &mut Client,
+    page: &PgPage,
+    fresh: &mut Fresh,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    if fresh.creators.is_empty() && fresh.communities.is_empty() && fresh.tags.is_empty() {
+        return Ok(());
+    }
+    let tx = client.transaction().await?;
+    for (stmt, kept, rows, ids, count) in [
+        (sql::UPSERT_CREATORS, &fresh.creators, &page.creators, &mut fresh.ids.creators, &mut stats.creators),
+        (
+            sql::UPSERT_COMMUNITIES,
+            &fresh.communities,
+            &page.communities,
+            &mut fresh.ids.communities,
+            &mut stats.communities,
+        ),
+    ] {
+        let Some(rows) = rows.as_ref().filter(|_| !kept.is_empty()) else { continue };
+        let written = tx
+            .query(
+                stmt,
+                &[
+                    &pick(&rows.platform, kept),
+                    &pick(&rows.external_id, kept),
+                    &pick(&rows.at, kept),
+                    &pick(&rows.scan, kept),
+                    &pick(&rows.own[0], kept),
+                    &pick(&rows.own[1], kept),
+                    &pick(&rows.own[2], kept),
+                    &pick(&rows.deleted, kept),
+                ],
+            )
+            .await?;
+        *count = written.len() as u64;
+        for row in &written {
+            if let Some(i) = rows.position(row.get(0), row.get(1)) {
+                ids[i] = Some(row.get(2));
+            }
+        }
+    }
+    if !fresh.tags.is_empty() {
+        let written = tx.query(sql::MERGE_TAGS, &[&fresh.tags]).await?;
+        stats.tags = written.len() as u64;
+        for row in &written {
+            if let Ok(i) = page.tags.binary_search_by(|t| t.as_str().cmp(row.get::<_, &str>(0))) {
+                fresh.ids.tags[i] = Some(row.get(1));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Content rows absent from the store, encoded for COPY straight into `content`, and their
+/// tag edges.
+#[derive(Debug)]
+pub(super) struct NewRows {
+    pub(super) content: Bytes,
+    pub(super) edges: Option<Bytes>,
+    /// Rows written as the merges count them: a live row, plus its tombstone if applied.
+    pub(super) content_rows: u64,
+    pub(super) edge_rows: u64,
+}
+
+/// Encodes the absent rows with the ids they reference: each row is what the merges would
+/// make of it in a store without it (its live values, deleted if its tombstone is newer,
+/// an edge to every tag). The ids come from the first phase and the entity inserts (see
+/// [`Fresh`]), else from what this writer remembers, else from one more query
+/// ([`ENTITY_IDS`](sql::ENTITY_IDS)), which a page needs only when another session inserted
+/// an entity meanwhile. A creator, community or tag not found is NULL or no edge, as in the
+/// merges' joins (none is missing: the page's own were inserted before this runs).
+pub(super) async fn new_rows(
+    client: &Client,
+    page: &PgPage,
+    fresh: &Fresh,
+    known: &mut Known,
+) -> Result<Option<NewRows>> {
+    let absent = &fresh.absent;
+    let (Some(rows), false) = (&page.content, absent.is_empty()) else { return Ok(None) };
+    let parts = &rows.new;
+    let none = KeyedRows::default();
+    let [cr, cm] = [&page.creators, &page.communities].map(|r| r.as_ref().unwrap_or(&none));
+    let key = |r: &KeyedRows, i: usize| (r.platform[i].clone(), r.external_id[i].clone());
+    let PageIds { creators: mut creator_ids, communities: mut community_ids, tags: mut tag_ids } =
+        fresh.ids.clone();
+    // What the absent rows reference and is still unknown is asked for.
+    let mut ask_cr: Vec<usize> =
+        absent.iter().filter_map(|&i| parts.creator[i]).map(|i| i as usize).collect();
+    let mut ask_cm: Vec<usize> =
+        absent.iter().filter_map(|&i| parts.community[i]).map(|i| i as usize).collect();
+    let mut ask_tags: Vec<usize> = absent.iter().flat_map(|&i| &parts.tags[i]).map(|&i| i as usize).collect();
+    for v in [&mut ask_cr, &mut ask_cm, &mut ask_tags] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    ask_cr.retain(|&i| {
+        creator_ids[i] = creator_ids[i].or_else(|| known.creator_ids.get(&key(cr, i)).copied());
+        creator_ids[i].is_none()
+    });
+    ask_cm.retain(|&i| {
+        community_ids[i] = community_ids[i].or_else(|| known.community_ids.get(&key(cm, i)).copied());
+        community_ids[i].is_none()
+    });
+    ask_tags.retain(|&i| {
+        tag_ids[i] = tag_ids[i].or_else(|| known.tag_ids.get(&page.tags[i]).copied());
+        tag_ids[i].is_none()
+    });
+    if !(ask_cr.is_empty() && ask_cm.is_empty() && ask_tags.is_empty()) {
+        let found = client
+            .query(
+                sql::ENTITY_IDS.as_str(),
+                &[
+                    &pick(&cr.platform, &ask_cr),
+                    &pick(&cr.external_id, &ask_cr),
+                    &pick(&cm.platform, &ask_cm),
+                    &pick(&cm.external_id, &ask_cm),
+                    &pick(&page.tags, &ask_tags),
+                ],
+            )
+            .await?;
+        for row in &found {
+            let (tag, i, id) =
+                (row.get::<_, i32>(0), row.get::<_, i64>(1) as usize, row.get::<_, Option<i64>>(2));
+            match EntityTable::of(tag) {
+                Some(EntityTable::Creators) => creator_ids[ask_cr[i]] = id,
+                Some(EntityTable::Communities) => community_ids[ask_cm[i]] = id,
+                Some(EntityTable::Tags) => tag_ids[ask_tags[i]] = id,
+                None => return Err(crate::Error::internal(format!("the id query answered for table {tag}"))),
+            }
+        }
+    }
+    // Every id the page now knows is remembered, once: the next pages' rows reference the
+    // same creators, and a creator this writer knows is current is not asked about again.
+    for (i, id) in creator_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.creator_ids.insert(key(cr, i), *id);
+        }
+    }
+    for (i, id) in community_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.community_ids.insert(key(cm, i), *id);
+        }
+    }
+    for (i, id) in tag_ids.iter().enumerate() {
+        if let Some(id) = id {
+            known.tag_ids.insert(page.tags[i].clone(), *id);
+        }
+    }
+    let mut content = CopyBuf::new();
+    let mut edges = CopyBuf::new();
+    let mut content_rows = 0;
+    for &i in absent {
+        let Some(id) = fresh.content_ids[i] else {
+            return Err(crate::error::Error::internal(format!(
+                "the first phase took no content id for new row {i}"
+            )));
+        };
+        let b = &mut content;
+        b.int(Some(id));
+        b.int(parts.creator[i].and_then(|c| creator_ids[c as usize]));
+        b.int(parts.community[i].and_then(|c| community_ids[c as usize]));
+        if parts.tomb_applies[i] {
+            b.opt(rows.tomb_at[i].as_deref());
+            b.opt(rows.tomb_scan[i].as_deref());
+        } else {
+            b.null();
+            b.null();
+        }
+        let start = if i == 0 { 0 } else { rows.ends[i - 1] };
+        b.encoded(&rows.data[start..parts.mids[i]]);
+        b.end_row();
+        content_rows += 1 + u64::from(parts.tomb_applies[i] && rows.at[i].is_some());
+        for &t in &parts.tags[i] {
+            if let Some(tag) = tag_ids[t as usize] {
+                edges.int(Some(id));
+                edges.int(Some(tag));
+                edges.end_row();
+            }
+        }
+    }
+    let edge_rows = edges.rows() as u64;
+    Ok(Some(NewRows {
+        content: Bytes::from(content.into_bytes()),
+        edges: (edge_rows > 0).then(|| Bytes::from(edges.into_bytes())),
+        content_rows,
+        edge_rows,
+    }))
+}
+
+/// COPYs the new rows and their edges; the driver's own error, so a unique violation can be
+/// told from the rest.
+pub(super) async fn copy_new(
+    tx: &tokio_postgres::Transaction<'_>,
+    new: &NewRows,
+) -> Result<(), tokio_postgres::Error> {
+    for (stmt, data) in
+        [(sql::COPY_NEW_CONTENT, Some(&new.content)), (sql::COPY_NEW_EDGES, new.edges.as_ref())]
+    {
+        let Some(data) = data else { continue };
+        let sink = tx.copy_in::<_, Bytes>(stmt).await?;
+        futures_util::pin_mut!(sink);
+        sink.send(data.clone()).await?;
+        sink.finish().await?;
+    }
+    Ok(())
+}
+
+/// Live values, then the tag edges of the rows that changed, then tombstones.
+pub(super) async fn merge_content(
+    tx: &tokio_postgres::Transaction<'_>,
+    page: &Fresh,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    if page.content.is_none() {
+        return Ok(());
+    }
+    let live = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
+    if live > 0 {
+        tx.execute(sql::STAGE_EDGES, &[]).await?;
+        let removed = tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
+        let added = tx.execute(sql::INSERT_EDGES, &[]).await?;
+        stats.content_tags += removed + added;
+    }
+    let tombs = tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
+    stats.content += live + tombs;
+    Ok(())
+}
+
+/// The page's records beyond repair (each (reason, raw record) once).
+pub(super) async fn quarantine(
+    tx: &tokio_postgres::Transaction<'_>,
+    page: &PgPage,
+    run_id: Option<i64>,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    if page.q_raw.is_empty() {
+        return Ok(());
+    }
+    let runs: Vec<Option<i64>> = vec![run_id; page.q_raw.len()];
+    stats.quarantined = tx
+        .execute(
+            sql::INSERT_QUARANTINE,
+            &[&page.q_reason, &page.q_scan, &page.q_partition, &page.q_raw, &runs, &page.q_origin],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn copy_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    stmt: &str,
+    data: &Option<Bytes>,
+) -> Result<()> {
+    if let Some(data) = data {
+        let sink = tx.copy_in::<_, Bytes>(stmt).await?;
+        futures_util::pin_mut!(sink);
+        sink.send(data.clone()).await?;
+        sink.finish().await?;
+    }
+    Ok(())
+}

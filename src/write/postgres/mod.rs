@@ -1,0 +1,284 @@
+//! The PostgreSQL sink: new rows COPYed straight in, the rest COPYed into staging tables
+//! and merged set-based.
+//!
+//! A page is a query and two transactions. The query sends only the rows' keys and versions
+//! and learns which rows are newer than the store's, and which the store does not hold at
+//! all ([`fresh_rows`]), with the ids those need: stale rows are never copied, so a re-run
+//! that changes a tenth of the rows copies a tenth of them. Then a short transaction writes
+//! the creators and communities the page has newer versions of, and the tags that do not
+//! exist yet ([`write_entities`]; so writers do not queue behind each other on a first
+//! load). Then the page's own: content rows the store does not hold are COPYed straight into
+//! `content` and `content_tags` ([`new_rows`]), the others are merged.
+//! Why this is fast: each page costs a handful of round trips whatever its size (at most
+//! three COPYs and about ten statements over two commits), every row is folded and encoded
+//! on the rayon pool before the transactions open, new rows skip the upserts, and stale
+//! versions are filtered before them so a replay writes (almost) nothing.
+
+//!
+//! The writer's files, by concern: [`encode`] (a page encoded for COPY, with its keys and
+//! versions), [`known`] (what a writer remembers the store holds), [`in_flight`] (the keys
+//! other writers of the process are writing), [`fresh`] (the first phase: which rows may
+//! change the store), [`land`] (the entity transaction, new rows, merges, quarantine).
+
+mod encode;
+mod fresh;
+mod in_flight;
+mod known;
+mod land;
+
+pub use encode::{encode, Encoded, KeyedRows, PgPage};
+
+use super::{PageWriter, Sink, WriteStats};
+use crate::db;
+use crate::error::Result;
+use crate::parse::ParsedPage;
+use crate::schema::quoted_schema;
+use crate::write::sql;
+use encode::Batch;
+use fresh::fresh_rows;
+use in_flight::InFlight;
+use known::Known;
+use land::{copy_in, copy_new, merge_content, new_rows, quarantine, write_entities};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+/// Writes pages into the canonical tables of one schema.
+#[derive(Clone)]
+pub struct PgSink {
+    url: String,
+    schema: String,
+    run_id: Option<i64>,
+    /// Whether the first phase asks about creators and communities ([`PgSink::bulk`]).
+    ask_entities: bool,
+    in_flight: std::sync::Arc<InFlight>,
+}
+
+impl std::fmt::Debug for PgSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSink").field("url", &db::redact(&self.url)).field("schema", &self.schema).finish()
+    }
+}
+
+impl PgSink {
+    /// Creates a sink; `run_id` tags quarantine rows with the run that found them.
+    pub fn new(url: &str, schema: &str, run_id: Option<i64>) -> Result<Self> {
+        quoted_schema(schema)?;
+        Ok(Self {
+            url: url.to_owned(),
+            schema: schema.to_owned(),
+            run_id,
+            ask_entities: true,
+            in_flight: Default::default(),
+        })
+    }
+
+    /// For a bulk load: creators and communities go straight to their upserts, without the
+    /// first phase asking which of them are newer than the store's.
+    ///
+    /// Asking pays where most of them are not (a re-run: the upsert of a stale row still
+    /// locks it and writes WAL). In a bulk load, a first load or a job at least twice the
+    /// store's size, most are new or newer, so the question costs an index probe per row
+    /// for nothing: on a 200k first load, 90 % of the creators and communities the first
+    /// phase asked about were then written. The upserts' version guards decide as before,
+    /// so the store ends the same; a stale row costs its lock. The ids of rows the upserts
+    /// leave alone come from what the writer remembers or from one more query
+    /// ([`ENTITY_IDS`](sql::ENTITY_IDS)), as for rows another session inserted.
+    pub fn bulk(mut self, bulk: bool) -> Self {
+        self.ask_entities = !bulk;
+        self
+    }
+}
+
+impl Sink for PgSink {
+    type Prepared = PgPage;
+    type Writer = PgWriter;
+
+    fn prepare(&self, page: &ParsedPage) -> PgPage {
+        let batch = Batch::fold(&page.records);
+        let Encoded { creators, communities, content } = encode(&batch);
+        let tags = batch.tags.iter().map(|t| t.to_string()).collect();
+        let mut p = PgPage { creators, communities, content, tags, ..PgPage::default() };
+        for r in &page.rejects {
+            p.q_reason.push(r.reason.code().to_owned());
+            p.q_scan.push(r.scan_id.clone());
+            p.q_partition.push(r.partition.clone());
+            p.q_origin.push(r.origin.clone());
+            // `text` refuses NUL: keep it visible as an escape instead of losing the record.
+            p.q_raw.push(r.raw.replace('\0', "\\u0000"));
+        }
+        p
+    }
+
+    async fn writer(&self) -> Result<PgWriter> {
+        let mut w = PgWriter {
+            sink: self.clone(),
+            client: None,
+            known: Known::default(),
+            content_ids: String::new(),
+        };
+        w.ensure_connected().await?;
+        Ok(w)
+    }
+
+    /// Page transactions commit with `synchronous_commit = off` (see [`PgWriter`]): their
+    /// commit records are in the WAL, in commit order, but may not be flushed yet. A
+    /// transaction committed afterwards with `synchronous_commit = on` flushes the WAL up
+    /// to its own commit record (and waits for a synchronous standby), which lies after
+    /// every page's commit record: so once it returns, every page committed before it
+    /// survives a PostgreSQL crash. PostgreSQL commits a transaction that wrote no WAL
+    /// without a flush, whatever the setting (an xid alone is not enough), so it rewrites
+    /// the run's own ledger row, unchanged. (A sink without a run commits synchronously.)
+    async fn make_durable(&self) -> Result<()> {
+        let Some(run_id) = self.run_id else { return Ok(()) };
+        let client = db::connect(&self.url).await?;
+        let schema = quoted_schema(&self.schema)?;
+        client.batch_execute("set synchronous_commit = on").await?;
+        client
+            .execute(&format!("update {schema}.sync_runs set pages = pages where id = $1"), &[&run_id])
+            .await?;
+        Ok(())
+    }
+}
+
+/// One writer connection with its staging tables.
+///
+/// Its transactions commit with `synchronous_commit = off`: a commit returns once its
+/// record is in the WAL buffers, without waiting for the flush to disk (PostgreSQL's
+/// WAL writer flushes within `wal_writer_delay`). A PostgreSQL crash can lose the last
+/// pages committed this way, never a part of one, and never out of order. That is safe
+/// because nothing durable depends on them before [`PgSink::make_durable`] ran: the run
+/// calls it before it writes the checkpoint, and a backfill marks a unit done on another
+/// connection, synchronously, after the unit's pages committed (its commit flushes the WAL
+/// past theirs). A lost page is read again by the next run, as after any failure.
+pub struct PgWriter {
+    sink: PgSink,
+    client: Option<Client>,
+    known: Known,
+    /// The sequence of `content.id`, for new rows' ids ([`new_rows`]).
+    content_ids: String,
+}
+
+impl PgWriter {
+    async fn ensure_connected(&mut self) -> Result<&mut Client> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            let client = db::connect(&self.sink.url).await?;
+            let schema = quoted_schema(&self.sink.schema)?;
+            // random_page_cost: autovacuum never analyzes TEMP staging tables, and with the
+            // default of 4 the planner hash-joins whole tables on every page. No parallel
+            // workers: a page's statements are index probes of a few thousand rows, and
+            // launching workers costs more than they save while the other writers keep the
+            // cores busy (measured: the first phase of a page 36 ms with two workers, 20 ms
+            // without).
+            client
+                .batch_execute(&format!(
+                    "set search_path = {schema}; set random_page_cost = 1.1; \
+                     set max_parallel_workers_per_gather = 0; set synchronous_commit = {}; {}",
+                    if self.sink.run_id.is_some() { "off" } else { "on" },
+                    sql::CREATE_STAGING
+                ))
+                .await?;
+            self.content_ids = client
+                .query_one("select pg_get_serial_sequence('content', 'id')", &[])
+                .await?
+                .get::<_, Option<String>>(0)
+                .ok_or_else(|| {
+                    crate::error::Error::internal("content.id has no sequence: the schema is not scansync's")
+                })?;
+            self.client = Some(client);
+            // What the store held may not have survived whatever broke the last connection.
+            self.known = Known::default();
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+}
+
+impl PageWriter for PgWriter {
+    type Prepared = PgPage;
+
+    /// The steps of a page, in the one order they run (see the module doc):
+    /// [`fresh_rows`], [`write_entities`] in a short transaction, [`new_rows`], then in the
+    /// page's transaction [`copy_new`], the staging COPY, [`merge_content`], [`quarantine`],
+    /// commit.
+    async fn write(&mut self, page: &PgPage) -> Result<WriteStats> {
+        let run_id = self.sink.run_id;
+        self.ensure_connected().await?;
+        let client = self.client.as_mut().expect("connected above");
+        let mut stats = WriteStats::default();
+        let mut t = Timings::start();
+        let in_flight = self.sink.in_flight.clone();
+        let keys = page.content.as_ref().map_or(&[][..], |r| &r.new.hashes[..]);
+        let (_in_flight, shared) = in_flight.enter(keys);
+        let ask = self.sink.ask_entities;
+        let mut fresh = fresh_rows(client, page, &self.known, &self.content_ids, ask, &mut stats).await?;
+        t.lap("fresh");
+        write_entities(client, page, &mut fresh, &mut stats).await?;
+        t.lap("entities");
+        fresh.merge_absent(page, |i| shared[i]);
+        let mut new = new_rows(client, page, &fresh, &mut self.known).await?;
+        t.lap("ids");
+        loop {
+            let tx = client.transaction().await?;
+            if let Some(rows) = &new {
+                match copy_new(&tx, rows).await {
+                    Ok(()) => {
+                        stats.content = rows.content_rows;
+                        stats.content_tags = rows.edge_rows;
+                    }
+                    // Another session inserted one of these keys since the first phase:
+                    // merge them instead, in a new transaction (this one is aborted).
+                    Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                        let detail = e
+                            .as_db_error()
+                            .map(|d| format!("{} ({})", d.message(), d.detail().unwrap_or_default()));
+                        tracing::debug!(
+                            error = detail.unwrap_or_default(),
+                            "a new content row was inserted meanwhile: merging the page"
+                        );
+                        drop(tx);
+                        fresh.merge_absent(page, |_| true);
+                        new = None;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            t.lap("new");
+            // The content rows to merge, into the staging table (emptied at commit).
+            copy_in(&tx, sql::COPY_CONTENT, &fresh.content).await?;
+            t.lap("copy");
+            merge_content(&tx, &fresh, &mut stats).await?;
+            t.lap("content");
+            quarantine(&tx, page, run_id, &mut stats).await?;
+            tx.commit().await?;
+            t.lap("commit");
+            break;
+        }
+        t.log();
+        self.known.learn(page);
+        Ok(stats)
+    }
+}
+
+/// Per-step timings of a page, logged once per page at debug level: where a page's time goes.
+struct Timings {
+    at: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Timings {
+    fn start() -> Self {
+        Self { at: std::time::Instant::now(), laps: Vec::with_capacity(5) }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        self.laps.push((step, self.at.elapsed().as_secs_f64() * 1e3));
+        self.at = std::time::Instant::now();
+    }
+
+    fn log(&self) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let steps: Vec<String> = self.laps.iter().map(|(s, ms)| format!("{s}={ms:.1}ms")).collect();
+            tracing::debug!(steps = %steps.join(" "), "page timings");
+        }
+    }
+}
