@@ -87,6 +87,7 @@ pub fn tables() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
     use std::path::PathBuf;
 
     fn docs_dir() -> PathBuf {
@@ -137,6 +138,94 @@ mod tests {
                 "docs/contract.md has no section for table {t}"
             );
         }
+    }
+
+    /// The `scansync …` command lines of a markdown text's code blocks, as words: `\`
+    /// continuations joined, leading `VAR=value` assignments, comments, pipes and
+    /// redirections dropped.
+    fn commands_in(text: &str) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let (mut in_block, mut in_code) = (false, false);
+        let mut pending = String::new();
+        for line in text.lines() {
+            // Shell blocks only (```sh, ```bash or unmarked): ```text blocks show output.
+            if let Some(lang) = line.trim_start().strip_prefix("```") {
+                in_code = !in_block && matches!(lang.trim(), "" | "sh" | "bash" | "shell");
+                in_block = !in_block;
+                continue;
+            }
+            if !in_code {
+                continue;
+            }
+            let line = line.trim();
+            if let Some(cont) = line.strip_suffix('\\') {
+                pending.push_str(cont);
+                pending.push(' ');
+                continue;
+            }
+            let full = std::mem::take(&mut pending) + line;
+            let words = shell_words(&full);
+            let Some(at) = words.iter().position(|w| w == "scansync" || w.ends_with("/scansync")) else {
+                continue;
+            };
+            if words[..at].iter().any(|w| !w.contains('=') && w != "--") {
+                continue; // another program's line (`loadgen … --scansync target/…/scansync`)
+            }
+            out.push(words[at..].to_vec());
+        }
+        out
+    }
+
+    /// Splits a shell line into words (quotes honoured), up to a comment, a pipe, a
+    /// redirection or `&&`.
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut cur: Option<String> = None;
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' | '"' => {
+                    let w = cur.get_or_insert_with(String::new);
+                    for d in chars.by_ref() {
+                        if d == c {
+                            break;
+                        }
+                        w.push(d);
+                    }
+                }
+                ' ' | '\t' => words.extend(cur.take()),
+                '#' if cur.is_none() => break,
+                '|' | '>' | '&' | ';' => break,
+                _ => cur.get_or_insert_with(String::new).push(c),
+            }
+        }
+        words.extend(cur);
+        words
+    }
+
+    #[test]
+    fn every_scansync_command_the_docs_show_is_one_the_binary_accepts() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("README.md")];
+        files.extend(std::fs::read_dir(docs_dir()).unwrap().map(|e| e.unwrap().path()));
+        let mut checked = 0;
+        for file in files.iter().filter(|f| f.extension().is_some_and(|x| x == "md")) {
+            let text = std::fs::read_to_string(file).unwrap();
+            for words in commands_in(&text) {
+                let mut argv = words.clone();
+                argv[0] = "scansync".into();
+                match Cli::try_parse_from(&argv) {
+                    Ok(_) => checked += 1,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                        ) => {}
+                    Err(e) => panic!("{}: `{}` is refused: {e}", file.display(), words.join(" ")),
+                }
+            }
+        }
+        assert!(checked >= 10, "only {checked} commands found: the scan is broken");
     }
 
     #[test]
