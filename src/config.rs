@@ -104,6 +104,8 @@ pub struct Tuning {
     pub max_unreadable_percent: u8,
     /// How long transient failures are retried (per page, per query) before the run fails.
     pub retry_budget: Duration,
+    /// What a TTL expiry does to the row that holds the expired record.
+    pub ttl_removals: TtlRemovals,
 }
 
 impl Tuning {
@@ -117,6 +119,7 @@ impl Tuning {
         writers: 2,
         max_unreadable_percent: 50,
         retry_budget: Duration::from_secs(180),
+        ttl_removals: TtlRemovals::Ignore,
     };
 
     /// Key slices per partition: as given, else one per fetcher.
@@ -128,6 +131,34 @@ impl Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Self::DEFAULT
+    }
+}
+
+/// What a TTL expiry (a removal by the DynamoDB service, as a stream reports it) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtlRemovals {
+    /// Nothing: it is counted (an expiry is housekeeping of the table, not a deleted post).
+    #[default]
+    Ignore,
+    /// A removal like any other: it tombstones the row that holds the expired record.
+    Tombstone,
+}
+
+impl Choice for TtlRemovals {
+    const ALL: &'static [Self] = &[TtlRemovals::Ignore, TtlRemovals::Tombstone];
+    fn name(self) -> &'static str {
+        match self {
+            TtlRemovals::Ignore => "ignore",
+            TtlRemovals::Tombstone => "tombstone",
+        }
+    }
+    fn help(self) -> &'static str {
+        match self {
+            TtlRemovals::Ignore => {
+                "Count them and change nothing (an expiry is housekeeping, not a deleted post)"
+            }
+            TtlRemovals::Tombstone => "Like any removal: the row that holds the expired record is tombstoned",
+        }
     }
 }
 

@@ -106,7 +106,8 @@ pub async fn finish(
             rows_content_tags = $13, quarantined = $14, rejects = $15::text::jsonb,
             repairs = $16::text::jsonb, drift = $17, page_retries = $18, error = $19,
             index_items = $20, offset_margin_seconds = $21, stamp_forms = $22::text::jsonb,
-            beyond_margin = $23, epoch_stamps = $24, window_until = $25::text::timestamptz
+            beyond_margin = $23, epoch_stamps = $24, window_until = $25::text::timestamptz,
+            removals = $26, ttl_removals_ignored = $27, removals_applied = $28
          where id = $1",
         quoted_schema(schema)?
     );
@@ -152,6 +153,9 @@ pub async fn finish(
                 &i(beyond),
                 &i(summary.epoch_stamps()),
                 &plan.and_then(|p| p.until).map(|u| u.to_pg()),
+                &i(summary.removals),
+                &i(summary.ttl_removals_ignored),
+                &i(w.removals_applied),
             ],
         )
         .await?;

@@ -4,7 +4,7 @@
 //! in-memory twins; the lock and the run ledger wrap it in [`crate::lifecycle`].
 
 use crate::checkpoint::CheckpointStore;
-use crate::config::{Tuning, WindowConfig};
+use crate::config::{TtlRemovals, Tuning, WindowConfig};
 use crate::error::{Error, Result};
 use crate::parse::Filter;
 use crate::pipeline::{execute, Hooks, JobUnits, PipelineConfig};
@@ -68,7 +68,8 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
             }
         }
     };
-    let filter = Filter { after: Some(plan.after), until: plan.until, days: None };
+    let ttl_removals = tuning.ttl_removals == TtlRemovals::Tombstone;
+    let filter = Filter { after: Some(plan.after), until: plan.until, days: None, ttl_removals };
     let lock = hooks.lock.clone();
     let cfg = PipelineConfig { tuning, units, job: None, bounds: Some(plan.bounds.clone()), filter, hooks };
     let next_checkpoint = plan.until.unwrap_or(started);
@@ -145,7 +146,11 @@ pub async fn full<S: Source, K: Sink>(
         units,
         job: None,
         bounds: None,
-        filter: Filter { after: None, until: None, days },
+        filter: Filter {
+            days,
+            ttl_removals: tuning.ttl_removals == TtlRemovals::Tombstone,
+            ..Filter::default()
+        },
         hooks,
     };
     let (stats, result) = execute(source, sink, cfg).await;
@@ -164,7 +169,8 @@ pub async fn job<S: Source, K: Sink>(
     tuning: Tuning,
     hooks: Hooks,
 ) -> Outcome {
-    let filter = Filter { after: None, until: None, days };
+    let filter =
+        Filter { days, ttl_removals: tuning.ttl_removals == TtlRemovals::Tombstone, ..Filter::default() };
     let cfg = PipelineConfig { tuning, units: Vec::new(), job: Some(units), bounds: None, filter, hooks };
     let (stats, result) = execute(source, sink, cfg).await;
     Outcome { plan: None, stats, result, notes: Vec::new() }

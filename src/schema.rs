@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../sql/001_canonical.sql")),
     (2, include_str!("../sql/002_collation_ledger.sql")),
     (3, include_str!("../sql/003_backfill_jobs.sql")),
+    (4, include_str!("../sql/004_removals_streams.sql")),
 ];
 
 /// Checks a schema name and returns it quoted for SQL.

@@ -25,6 +25,8 @@ pub struct WriteStats {
     /// Content rows of the pages that the store already held in that version or newer:
     /// found stale from their keys and versions alone, and never copied.
     pub unchanged: u64,
+    /// Content rows a removal tombstoned (counted within `content` too).
+    pub removals_applied: u64,
 }
 
 impl WriteStats {
@@ -37,6 +39,7 @@ impl WriteStats {
         self.content_tags += o.content_tags;
         self.quarantined += o.quarantined;
         self.unchanged += o.unchanged;
+        self.removals_applied += o.removals_applied;
     }
 }
 
@@ -61,6 +64,10 @@ pub struct RunStats {
     pub retries: u64,
     /// Records read per `updatedAt` form (committed pages).
     pub stamps: StampCounts,
+    /// Removals read (incremental exports' deletes, streams' REMOVEs).
+    pub removals: u64,
+    /// TTL expiries left out (`--ttl-removals ignore`).
+    pub ttl_removals_ignored: u64,
     /// Items the source's index returned, before any trim (None: the source has no index).
     pub index_items: Option<u64>,
     /// Wall time.

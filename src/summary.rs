@@ -35,6 +35,14 @@ pub fn print(label: &str, o: &Outcome) {
             w.unchanged
         );
     }
+    if s.removals > 0 {
+        let unchanged = s.removals - s.ttl_removals_ignored.min(s.removals);
+        let unchanged = unchanged.saturating_sub(w.removals_applied);
+        println!(
+            "  removals: {} read, {} tombstoned a row, {unchanged} changed nothing (an older scan event of a post, or applied before), {} TTL expiries left alone",
+            s.removals, w.removals_applied, s.ttl_removals_ignored
+        );
+    }
     let rejects: Vec<String> = s.rejects.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!(
         "  quarantined: {} new ({} rejected{}{})",

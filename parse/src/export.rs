@@ -3,8 +3,8 @@
 //! A full export's line is `{"Item": {…}}` (DynamoDB JSON). An incremental export's line is
 //! one change: `{"Metadata": {"WriteTimestampMicros": …}, "Keys": {…}, "NewImage": {…},
 //! "OldImage": {…}}`. Its `NewImage` is the record as written; a line without `NewImage` is a
-//! delete, read as a tombstone of the `OldImage` (`deleted: true`), versioned by the time of
-//! the delete (`WriteTimestampMicros`).
+//! removal of the `OldImage` ([`RawRecord::Removal`], at `WriteTimestampMicros`): a
+//! tombstone of exactly the version it removed (docs/contract.md, "Removals").
 
 use crate::attr::{item_from_dynamodb_json, Attr, Item};
 use crate::json::{has_surrogate_escape, repair_json_text};
@@ -138,17 +138,14 @@ fn decode_change(original: &[u8]) -> RawRecord {
     let Some(old) = value.get("OldImage") else {
         return RawRecord::Unreadable { reason: RejectReason::DeleteWithoutOldImage, raw: text.into_owned() };
     };
-    let Some(mut item) = item_from_dynamodb_json(old) else { return not_a_map(text) };
-    item.insert("deleted".to_string(), Attr::Bool(true));
-    let micros = value
+    let Some(item) = item_from_dynamodb_json(old) else { return not_a_map(text) };
+    let at = value
         .pointer("/Metadata/WriteTimestampMicros/N")
         .and_then(|n| n.as_str().map(str::to_string).or_else(|| Some(n.to_string())))
-        .and_then(|n| n.parse::<i64>().ok());
-    if let Some(m) = micros {
-        // The delete's own time is the tombstone's version: it is newer than the image.
-        item.insert("updatedAt".to_string(), Attr::S(crate::time::Timestamp(m).to_iso()));
-    }
-    RawRecord::Item(item)
+        .and_then(|n| n.parse::<i64>().ok())
+        .map(crate::time::Timestamp);
+    // An incremental export does not say who removed the item: never a TTL expiry here.
+    RawRecord::Removal { item, removal: crate::Removal { at, by_ttl: false } }
 }
 
 /// Converts a DynamoDB JSON map straight from simd-json's borrowed DOM (no intermediate tree).
@@ -215,16 +212,21 @@ mod tests {
     }
 
     #[test]
-    fn an_incremental_export_delete_is_a_tombstone_of_its_old_image_at_the_time_of_the_delete() {
-        let line = br#"{"Metadata":{"WriteTimestampMicros":{"N":"1767225600000001"}},"Keys":{"scanId":{"S":"s1"}},"OldImage":{"scanId":{"S":"s1"},"updatedAt":{"S":"2025-12-31T00:00:00Z"}}}"#;
-        match decode_export_line(line.to_vec()) {
-            RawRecord::Item(item) => {
-                assert_eq!(item["deleted"], Attr::Bool(true));
-                assert_eq!(item["updatedAt"], Attr::S("2026-01-01T00:00:00.000001Z".into()));
-                assert_eq!(item["scanId"], Attr::S("s1".into()));
-            }
-            other => panic!("{other:?}"),
-        }
+    fn an_incremental_export_delete_is_the_removal_of_exactly_its_old_image_version() {
+        let line = br#"{"Metadata":{"WriteTimestampMicros":{"N":"1767225600000001"}},"Keys":{"scanId":{"S":"s1"}},"OldImage":{"scanId":{"S":"s1"},"updatedAt":{"S":"2025-12-31T00:00:00Z"},"platform":{"S":"x"},"contentId":{"S":"p"}}}"#;
+        let raw = decode_export_line(line.to_vec());
+        let RawRecord::Removal { item, removal } = &raw else { panic!("{raw:?}") };
+        assert_eq!(item["updatedAt"], Attr::S("2025-12-31T00:00:00Z".into()), "the image as it was");
+        assert!(!item.contains_key("deleted"));
+        assert_eq!(removal.at, Some(crate::time::Timestamp(1767225600000001)));
+        // As a page reads it: a tombstone versioned just after the version it removed, so
+        // that a newer scan of the post is never covered by it.
+        let page = crate::parse_page("f", vec![raw], &crate::Filter::default());
+        let r = &page.records[0];
+        assert!(r.deleted);
+        assert_eq!(r.updated_at, crate::time::Timestamp::parse("2025-12-31T00:00:00.000001Z").unwrap());
+        assert_eq!(r.removal.and_then(|x| x.at), Some(crate::time::Timestamp(1767225600000001)));
+        assert_eq!((page.removals, page.ttl_removals_ignored), (1, 0));
     }
 
     #[test]

@@ -60,6 +60,24 @@ pub struct Record {
     pub metadata: Option<String>,
     /// Drifted attributes by name, as a `jsonb`-safe JSON object.
     pub extra: Option<String>,
+    /// Set when this record stands for the removal of a DynamoDB item (an incremental
+    /// export's delete, a stream's REMOVE): it is then a tombstone of the removed version
+    /// (docs/contract.md, "Removals").
+    pub removal: Option<Removal>,
+}
+
+/// The removal of an item, as a tombstone: the record carries the removed item's values,
+/// `deleted` is set, and its version is the removed version plus 1 µs, so that it covers
+/// exactly that version and older ones, never a newer scan of the same post, whatever the
+/// order records arrive in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    /// When the source removed the item (the incremental export's `WriteTimestampMicros`,
+    /// the stream record's `ApproximateCreationDateTime`), if known.
+    pub at: Option<Timestamp>,
+    /// The removal is a TTL expiry (the stream record's `userIdentity` is the DynamoDB
+    /// service): it tombstones only when the run is asked to (`--ttl-removals tombstone`).
+    pub by_ttl: bool,
 }
 
 /// A creator as one record describes it.

@@ -289,6 +289,7 @@ fn read_line(top: Value) -> Option<(Record, StampForm, Repairs)> {
         posted_at,
         metadata,
         extra: None,
+        removal: None,
     };
     Some((record, StampForm::of_parsed(stamp), *r))
 }

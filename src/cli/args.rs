@@ -3,7 +3,9 @@
 //! anything is done.
 
 use super::values::{self, Span};
-use crate::config::{CheckpointConfig, MetricsConfig, SourceConfig, Tuning, WindowConfig, DEFAULT_INDEX};
+use crate::config::{
+    CheckpointConfig, Choice, MetricsConfig, SourceConfig, TtlRemovals, Tuning, WindowConfig, DEFAULT_INDEX,
+};
 use crate::error::{Error, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -176,6 +178,12 @@ pub struct TuningArgs {
     /// failover (60-120 s).
     #[arg(long, env = "SCANSYNC_RETRY_BUDGET", default_value_t = Span(T.retry_budget), value_parser = values::retry_budget)]
     pub retry_budget: Span,
+    /// What a TTL expiry does (a removal by the DynamoDB service, which a stream names in its
+    /// userIdentity): ignore (counted, nothing changes) or tombstone (as any removal: the
+    /// row holding the expired record gets deleted_at). Incremental exports do not say who
+    /// removed an item: their removals are never TTL expiries.
+    #[arg(long, env = "SCANSYNC_TTL_REMOVALS", value_parser = values::choice::<TtlRemovals>(), default_value = T.ttl_removals.name())]
+    pub ttl_removals: TtlRemovals,
 }
 
 impl TuningArgs {
@@ -188,6 +196,7 @@ impl TuningArgs {
             writers: usize::from(self.writers),
             max_unreadable_percent: self.max_unreadable_percent,
             retry_budget: self.retry_budget.0,
+            ttl_removals: self.ttl_removals,
         }
     }
 }

@@ -137,6 +137,8 @@ pub async fn execute<S: Source, K: Sink>(
                         stamps: parsed.stamps,
                         repairs: parsed.repairs,
                         drift: parsed.drift,
+                        removals: parsed.removals,
+                        ttl_removals_ignored: parsed.ttl_removals_ignored,
                     };
                     // Blocks this rayon thread while the writers are behind: back-pressure.
                     let _ = tx.send_blocking((info, prepared));

@@ -28,6 +28,8 @@ pub(super) struct PageInfo {
     pub(super) stamps: StampCounts,
     pub(super) repairs: Repairs,
     pub(super) drift: Drift,
+    pub(super) removals: u64,
+    pub(super) ttl_removals_ignored: u64,
 }
 
 /// Says why a page is a broken input, if it is: more than `max_percent` of its lines (or of
@@ -146,6 +148,8 @@ pub(super) async fn write_loop<K: Sink>(
         s.pages += 1;
         s.read += info.read;
         s.skipped += info.skipped;
+        s.removals += info.removals;
+        s.ttl_removals_ignored += info.ttl_removals_ignored;
         for r in info.rejects {
             *s.rejects.entry(r).or_default() += 1;
         }

@@ -36,6 +36,8 @@ pub struct ContentFold<'a> {
     pub live: Option<&'a Record>,
     /// The newest tombstone, kept only when newer than `live`.
     pub tomb: Option<Version>,
+    /// When the source removed the item, if that tombstone is a removal.
+    pub removed_at: Option<Timestamp>,
 }
 
 /// A batch of pages folded into one entry per row key, sorted by key so concurrent
@@ -68,10 +70,12 @@ impl<'a> Batch<'a> {
         for r in records {
             let v = Version::of(r);
             let key = (r.platform.as_str(), r.external_id.as_str());
-            let entry = content.entry(key).or_insert(ContentFold { live: None, tomb: None });
+            let entry =
+                content.entry(key).or_insert(ContentFold { live: None, tomb: None, removed_at: None });
             if r.deleted {
                 if entry.tomb.as_ref().is_none_or(|t| *t < v) {
                     entry.tomb = Some(v);
+                    entry.removed_at = r.removal.and_then(|x| x.at);
                 }
                 continue;
             }
@@ -100,6 +104,7 @@ impl<'a> Batch<'a> {
                 if let (Some(t), Some(l)) = (&f.tomb, f.live) {
                     if *t < Version::of(l) {
                         f.tomb = None;
+                        f.removed_at = None;
                     }
                 }
                 (k, f)
@@ -137,6 +142,7 @@ mod tests {
             posted_at: None,
             metadata: None,
             extra: None,
+            removal: None,
         }
     }
 

@@ -29,7 +29,7 @@ create temp table if not exists stage_content (
     view_count numeric, like_count numeric, comment_count numeric, share_count numeric,
     posted_at timestamptz, metadata text, extra text,
     creator_external_id text, community_external_id text, tags text[],
-    deleted_at timestamptz, deleted_scan_id text collate "C"
+    deleted_at timestamptz, deleted_scan_id text collate "C", removed_at timestamptz
 ) on commit delete rows;
 create temp table if not exists stage_winners (
     content_id bigint, platform text, external_id text, inserted boolean
@@ -42,13 +42,13 @@ create temp table if not exists stage_edges (
 /// COPY targets, column order matching the writer's encoding.
 /// COPY into the content staging table. The columns up to `extra` are also the tail of a
 /// row in [`COPY_NEW_CONTENT`]: a row's payload up to there is sent to either.
-pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, creator_external_id, community_external_id, tags, deleted_at, deleted_scan_id) from stdin";
+pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, creator_external_id, community_external_id, tags, deleted_at, deleted_scan_id, removed_at) from stdin";
 
 /// Content rows the first phase found absent, COPYed straight into `content` with the ids
 /// resolved by [`ENTITY_IDS`] and the tombstone already applied: no staging, no upsert.
 /// A row another session inserted since fails the COPY on the unique key, and the page is
 /// merged instead.
-pub const COPY_NEW_CONTENT: &str = "copy content (id, creator_id, community_id, deleted_at, deleted_scan_id, platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra) from stdin";
+pub const COPY_NEW_CONTENT: &str = "copy content (id, creator_id, community_id, deleted_at, deleted_scan_id, removed_at, platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra) from stdin";
 
 /// The tag edges of the rows of [`COPY_NEW_CONTENT`]: new content ids, so no edge exists.
 pub const COPY_NEW_EDGES: &str = "copy content_tags (content_id, tag_id) from stdin";
@@ -295,7 +295,10 @@ with incoming as (
                           then c.deleted_at end,
         deleted_scan_id = case when (c.deleted_at, c.deleted_scan_id)
                                     > (excluded.source_updated_at, excluded.source_scan_id)
-                               then c.deleted_scan_id end
+                               then c.deleted_scan_id end,
+        removed_at = case when (c.deleted_at, c.deleted_scan_id)
+                               > (excluded.source_updated_at, excluded.source_scan_id)
+                          then c.removed_at end
     where c.source_updated_at is null
        or (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
     returning c.id, c.platform, c.external_id, (c.xmax = 0) as inserted
@@ -342,10 +345,13 @@ on conflict do nothing
 ";
 
 /// Tombstones: `deleted_at` is set when the tombstone is newer than the newest live version
-/// and than any tombstone already recorded; other columns keep their last live values.
+/// and than any tombstone already recorded; other columns keep their last live values. A
+/// removal is a tombstone versioned just after the version it removed, with `removed_at`
+/// (the time of the removal; NULL for a record's own `deleted` flag). Returns, per row it
+/// changed, whether a removal did.
 pub const MERGE_CONTENT_TOMBSTONES: &str = "
-insert into content as c (platform, external_id, deleted_at, deleted_scan_id, synced_at)
-select s.platform, s.external_id, s.deleted_at, s.deleted_scan_id, now()
+insert into content as c (platform, external_id, deleted_at, deleted_scan_id, removed_at, synced_at)
+select s.platform, s.external_id, s.deleted_at, s.deleted_scan_id, s.removed_at, now()
 from stage_content s
 left join content e on e.platform = s.platform and e.external_id = s.external_id
 where s.deleted_at is not null
@@ -358,10 +364,12 @@ order by s.platform, s.external_id
 on conflict (platform, external_id) do update set
     deleted_at = excluded.deleted_at,
     deleted_scan_id = excluded.deleted_scan_id,
+    removed_at = excluded.removed_at,
     synced_at = excluded.synced_at
 where (excluded.deleted_at, excluded.deleted_scan_id)
         > (coalesce(c.source_updated_at, '-infinity'), coalesce(c.source_scan_id, ''))
   and (c.deleted_at is null or (excluded.deleted_at, excluded.deleted_scan_id) > (c.deleted_at, c.deleted_scan_id))
+returning (c.removed_at is not null)
 ";
 
 /// Quarantine: one row per (reason, raw record); seen again, nothing is added.

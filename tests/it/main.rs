@@ -16,6 +16,7 @@ mod lambda;
 mod merge_rules;
 mod pooler;
 mod privileges;
+mod removals;
 mod serve;
 mod shutdown;
 mod ssm;

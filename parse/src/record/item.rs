@@ -132,5 +132,6 @@ pub fn parse_item(
         posted_at,
         metadata,
         extra,
+        removal: None,
     })
 }

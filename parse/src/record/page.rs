@@ -3,7 +3,7 @@
 
 use super::item::parse_item;
 use super::rules::{Drift, Reject, RejectReason, Repairs};
-use super::Record;
+use super::{Record, Removal};
 use crate::attr::{write_item_dynamodb_json, Attr, Item};
 use crate::text::clean_text;
 use crate::time::{Day, Timestamp};
@@ -15,6 +15,14 @@ pub enum RawRecord {
     Item(Item),
     /// An export line the typed path already read into a record.
     Typed(Box<Typed>),
+    /// The removal of an item (an incremental export's delete, a stream's REMOVE), with
+    /// the item as it was (its old image): read as a tombstone of that version.
+    Removal {
+        /// The item as it was before the removal.
+        item: Item,
+        /// When and how it was removed.
+        removal: Removal,
+    },
     /// An export line that could not be read as an item.
     Unreadable {
         /// Why.
@@ -56,6 +64,10 @@ pub struct ParsedPage {
     pub skipped: u64,
     /// How the records' `updatedAt` stamps are written, by form.
     pub stamps: StampCounts,
+    /// Removals read (kept as tombstones, or left out: TTL expiries, outside the window).
+    pub removals: u64,
+    /// TTL expiries left out (`Filter::ttl_removals` not set).
+    pub ttl_removals_ignored: u64,
 }
 
 /// Records read per `updatedAt` form.
@@ -73,12 +85,16 @@ pub struct Filter {
     /// Keep only records whose partition day lies in this inclusive range (backfill of an
     /// export, which is not indexed by day).
     pub days: Option<(Day, Day)>,
+    /// Keep TTL expiries as tombstones (`--ttl-removals tombstone`); otherwise they are
+    /// counted and left out.
+    pub ttl_removals: bool,
 }
 
 impl Filter {
+    /// A removal is a change at the time it happened, whatever the version it removed.
     fn keeps(&self, r: &Record) -> bool {
-        let after_ok =
-            self.after.is_none_or(|l| r.updated_at > l) && self.until.is_none_or(|u| r.updated_at <= u);
+        let at = r.removal.and_then(|x| x.at).unwrap_or(r.updated_at);
+        let after_ok = self.after.is_none_or(|l| at > l) && self.until.is_none_or(|u| at <= u);
         let day_ok = self.days.is_none_or(|(from, to)| {
             let d = Day::parse(&r.partition).unwrap_or_else(|| r.updated_at.day());
             from <= d && d <= to
@@ -111,28 +127,53 @@ pub fn parse_page(partition: &str, raw: Vec<RawRecord>, filter: &Filter) -> Pars
                     page.skipped += 1;
                 }
             }
-            RawRecord::Item(item) => {
-                let parsed = parse_item(&item, partition, &mut page.repairs, &mut page.drift);
-                // Every record whose updatedAt parsed (rejects for other reasons included)
-                // counts its stamp form, classified by shape: it was parsed once above.
-                let stamp_ok = !matches!(
-                    parsed,
-                    Err(RejectReason::MissingUpdatedAt | RejectReason::UnparseableUpdatedAt)
-                );
-                if let (true, Some(Attr::S(u) | Attr::N(u))) =
-                    (stamp_ok, item.get(super::fields::UPDATED_AT.top[0]))
-                {
-                    *page.stamps.entry(crate::time::StampForm::of_parsed(u)).or_default() += 1;
-                }
-                match parsed {
-                    Ok(rec) if !filter.keeps(&rec) => page.skipped += 1,
-                    Ok(rec) => page.records.push(rec),
-                    Err(reason) => page.rejects.push(reject_item(&item, reason, partition, index)),
-                }
-            }
+            RawRecord::Item(item) => page.item(&item, None, partition, index, filter),
+            RawRecord::Removal { item, removal } => page.item(&item, Some(removal), partition, index, filter),
         }
     }
     page
+}
+
+impl ParsedPage {
+    /// Parses one item (or a removed item's old image) and keeps it if `filter` does.
+    fn item(
+        &mut self,
+        item: &Item,
+        removal: Option<Removal>,
+        partition: &str,
+        index: usize,
+        filter: &Filter,
+    ) {
+        let parsed = parse_item(item, partition, &mut self.repairs, &mut self.drift);
+        // Every record whose updatedAt parsed (rejects for other reasons included) counts its
+        // stamp form, classified by shape: it was parsed once above.
+        let stamp_ok =
+            !matches!(parsed, Err(RejectReason::MissingUpdatedAt | RejectReason::UnparseableUpdatedAt));
+        if let (true, Some(Attr::S(u) | Attr::N(u))) = (stamp_ok, item.get(super::fields::UPDATED_AT.top[0]))
+        {
+            *self.stamps.entry(crate::time::StampForm::of_parsed(u)).or_default() += 1;
+        }
+        match parsed {
+            Ok(mut rec) => {
+                if let Some(r) = removal {
+                    self.removals += 1;
+                    if r.by_ttl && !filter.ttl_removals {
+                        self.ttl_removals_ignored += 1;
+                        return;
+                    }
+                    rec.deleted = true;
+                    rec.updated_at = rec.updated_at.add_micros(1);
+                    rec.removal = Some(r);
+                }
+                if filter.keeps(&rec) {
+                    self.records.push(rec);
+                } else {
+                    self.skipped += 1;
+                }
+            }
+            Err(reason) => self.rejects.push(reject_item(item, reason, partition, index)),
+        }
+    }
 }
 
 pub(crate) fn reject_item(item: &Item, reason: RejectReason, partition: &str, index: usize) -> Reject {

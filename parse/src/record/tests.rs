@@ -214,7 +214,7 @@ fn records_at_or_before_the_window_bound_are_skipped_and_counted() {
             ("scanId", s("scan-2")),
         ]))),
     ];
-    let page = parse_page("2026-11-26", raw, &Filter { after: Some(at), until: None, days: None });
+    let page = parse_page("2026-11-26", raw, &Filter { after: Some(at), ..Filter::default() });
     assert_eq!(page.skipped, 1);
     assert_eq!(page.records.len(), 1);
     assert_eq!(page.records[0].scan_id, "scan-2");

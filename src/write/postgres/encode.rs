@@ -34,6 +34,8 @@ pub struct KeyedRows {
     /// Content only: the tombstone's version (NULL where the row has none).
     pub(super) tomb_at: Vec<Option<String>>,
     pub(super) tomb_scan: Vec<Option<String>>,
+    /// Content only: when the source removed the item, where the tombstone is a removal.
+    pub(super) removed_at: Vec<Option<String>>,
     /// Creators and communities: each row's version, for the writer's [`Known`] versions.
     pub(super) versions: Vec<Version>,
     /// Creators: handle, display name, follower count; communities: name (and two empty).
@@ -128,6 +130,7 @@ impl Keyed {
             scan: Vec::with_capacity(n),
             tomb_at: Vec::with_capacity(n),
             tomb_scan: Vec::with_capacity(n),
+            removed_at: Vec::new(),
             versions: Vec::new(),
             own: Default::default(),
             deleted: Vec::new(),
@@ -267,6 +270,7 @@ pub fn encode(batch: &Batch) -> Encoded {
             (Some(t), Some(l)) => *t > Version::of(l),
             (tomb, _) => tomb.is_some(),
         });
+        let removed_at = f.tomb.as_ref().and(f.removed_at).map(|t| t.to_pg());
         match &f.tomb {
             Some(v) => {
                 b.opt(tomb_at.as_deref());
@@ -277,6 +281,8 @@ pub fn encode(batch: &Batch) -> Encoded {
                 b.null();
             }
         }
+        b.opt(removed_at.as_deref());
+        ct.rows.removed_at.push(removed_at);
         ct.end_row();
     }
     Encoded { creators: cr.finish(), communities: cm.finish(), content: ct.finish() }

@@ -89,6 +89,8 @@ pub(super) struct NewRows {
     /// Rows written as the merges count them: a live row, plus its tombstone if applied.
     pub(super) content_rows: u64,
     pub(super) edge_rows: u64,
+    /// Rows inserted deleted by a removal.
+    pub(super) removals: u64,
 }
 
 /// Encodes the absent rows with the ids they reference: each row is what the merges would
@@ -178,6 +180,7 @@ pub(super) async fn new_rows(
     let mut content = CopyBuf::new();
     let mut edges = CopyBuf::new();
     let mut content_rows = 0;
+    let mut removals = 0;
     for &i in absent {
         let Some(id) = fresh.content_ids[i] else {
             return Err(crate::error::Error::internal(format!(
@@ -191,9 +194,10 @@ pub(super) async fn new_rows(
         if parts.tomb_applies[i] {
             b.opt(rows.tomb_at[i].as_deref());
             b.opt(rows.tomb_scan[i].as_deref());
+            b.opt(rows.removed_at[i].as_deref());
+            removals += u64::from(rows.removed_at[i].is_some());
         } else {
-            b.null();
-            b.null();
+            (0..3).for_each(|_| b.null());
         }
         let start = if i == 0 { 0 } else { rows.ends[i - 1] };
         b.encoded(&rows.data[start..parts.mids[i]]);
@@ -213,6 +217,7 @@ pub(super) async fn new_rows(
         edges: (edge_rows > 0).then(|| Bytes::from(edges.into_bytes())),
         content_rows,
         edge_rows,
+        removals,
     }))
 }
 
@@ -250,8 +255,9 @@ pub(super) async fn merge_content(
         let added = tx.execute(sql::INSERT_EDGES, &[]).await?;
         stats.content_tags += removed + added;
     }
-    let tombs = tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
-    stats.content += live + tombs;
+    let tombs = tx.query(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
+    stats.removals_applied += tombs.iter().filter(|r| r.get::<_, bool>(0)).count() as u64;
+    stats.content += live + tombs.len() as u64;
     Ok(())
 }
 

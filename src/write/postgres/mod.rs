@@ -223,6 +223,7 @@ impl PageWriter for PgWriter {
                     Ok(()) => {
                         stats.content = rows.content_rows;
                         stats.content_tags = rows.edge_rows;
+                        stats.removals_applied = rows.removals;
                     }
                     // Another session inserted one of these keys since the first phase:
                     // merge them instead, in a new transaction (this one is aborted).
