@@ -39,11 +39,15 @@ pub enum Checked {
         checkpoint: CheckpointConfig,
         /// The staleness threshold.
         max_age: Duration,
+        /// The lag beyond which a follower is stale.
+        max_lag: Duration,
         /// `--json`.
         json: bool,
     },
     /// `serve`.
     Serve(ServeConfig),
+    /// `follow`.
+    Follow(Box<crate::follow::FollowConfig>),
     /// `demo`.
     Demo(DemoConfig),
     /// `completions SHELL`.
@@ -82,8 +86,10 @@ impl Invocation {
             Command::Health(args) => Checked::Health {
                 checkpoint: args.checkpoint.config()?,
                 max_age: args.max_age.0,
+                max_lag: args.max_lag.0,
                 json: args.json,
             },
+            Command::Follow(args) => Checked::Follow(Box::new(args.config()?)),
             Command::Serve(args) => Checked::Serve(args.config()?),
             Command::Demo(args) => Checked::Demo(DemoConfig {
                 records: args.records,
@@ -192,11 +198,11 @@ async fn subcommand(inv: Invocation, stop: &Stop) -> Result<u8> {
             println!("{}", report.job.to_text());
             Ok(code)
         }
-        Checked::Health { checkpoint, max_age, json } => {
+        Checked::Health { checkpoint, max_age, max_lag, json } => {
             let result = async {
                 let client = Arc::new(db::connect(&target.url).await?);
                 let store = AnyCheckpoint::open(&checkpoint, client.clone(), &target.schema).await?;
-                health::check(&client, &target.schema, Some(&store), max_age).await
+                health::check(&client, &target.schema, Some(&store), max_age, max_lag).await
             }
             .await;
             Ok(match result {
@@ -223,6 +229,7 @@ async fn subcommand(inv: Invocation, stop: &Stop) -> Result<u8> {
             })
         }
         Checked::Serve(cfg) => crate::serve::serve(target, &cfg, stop).await,
+        Checked::Follow(cfg) => crate::follow::follow(target, &cfg, stop).await,
         Checked::Demo(cfg) => demo::demo(target, &cfg, stop).await.map_err(|e| e.context("demo failed")),
         Checked::Completions(shell) => {
             clap_complete::generate(shell, &mut Cli::command(), "scansync", &mut std::io::stdout());

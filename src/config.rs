@@ -265,16 +265,20 @@ pub struct MetricsConfig {
     pub addr: Option<SocketAddr>,
     /// `/healthz` says stale when the last successful run is older than this.
     pub max_age: Duration,
+    /// ... or a stream follower is further behind than this.
+    pub max_lag: Duration,
 }
 
 impl MetricsConfig {
     /// The default staleness threshold of `health` and `/healthz`: 3 hours.
     pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3 * 3600);
+    /// The default lag beyond which a follower is stale: a minute.
+    pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(60);
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { addr: None, max_age: Self::DEFAULT_MAX_AGE }
+        Self { addr: None, max_age: Self::DEFAULT_MAX_AGE, max_lag: Self::DEFAULT_MAX_LAG }
     }
 }
 

@@ -118,7 +118,14 @@ pub async fn demo(target: &Target, cfg: &DemoConfig, stop: &Stop) -> Result<u8> 
         "tables in {schema}: content {} ({} tombstoned), creators {}, communities {}, tags {}, content_tags {}, quarantine {}, schema_drift {}",
         c(0), c(1), c(2), c(3), c(4), c(5), c(6), c(7)
     );
-    let report = health::check(&admin, &schema, None::<&PgCheckpoint>, Duration::from_secs(3 * 3600)).await?;
+    let report = health::check(
+        &admin,
+        &schema,
+        None::<&PgCheckpoint>,
+        crate::config::MetricsConfig::DEFAULT_MAX_AGE,
+        crate::config::MetricsConfig::DEFAULT_MAX_LAG,
+    )
+    .await?;
     println!("health: {}", report.to_text());
     println!("\nlook around: psql {} -c 'select platform, external_id, caption, view_count from {schema}.content limit 5'", db::redact(url));
     Ok(status.max(report.status.exit_code()))

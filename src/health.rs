@@ -74,8 +74,47 @@ pub struct Report {
     /// interrupted (units left, no worker). A failed or interrupted job makes the verdict
     /// `failed` until it is resumed.
     pub backfills: Vec<crate::backfill::status::JobStatus>,
+    /// Stream followers of the schema (`scansync follow`), one per followed table.
+    pub followers: Vec<Follower>,
+    /// The lag beyond which a follower is stale.
+    pub max_lag: Duration,
     /// When the report was made.
     pub now: Timestamp,
+}
+
+/// A stream follower as its heartbeat left it (`streams`, `stream_gaps`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Follower {
+    /// The followed table.
+    pub table: String,
+    /// Seconds since its last heartbeat (`None`: it never beat).
+    pub heartbeat_age: Option<f64>,
+    /// The most behind open shard's lag, in seconds, at that heartbeat.
+    pub lag: Option<f64>,
+    /// Open shards being read.
+    pub open_shards: i32,
+    /// Gaps not healed yet.
+    pub gaps_open: i64,
+    /// Of those, the ones whose heal failed, with the last error.
+    pub heal_error: Option<String>,
+}
+
+/// A follower whose heartbeat is older than this is not running.
+pub const FOLLOWER_GONE: Duration = Duration::from_secs(60);
+
+impl Follower {
+    /// Alive (a recent heartbeat) and no further behind than `max_lag`.
+    pub fn is_fresh(&self, max_lag: Duration) -> bool {
+        self.heartbeat_age.is_some_and(|a| a <= FOLLOWER_GONE.as_secs_f64())
+            && self.lag.unwrap_or(0.0) <= max_lag.as_secs_f64()
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "table": self.table, "heartbeat_age_seconds": self.heartbeat_age, "lag_seconds": self.lag,
+            "open_shards": self.open_shards, "gaps_open": self.gaps_open, "heal_error": self.heal_error,
+        })
+    }
 }
 
 impl Report {
@@ -110,6 +149,8 @@ impl Report {
                 "epoch_stamps_24h": self.epoch_stamps,
             },
             "backfill_jobs": self.backfills.iter().map(|j| j.to_json()).collect::<Vec<_>>(),
+            "followers": self.followers.iter().map(Follower::to_json).collect::<Vec<_>>(),
+            "max_lag_seconds": self.max_lag.as_secs_f64(),
         })
         .to_string()
     }
@@ -148,6 +189,21 @@ impl Report {
         for j in &self.backfills {
             out.push_str(&format!("\n  backfill {}", j.to_text().replace('\n', "\n  ")));
         }
+        for f in &self.followers {
+            let beat = f.heartbeat_age.map_or("never".to_string(), |a| format!("{a:.0} s ago"));
+            let lag = f.lag.map_or("unknown".to_string(), |l| format!("{l:.1} s"));
+            let state = if f.is_fresh(self.max_lag) { "following" } else { "STALE" };
+            out.push_str(&format!(
+                "\n  follower of {}: {state}, heartbeat {beat}, lag {lag} (threshold {:.0} s), {} open shards, {} gaps to heal",
+                f.table,
+                self.max_lag.as_secs_f64(),
+                f.open_shards,
+                f.gaps_open
+            ));
+            if let Some(e) = &f.heal_error {
+                out.push_str(&format!("\n    a gap could not be healed: {e}"));
+            }
+        }
         match &self.checkpoint {
             Ok(Some(c)) => out.push_str(&format!("\n  checkpoint: {c}")),
             Ok(None) => out.push_str("\n  checkpoint: none yet"),
@@ -163,6 +219,7 @@ pub async fn check<C: CheckpointStore>(
     schema: &str,
     store: Option<&C>,
     max_age: Duration,
+    max_lag: Duration,
 ) -> Result<Report> {
     let q = quoted_schema(schema)?;
     let now = Timestamp::now();
@@ -178,6 +235,8 @@ pub async fn check<C: CheckpointStore>(
         epoch_stamps: 0,
         checkpoint: Ok(None),
         backfills: Vec::new(),
+        followers: Vec::new(),
+        max_lag,
         now,
     };
     if !exists {
@@ -250,14 +309,53 @@ pub async fn check<C: CheckpointStore>(
         .into_iter()
         .filter(|j| j.state != "done")
         .collect();
+    report.followers = followers(client, &q).await?;
     let backfill_failed = report.backfills.iter().any(|j| j.state == "failed" || j.state == "interrupted");
+    let heal_failed = report.followers.iter().any(|f| f.heal_error.is_some());
+    let follower_stale = report.followers.iter().any(|f| !f.is_fresh(max_lag));
+    let following = !report.followers.is_empty() && !follower_stale;
     let max_age_micros = max_age.as_micros().min(i64::MAX as u128) as i64;
     report.status = match (&report.last_run, report.last_success) {
         (Some((s, ..)), _) if s == "failed" || s == "abandoned" => Status::Failed,
-        _ if backfill_failed => Status::Failed,
+        _ if backfill_failed || heal_failed => Status::Failed,
+        _ if follower_stale => Status::Stale,
+        // A follower that is alive and caught up keeps the store fresh whatever the syncs do.
+        _ if following => Status::Healthy,
         (_, None) => Status::NeverRan,
         (_, Some(t)) if now.0 - t.0 > max_age_micros => Status::Stale,
         _ => Status::Healthy,
     };
     Ok(report)
+}
+
+/// The followers of the schema, from their heartbeats and gaps (none before migration 4).
+async fn followers(client: &Client, q: &str) -> Result<Vec<Follower>> {
+    let exists: bool =
+        client.query_one("select to_regclass($1) is not null", &[&format!("{q}.streams")]).await?.get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            &format!(
+                "select s.table_name, extract(epoch from now() - s.heartbeat_at)::float8, s.lag_seconds, s.open_shards,
+                        (select count(*) from {q}.stream_gaps g where g.table_name = s.table_name and g.healed_at is null),
+                        (select g.heal_error from {q}.stream_gaps g where g.table_name = s.table_name
+                           and g.healed_at is null and g.heal_error is not null order by g.id desc limit 1)
+                 from {q}.streams s order by 1"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Follower {
+            table: r.get(0),
+            heartbeat_age: r.get(1),
+            lag: r.get(2),
+            open_shards: r.get(3),
+            gaps_open: r.get(4),
+            heal_error: r.get(5),
+        })
+        .collect())
 }

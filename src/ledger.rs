@@ -16,6 +16,10 @@ pub enum RunKind {
     Backfill,
     /// A run of `scansync demo`.
     Demo,
+    /// A stream follower's life (`scansync follow`).
+    Follow,
+    /// An index-path sync of a gap the follower found.
+    Heal,
 }
 
 impl RunKind {
@@ -25,36 +29,54 @@ impl RunKind {
             RunKind::Sync => "sync",
             RunKind::Backfill => "backfill",
             RunKind::Demo => "demo",
+            RunKind::Follow => "follow",
+            RunKind::Heal => "heal",
         }
     }
 }
 
-/// Inserts a `running` row and returns its id.
-pub async fn start(client: &Client, schema: &str, kind: RunKind, started: Timestamp) -> Result<i64> {
+/// Inserts a `running` row (for `target`, the followed table, where one is concerned) and
+/// returns its id.
+pub async fn start(
+    client: &Client,
+    schema: &str,
+    kind: RunKind,
+    started: Timestamp,
+    target: Option<&str>,
+) -> Result<i64> {
     let sql = format!(
-        "insert into {}.sync_runs (kind, status, started_at) values ($1, 'running', $2::text::timestamptz) returning id",
+        "insert into {}.sync_runs (kind, status, started_at, target) values ($1, 'running', $2::text::timestamptz, $3) returning id",
         quoted_schema(schema)?
     );
-    let row = client.query_one(&sql, &[&kind.as_str(), &started.to_pg()]).await?;
+    let row = client.query_one(&sql, &[&kind.as_str(), &started.to_pg(), &target]).await?;
     Ok(row.get(0))
 }
 
 /// Marks the `running` rows of processes that ended without finishing (killed, host lost)
 /// as `abandoned`, and returns how many it marked. A backfill worker's row is such when the
 /// worker no longer holds its advisory lock; a sync or demo row when `holds_run_lock` (the
-/// caller holds the run lock, so no other sync is running).
-pub async fn abandon_stale(client: &Client, schema: &str, holds_run_lock: bool) -> Result<u64> {
+/// caller holds the run lock, so no other sync is running); a follower's (and its heals')
+/// when no follower of its table holds the lock, or when the caller is the follower of that
+/// table (`follower_of`: it holds the lock, so those rows are a dead process's).
+pub async fn abandon_stale(
+    client: &Client,
+    schema: &str,
+    holds_run_lock: bool,
+    follower_of: Option<&str>,
+) -> Result<u64> {
     let q = quoted_schema(schema)?;
     let sql = format!(
         "update {q}.sync_runs r set status = 'abandoned', finished_at = now(),
             error = coalesce(error, 'the process ended without finishing the run (killed, or its host was lost); found by a later run')
          where status = 'running'
-           and (($1 and kind <> 'backfill')
+           and (($1 and kind in ('sync', 'demo'))
                 or (kind = 'backfill' and not exists (
-                    select 1 from {q}.backfill_workers w where w.run_id = r.id and {alive})))",
-        alive = crate::lock::worker_alive_sql("w", "$2")
+                    select 1 from {q}.backfill_workers w where w.run_id = r.id and {alive}))
+                or (kind in ('follow', 'heal') and (r.target = $3 or not {follower})))",
+        alive = crate::lock::worker_alive_sql("w", "$2"),
+        follower = crate::lock::held_sql(&crate::lock::follow_lock_sql("$2", "r.target")),
     );
-    Ok(client.execute(&sql, &[&holds_run_lock, &schema]).await?)
+    Ok(client.execute(&sql, &[&holds_run_lock, &schema, &follower_of]).await?)
 }
 
 /// The largest offset west of UTC (in minutes) seen by the last `runs` incremental runs, and

@@ -86,8 +86,10 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
     // Lock first: a second run must do no work at all, not even a migration.
     let lock = lock::acquire(&target.url, &target.schema).await?;
     let budget = req.tuning.retry_budget;
-    let admin = prepare(target, budget, Prepare { holds_run_lock: true, repair_bulk: true }).await?;
-    let run_id = open(&admin, target, req.kind, started, budget).await?;
+    let admin =
+        prepare(target, budget, Prepare { holds_run_lock: true, repair_bulk: true, follower_of: None })
+            .await?;
+    let run_id = open(&admin, target, req.kind, started, budget, None).await?;
     let sink = Arc::new(PgSink::new(&target.url, &target.schema, Some(run_id))?);
     let mut hooks = req.hooks;
     hooks.lock = Some(lock.watch());
@@ -108,13 +110,16 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
 }
 
 /// What [`prepare`] does besides the migrations.
-#[derive(Debug, Clone, Copy)]
-pub struct Prepare {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prepare<'a> {
     /// The caller holds the run lock: every `running` sync or demo row is a dead process's.
     /// (Without it, only backfill rows whose worker is gone are marked abandoned.)
     pub holds_run_lock: bool,
     /// Put back what a bulk load killed midway left off (a bulk worker decides itself).
     pub repair_bulk: bool,
+    /// The caller is the follower of this table (it holds that lock): the table's `running`
+    /// follow and heal rows are a dead process's.
+    pub follower_of: Option<&'a str>,
 }
 
 /// Prepares the store for a run, on a connection of its own: the migrations, the repair of
@@ -122,7 +127,7 @@ pub struct Prepare {
 /// answered once (the lock, or the first connection): from here a lost connection (a reset,
 /// a restart) is retried within the budget, as a page's would be. Every step may run again
 /// (migrations and the repair are idempotent).
-pub async fn prepare(target: &Target, budget: Duration, what: Prepare) -> Result<Arc<Client>> {
+pub async fn prepare(target: &Target, budget: Duration, what: Prepare<'_>) -> Result<Arc<Client>> {
     let step = || async move {
         let mut admin = db::connect(&target.url).await?;
         schema::migrate(&mut admin, &target.schema).await?;
@@ -132,7 +137,8 @@ pub async fn prepare(target: &Target, budget: Duration, what: Prepare) -> Result
                 tracing::error!(error = %e, "the foreign keys could not be restored");
             }
         }
-        let abandoned = ledger::abandon_stale(&admin, &target.schema, what.holds_run_lock).await?;
+        let abandoned =
+            ledger::abandon_stale(&admin, &target.schema, what.holds_run_lock, what.follower_of).await?;
         if abandoned > 0 {
             tracing::warn!(
                 runs = abandoned,
@@ -157,6 +163,7 @@ pub async fn open(
     kind: RunKind,
     started: Timestamp,
     budget: Duration,
+    table: Option<&str>,
 ) -> Result<i64> {
     let mut state = (admin.clone(), target);
     Retry::within(budget)
@@ -167,7 +174,7 @@ pub async fn open(
                     if admin.is_closed() {
                         *admin = Arc::new(db::connect(&target.url).await?);
                     }
-                    ledger::start(admin, &target.schema, kind, started).await
+                    ledger::start(admin, &target.schema, kind, started, table).await
                 })
             },
             |e, attempt, _| tracing::warn!(error = %e, attempt, "opening the run's ledger row failed, retrying"),

@@ -119,6 +119,26 @@ pub fn worker_alive_sql(w: &str, schema_param: &str) -> String {
     held_sql(&format!("'scansync-backfill-worker:' || {schema_param}::text || ':' || {w}.id"))
 }
 
+/// The lock name of the follower of `table` in `schema`: one follower per table.
+pub fn follow_lock_name(schema: &str, table: &str) -> String {
+    format!("scansync-follow:{schema}:{table}")
+}
+
+/// [`follow_lock_name`] as a SQL text expression of a schema and a table expression.
+pub fn follow_lock_sql(schema_param: &str, table: &str) -> String {
+    format!("'scansync-follow:' || {schema_param}::text || ':' || {table}")
+}
+
+/// Takes the lock of the follower of `table`, or fails at once with [`Kind::Locked`].
+pub async fn acquire_follower(url: &str, schema: &str, table: &str) -> Result<RunLock> {
+    take(url, &follow_lock_name(schema, table)).await?.ok_or_else(|| {
+        Error::new(
+            Kind::Locked,
+            format!("another follower of table {table} holds the lock of schema {schema}; nothing was done (one follower per table)"),
+        )
+    })
+}
+
 /// Takes the lock of backfill worker `id` (fresh ids are never held, so this only fails if
 /// the connection does).
 pub async fn acquire_worker(url: &str, schema: &str, id: i64) -> Result<RunLock> {

@@ -50,6 +50,11 @@ pub struct Metrics {
     healthy: Gauge,
     /// Wakes the background probe: a run ended, the store's health may have changed.
     refresh: tokio::sync::Notify,
+    stream_lag: Family<Labels, Gauge<f64, AtomicU64>>,
+    stream_records: Counter,
+    stream_open_shards: Gauge,
+    stream_gaps: Counter,
+    stream_gaps_open: Gauge,
 }
 
 impl Default for Metrics {
@@ -78,6 +83,11 @@ impl Metrics {
             checkpoint_age: Gauge::default(),
             healthy: Gauge::default(),
             refresh: tokio::sync::Notify::new(),
+            stream_lag: Family::default(),
+            stream_records: Counter::default(),
+            stream_open_shards: Gauge::default(),
+            stream_gaps: Counter::default(),
+            stream_gaps_open: Gauge::default(),
         };
         r.register("runs", "Runs by kind and outcome (succeeded, failed, cancelled, locked)", m.runs.clone());
         r.register("records_read", "Records read by committed pages", m.records.clone());
@@ -108,6 +118,19 @@ impl Metrics {
             m.checkpoint_age.clone(),
         );
         r.register("healthy", "1 when `health` says healthy, else 0", m.healthy.clone());
+        r.register(
+            "stream_lag_seconds",
+            "Per open shard: now minus the last applied record's time, 0 while caught up (follow)",
+            m.stream_lag.clone(),
+        );
+        r.register("stream_records_applied", "Stream records applied (follow)", m.stream_records.clone());
+        r.register("stream_open_shards", "Open shards being read (follow)", m.stream_open_shards.clone());
+        r.register(
+            "stream_gaps",
+            "Gaps found: time ranges the stream could not give (follow)",
+            m.stream_gaps.clone(),
+        );
+        r.register("stream_gaps_open", "Gaps not healed yet (follow)", m.stream_gaps_open.clone());
         *m.registry.lock().expect("registry poisoned") = r;
         m
     }
@@ -154,6 +177,20 @@ impl Metrics {
         }
     }
 
+    /// Sets the follower's metrics: the lag of each open shard (the others are dropped), and
+    /// the records applied and gaps found so far (totals of this process).
+    pub fn set_follow(&self, lags: &[(String, f64)], records: u64, gaps: u64, gaps_open: i64) {
+        self.stream_lag.clear();
+        for (shard, lag) in lags {
+            self.stream_lag.get_or_create(&vec![("shard".to_string(), shard.clone())]).set(*lag);
+        }
+        self.stream_open_shards.set(lags.len() as i64);
+        let bump = |c: &Counter, total: u64| c.inc_by(total.saturating_sub(c.get()));
+        bump(&self.stream_records, records);
+        bump(&self.stream_gaps, gaps);
+        self.stream_gaps_open.set(gaps_open);
+    }
+
     /// The histogram a run observes each committed page's write time into.
     pub fn page_seconds(&self) -> Histogram {
         self.page_seconds.clone()
@@ -189,6 +226,8 @@ pub struct Probe {
     pub checkpoint: CheckpointConfig,
     /// The staleness threshold of `/healthz`.
     pub max_age: Duration,
+    /// The lag beyond which a follower is stale.
+    pub max_lag: Duration,
 }
 
 impl Probe {
@@ -198,7 +237,7 @@ impl Probe {
         }
         let c = client.clone().expect("connected above");
         let store = AnyCheckpoint::open(&self.checkpoint, c.clone(), &self.target.schema).await?;
-        health::check(&c, &self.target.schema, Some(&store), self.max_age).await
+        health::check(&c, &self.target.schema, Some(&store), self.max_age, self.max_lag).await
     }
 
     /// Reads the store's health every [`PROBE_EVERY`], and at once when a run ends, into
@@ -241,7 +280,12 @@ pub fn start(
 ) -> Result<Option<Arc<Metrics>>> {
     let Some(addr) = cfg.addr else { return Ok(None) };
     let metrics = Arc::new(Metrics::new());
-    let probe = Probe { target: target.clone(), checkpoint: checkpoint.clone(), max_age: cfg.max_age };
+    let probe = Probe {
+        target: target.clone(),
+        checkpoint: checkpoint.clone(),
+        max_age: cfg.max_age,
+        max_lag: cfg.max_lag,
+    };
     serve_http(addr, metrics.clone(), probe)?;
     Ok(Some(metrics))
 }

@@ -121,6 +121,38 @@ pub async fn incremental<S: Source, K: Sink, C: CheckpointStore>(
     Outcome { plan: Some(plan), stats, result, notes }
 }
 
+/// Runs the pipeline over an explicit range (`plan`, from [`crate::window::range`]): the
+/// records with `updatedAt` in `(plan.after, plan.until]`, read through the index as an
+/// incremental run reads, without touching any checkpoint.
+pub async fn range<S: Source, K: Sink>(
+    source: Arc<S>,
+    sink: Arc<K>,
+    plan: Plan,
+    tuning: Tuning,
+    hooks: Hooks,
+) -> Outcome {
+    let units = match source.units(&plan.days, Some(&plan.bounds)).await {
+        Ok(u) => u,
+        Err(e) => {
+            return Outcome {
+                plan: Some(plan),
+                stats: RunStats::default(),
+                result: Err(e),
+                notes: Vec::new(),
+            }
+        }
+    };
+    let ttl_removals = tuning.ttl_removals == TtlRemovals::Tombstone;
+    let filter = Filter { after: Some(plan.after), until: plan.until, days: None, ttl_removals };
+    let cfg = PipelineConfig { tuning, units, job: None, bounds: Some(plan.bounds.clone()), filter, hooks };
+    let (stats, result) = execute(source, sink.clone(), cfg).await;
+    let result = match result {
+        Ok(()) => sink.make_durable().await,
+        Err(e) => Err(e),
+    };
+    Outcome { plan: Some(plan), stats, result, notes: Vec::new() }
+}
+
 /// Runs the pipeline over whole day partitions (`days`: inclusive range; `None`: every
 /// record the source has), without the `updatedAt` filter and without touching any
 /// checkpoint.

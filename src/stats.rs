@@ -75,6 +75,26 @@ pub struct RunStats {
 }
 
 impl RunStats {
+    /// Adds a committed page: what it read (`page`) and what it changed (`written`).
+    pub fn add_page(&mut self, page: &crate::parse::ParsedPage, written: &WriteStats) {
+        self.pages += 1;
+        self.read += page.read;
+        self.skipped += page.skipped;
+        self.removals += page.removals;
+        self.ttl_removals_ignored += page.ttl_removals_ignored;
+        for r in &page.rejects {
+            *self.rejects.entry(r.reason.code()).or_default() += 1;
+        }
+        self.repairs.merge(&page.repairs);
+        for (k, n) in &page.drift {
+            *self.drift.entry(k.clone()).or_default() += n;
+        }
+        for (f, n) in &page.stamps {
+            *self.stamps.entry(*f).or_default() += n;
+        }
+        self.written.merge(written);
+    }
+
     /// Returns the reject counts as a JSON object text.
     pub fn rejects_json(&self) -> String {
         let m: serde_json::Map<String, serde_json::Value> =

@@ -7,7 +7,11 @@ use crate::shutdown::Stop;
 /// Prints a run's summary for people.
 pub fn print(label: &str, o: &Outcome) {
     let s = &o.stats;
-    let status = if o.result.is_ok() { "succeeded" } else { "FAILED" };
+    let status = match &o.result {
+        Ok(()) => "succeeded",
+        Err(e) if e.kind() == crate::error::Kind::Cancelled => "stopped",
+        Err(_) => "FAILED",
+    };
     println!(
         "{label} {status} in {:.2} s: {} records read ({:.0} records/s), {} pages, {} outside the window",
         s.elapsed.as_secs_f64(),

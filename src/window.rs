@@ -47,6 +47,22 @@ pub fn plan(checkpoint: Option<Timestamp>, now: Timestamp, cfg: &WindowConfig) -
     Plan { checkpoint, after, until, bounds, days }
 }
 
+/// Plans an explicit range: records with `updatedAt` in `(after, until]`, read from the index
+/// with the margins of `cfg` (a gap healed by the follower, a verify of some days). No
+/// checkpoint is involved.
+pub fn range(after: Timestamp, until: Timestamp, cfg: &WindowConfig) -> Plan {
+    let first = after.day().plus(-i64::from(cfg.overlap_days));
+    let last = until.day().max(first);
+    let days = (first.0..=last.0).map(Day).collect();
+    let bounds = KeyBounds {
+        after,
+        margin: micros(cfg.offset_margin),
+        until,
+        cap: Some(until.add_micros(MAX_EAST_OFFSET + 1_000_000)),
+    };
+    Plan { checkpoint: None, after, until: Some(until), bounds, days }
+}
+
 /// The `updatedAt` key bounds of an incremental fetch.
 ///
 /// The index's sort key is a string, and writers stamp `updatedAt` in many forms: `Z` or

@@ -119,8 +119,7 @@ pub async fn run(
     let q = quoted_schema(schema)?;
     let budget = cfg.tuning.retry_budget;
     // A bulk worker decides about the keys itself, below.
-    let admin =
-        lifecycle::prepare(target, budget, Prepare { holds_run_lock: false, repair_bulk: false }).await?;
+    let admin = lifecycle::prepare(target, budget, Prepare::default()).await?;
 
     let mut tuning = cfg.tuning;
     let mut source = AnySource::open(&cfg.source, &tuning).await?;
@@ -170,7 +169,7 @@ pub async fn run(
         crate::bulk::repair(&admin, schema).await?;
         None
     };
-    let run_id = lifecycle::open(&admin, target, RunKind::Backfill, started, budget).await?;
+    let run_id = lifecycle::open(&admin, target, RunKind::Backfill, started, budget, None).await?;
     let worker_name = format!("{}:{}", hostname(), std::process::id());
     let worker_id: i64 = admin
         .query_one(

@@ -213,11 +213,16 @@ pub struct MetricsArgs {
     /// /healthz says stale when the last successful run is older than this.
     #[arg(long, env = "SCANSYNC_MAX_AGE", default_value_t = Span(MetricsConfig::DEFAULT_MAX_AGE), value_parser = values::max_age)]
     pub max_age: Span,
+    /// /healthz says stale when a stream follower (`scansync follow`) is further behind
+    /// than this (now minus its last applied record's time), or its heartbeat is older than
+    /// a minute.
+    #[arg(long, env = "SCANSYNC_MAX_LAG", default_value_t = Span(MetricsConfig::DEFAULT_MAX_LAG), value_parser = values::max_age)]
+    pub max_lag: Span,
 }
 
 impl MetricsArgs {
     /// The endpoint these flags ask for.
     pub fn config(&self) -> MetricsConfig {
-        MetricsConfig { addr: self.metrics_addr, max_age: self.max_age.0 }
+        MetricsConfig { addr: self.metrics_addr, max_age: self.max_age.0, max_lag: self.max_lag.0 }
     }
 }

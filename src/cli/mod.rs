@@ -12,6 +12,7 @@ use crate::config::{
     BackfillConfig, BulkMode, Choice, LogFormat, MetricsConfig, ProgressMode, SyncConfig, Target,
 };
 use crate::error::{Error, Result};
+use crate::follow::FollowTuning;
 use crate::time::Day;
 pub use args::{CheckpointArgs, MetricsArgs, SourceArgs, SourceKind, TuningArgs, WindowArgs};
 use clap::{Args, Parser, Subcommand};
@@ -135,6 +136,9 @@ pub enum Command {
     /// Run the incremental sync on a schedule in one long-running process (a Kubernetes
     /// Deployment, a systemd service), with Prometheus /metrics, /healthz and /livez.
     Serve(ServeArgs),
+    /// Follow the table's DynamoDB stream: every write in the store within seconds, whatever
+    /// its writer stamped, removals included (docs/follow.md). One follower per table.
+    Follow(FollowArgs),
     /// Sync a bundled sample of dirty records into a demo schema, twice, then run health;
     /// with --records N, sync N generated dirty records instead, with a progress bar.
     Demo(DemoArgs),
@@ -311,12 +315,94 @@ impl ServeArgs {
     }
 }
 
+/// Flags of `follow`.
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// The DynamoDB table whose stream is followed (its view type NEW_AND_OLD_IMAGES, or
+    /// NEW_IMAGE, whose removals cannot be applied).
+    #[arg(long, env = "SCANSYNC_TABLE")]
+    pub table: Option<String>,
+    /// The table's date-partition GSI: gaps the stream cannot give (a trimmed shard, a
+    /// follower down for more than 24 h, the hand-off from the index path) are healed by an
+    /// index-path sync of exactly their range.
+    #[arg(long, env = "SCANSYNC_INDEX", default_value = crate::config::DEFAULT_INDEX)]
+    pub index: String,
+    /// The wait after a read that found nothing new, doubled while reads stay empty up to
+    /// --max-poll (10ms to 10s).
+    #[arg(long, env = "SCANSYNC_POLL", default_value_t = Span(FollowTuning::default().poll), value_parser = values::poll)]
+    pub poll: Span,
+    /// The longest wait between two reads of an idle shard (10ms to 1m).
+    #[arg(long, env = "SCANSYNC_MAX_POLL", default_value_t = Span(FollowTuning::default().max_poll), value_parser = values::max_poll)]
+    pub max_poll: Span,
+    /// How often the stream's shards are listed (new shards, closed ones; 1s to 10m).
+    #[arg(long, env = "SCANSYNC_DISCOVER_EVERY", default_value_t = Span(FollowTuning::default().discover_every), value_parser = values::discover_every)]
+    pub discover_every: Span,
+    /// Subtracted from a gap's start when it is healed through the index (at most 7d).
+    #[arg(long, env = "SCANSYNC_LOOKBACK", default_value_t = Span(crate::config::WindowConfig::DEFAULT.lookback), value_parser = values::lookback)]
+    pub lookback: Span,
+    /// How far below a gap's range the index is read (see `sync --offset-margin`).
+    #[arg(long, env = "SCANSYNC_OFFSET_MARGIN", default_value_t = Span(crate::config::WindowConfig::DEFAULT.offset_margin), value_parser = values::offset_margin)]
+    pub offset_margin: Span,
+    #[command(flatten)]
+    /// Where the index path's checkpoint lives (for the hand-off gap).
+    pub checkpoint: CheckpointArgs,
+    #[command(flatten)]
+    /// Writers, retries, TTL expiries (--page-size is GetRecords' Limit, at most 1000).
+    pub tuning: TuningArgs,
+    #[command(flatten)]
+    /// Prometheus metrics and health over HTTP.
+    pub metrics: MetricsArgs,
+}
+
+impl FollowArgs {
+    /// The follower these flags describe, checked.
+    pub fn config(&self) -> Result<crate::follow::FollowConfig> {
+        let table = self.table.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            Error::config("follow needs --table NAME (or SCANSYNC_TABLE): the table whose stream is followed")
+        })?;
+        if self.max_poll < self.poll {
+            return Err(Error::config(format!(
+                "--max-poll {} is shorter than --poll {}: make it at least as long",
+                self.max_poll, self.poll
+            )));
+        }
+        let tuning = self.tuning.config();
+        let follow = FollowTuning {
+            poll: self.poll.0,
+            max_poll: self.max_poll.0,
+            limit: tuning.page_size.min(1000) as i32,
+            discover_every: self.discover_every.0,
+            retry_budget: tuning.retry_budget,
+            ttl_removals: tuning.ttl_removals == crate::config::TtlRemovals::Tombstone,
+        };
+        let window = crate::config::WindowConfig {
+            lookback: self.lookback.0,
+            offset_margin: self.offset_margin.0,
+            ..crate::config::WindowConfig::DEFAULT
+        };
+        Ok(crate::follow::FollowConfig {
+            table,
+            index: self.index.clone(),
+            window,
+            checkpoint: self.checkpoint.config()?,
+            tuning,
+            follow,
+            metrics: self.metrics.config(),
+        })
+    }
+}
+
 /// Flags of `health`.
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     /// A last successful run older than this is stale (e.g. 90m, 3h, 1d).
     #[arg(long, env = "SCANSYNC_MAX_AGE", default_value_t = Span(MetricsConfig::DEFAULT_MAX_AGE), value_parser = values::max_age)]
     pub max_age: Span,
+    /// A stream follower further behind than this (or whose heartbeat is older than a
+    /// minute) is stale; one that is alive and caught up keeps the store fresh whatever the
+    /// syncs do.
+    #[arg(long, env = "SCANSYNC_MAX_LAG", default_value_t = Span(MetricsConfig::DEFAULT_MAX_LAG), value_parser = values::max_age)]
+    pub max_lag: Span,
     /// Print JSON for machines instead of text.
     #[arg(long, env = "SCANSYNC_HEALTH_JSON")]
     pub json: bool,

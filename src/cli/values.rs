@@ -129,6 +129,39 @@ duration_flag!(
     progress_every, at least 1s, Duration::from_secs(3600), "progress lines are for people; use 1s to 1h"
 );
 
+/// A duration between `min` and `max`.
+fn between(s: &str, min: Duration, max: Duration, why: &str) -> Result<Span, String> {
+    match bounded(s, max, why)? {
+        d if d.0 < min => Err(format!("{}: must be at least {}", s.trim(), Span(min))),
+        d => Ok(d),
+    }
+}
+
+/// `--poll`: 10 ms to 10 s.
+pub fn poll(s: &str) -> Result<Span, String> {
+    between(s, Duration::from_millis(10), Duration::from_secs(10), "a follower polls within seconds")
+}
+
+/// `--max-poll`: 10 ms to a minute.
+pub fn max_poll(s: &str) -> Result<Span, String> {
+    between(
+        s,
+        Duration::from_millis(10),
+        Duration::from_secs(60),
+        "an idle shard is read at least every minute",
+    )
+}
+
+/// `--discover-every`: 1 s to 10 minutes.
+pub fn discover_every(s: &str) -> Result<Span, String> {
+    between(
+        s,
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+        "new shards appear every 4 hours at least; use 1s to 10m",
+    )
+}
+
 /// `--max-window`: 1 minute to 30 days.
 pub fn max_window(s: &str) -> Result<Span, String> {
     match bounded(s, Duration::from_secs(30 * DAY), "history beyond that is loaded with `scansync backfill`")?

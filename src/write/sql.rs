@@ -379,6 +379,17 @@ select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[],
 on conflict (reason, md5(raw)) do nothing
 ";
 
+/// A stream shard's position, in the page's own transaction: it moves only forward, and only
+/// from where this follower left it ($1 stream ARN, $2 shard id, $3 the page's last sequence
+/// number, $4 its approximate time, $5 records). Sequence numbers are decimal digits of any
+/// length: compared as numbers.
+pub const ADVANCE_SHARD: &str = "
+update stream_shards set position = $3, last_record_at = coalesce($4::text::timestamptz, last_record_at),
+       records = records + $5, updated_at = now()
+where stream_arn = $1 and shard_id = $2 and state = 'open'
+  and (position is null or position::numeric < $3::text::numeric)
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;

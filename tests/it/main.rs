@@ -9,6 +9,7 @@ mod deploy;
 mod differential;
 mod durability;
 mod export;
+mod follow;
 mod hardening;
 mod health;
 mod jsonb_property;

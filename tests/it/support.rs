@@ -109,18 +109,32 @@ pub async fn recent_table(n: usize) -> Table {
     table
 }
 
-/// A DynamoDB table on dynalite with the date-partition GSI.
+/// A DynamoDB table with the date-partition GSI: on dynalite, or on DynamoDB Local with a
+/// stream.
 pub struct Table {
     /// The table name.
     pub name: String,
     /// A client for loading items.
     pub client: aws_sdk_dynamodb::Client,
+    /// The server's endpoint.
+    pub endpoint: String,
 }
 
 impl Table {
-    /// Creates a fresh table.
+    /// Creates a fresh table on dynalite.
     pub async fn new() -> Self {
-        let client = aws_sdk_dynamodb::Client::from_conf(sdk_config(&env("SCANSYNC_TEST_DYNAMODB_URL")));
+        Self::create(&env("SCANSYNC_TEST_DYNAMODB_URL"), None).await
+    }
+
+    /// Creates a fresh table on AWS's DynamoDB Local, with a stream of `view` (None: no
+    /// stream).
+    pub async fn streamed(view: Option<aws_sdk_dynamodb::types::StreamViewType>) -> Self {
+        Self::create(&env("SCANSYNC_TEST_DDBLOCAL_URL"), view).await
+    }
+
+    /// Creates a fresh table on the server at `endpoint`.
+    pub async fn create(endpoint: &str, view: Option<aws_sdk_dynamodb::types::StreamViewType>) -> Self {
+        let client = aws_sdk_dynamodb::Client::from_conf(sdk_config(endpoint));
         let name = format!("scans_{}", unique());
         let attr = |n: &str| {
             AttributeDefinition::builder()
@@ -154,6 +168,13 @@ impl Table {
                     .build()
                     .unwrap(),
             )
+            .set_stream_specification(view.map(|v| {
+                aws_sdk_dynamodb::types::StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(v)
+                    .build()
+                    .unwrap()
+            }))
             .send()
             .await
             .expect("create table");
@@ -168,7 +189,27 @@ impl Table {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert_eq!(status.as_deref(), Some("ACTIVE"), "table {name} did not become active in 20 s");
-        Table { name, client }
+        Table { name, client, endpoint: endpoint.to_string() }
+    }
+
+    /// Deletes the item of scan id `scan`.
+    pub async fn delete(&self, scan: &str) {
+        self.client
+            .delete_item()
+            .table_name(&self.name)
+            .key("scanId", aws_sdk_dynamodb::types::AttributeValue::S(scan.to_string()))
+            .send()
+            .await
+            .expect("delete item");
+    }
+
+    /// The binary's command line against the database at `url`, with this table's server
+    /// as both the DynamoDB and the DynamoDB Streams endpoint.
+    pub fn command(&self, url: &str, args: &[&str]) -> std::process::Command {
+        let mut cmd = command(url, args);
+        cmd.env("AWS_ENDPOINT_URL_DYNAMODB", &self.endpoint)
+            .env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", &self.endpoint);
+        cmd
     }
 
     /// Writes items with BatchWriteItem, retrying unprocessed items.
@@ -544,4 +585,23 @@ impl Drop for Pooler {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Asserts two table dumps are equal, showing only the rows that differ (a whole dump is
+/// too long to read).
+pub fn assert_same_rows(got: &[String], want: &[String], what: &str) {
+    if got == want {
+        return;
+    }
+    let (g, w): (std::collections::BTreeSet<&String>, std::collections::BTreeSet<&String>) =
+        (got.iter().collect(), want.iter().collect());
+    let extra: Vec<&&String> = g.difference(&w).take(8).collect();
+    let missing: Vec<&&String> = w.difference(&g).take(8).collect();
+    panic!(
+        "{what}: {} rows against {} wanted; {} extra, e.g. {extra:#?}; {} missing, e.g. {missing:#?}",
+        got.len(),
+        want.len(),
+        g.difference(&w).count(),
+        w.difference(&g).count()
+    );
 }

@@ -20,6 +20,23 @@ pub struct PgPage {
     pub(super) q_origin: Vec<String>,
 }
 
+/// Where a stream shard was read up to, written in the same transaction as the page that
+/// covers it ([`super::PgWriter::write_at`]): the page and its position can never disagree,
+/// so a follower killed at any moment re-reads at most the page in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPosition {
+    /// The stream.
+    pub stream_arn: String,
+    /// The shard.
+    pub shard_id: String,
+    /// The last sequence number the page holds.
+    pub sequence: String,
+    /// Its `ApproximateCreationDateTime` (PostgreSQL text form), if known.
+    pub last_at: Option<String>,
+    /// Stream records the page holds.
+    pub records: i64,
+}
+
 /// The rows of one table: each row's key and version(s) for the first phase of a page
 /// ([`fresh_rows`]); for content, their COPY payload and where each row ends in it; for
 /// creators and communities, their own columns, which the upserts take as arrays.

@@ -26,7 +26,7 @@ mod in_flight;
 mod known;
 mod land;
 
-pub use encode::{encode, Encoded, KeyedRows, PgPage};
+pub use encode::{encode, Encoded, KeyedRows, PgPage, ShardPosition};
 
 use super::{PageWriter, Sink, WriteStats};
 use crate::db;
@@ -200,6 +200,18 @@ impl PageWriter for PgWriter {
     /// page's transaction [`copy_new`], the staging COPY, [`merge_content`], [`quarantine`],
     /// commit.
     async fn write(&mut self, page: &PgPage) -> Result<WriteStats> {
+        self.write_page(page, None).await
+    }
+}
+
+impl PgWriter {
+    /// Writes one page, and in its own transaction moves a stream shard's position to the
+    /// page's last change: both commit, or neither.
+    pub async fn write_at(&mut self, page: &PgPage, position: &ShardPosition) -> Result<WriteStats> {
+        self.write_page(page, Some(position)).await
+    }
+
+    async fn write_page(&mut self, page: &PgPage, position: Option<&ShardPosition>) -> Result<WriteStats> {
         let run_id = self.sink.run_id;
         self.ensure_connected().await?;
         let client = self.client.as_mut().expect("connected above");
@@ -250,6 +262,25 @@ impl PageWriter for PgWriter {
             merge_content(&tx, &fresh, &mut stats).await?;
             t.lap("content");
             quarantine(&tx, page, run_id, &mut stats).await?;
+            if let Some(p) = position {
+                let moved = tx
+                    .execute(
+                        sql::ADVANCE_SHARD,
+                        &[&p.stream_arn, &p.shard_id, &p.sequence, &p.last_at, &p.records],
+                    )
+                    .await?;
+                if moved != 1 {
+                    // Another follower moved it (or nothing knows the shard): this page must not
+                    // commit (it is rolled back when `tx` drops).
+                    return Err(crate::error::Error::new(
+                        crate::error::Kind::LockLost,
+                        format!(
+                            "shard {} of {} is not at a position before {}: another follower is reading it; this one stops",
+                            p.shard_id, p.stream_arn, p.sequence
+                        ),
+                    ));
+                }
+            }
             tx.commit().await?;
             t.lap("commit");
             break;
