@@ -12,6 +12,9 @@ alter table sync_runs
     add column if not exists removals bigint not null default 0,
     add column if not exists ttl_removals_ignored bigint not null default 0,
     add column if not exists removals_applied bigint not null default 0,
+    -- Content rows an index-path sync changed while a follower of the schema was alive
+    -- (NULL: none was): a steady count means the follower misses writes.
+    add column if not exists missed_by_follower bigint,
     -- The table a follower's run (and its heals') follows: its dead runs are found by it.
     add column if not exists target text;
 

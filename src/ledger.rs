@@ -129,7 +129,8 @@ pub async fn finish(
             repairs = $16::text::jsonb, drift = $17, page_retries = $18, error = $19,
             index_items = $20, offset_margin_seconds = $21, stamp_forms = $22::text::jsonb,
             beyond_margin = $23, epoch_stamps = $24, window_until = $25::text::timestamptz,
-            removals = $26, ttl_removals_ignored = $27, removals_applied = $28
+            removals = $26, ttl_removals_ignored = $27, removals_applied = $28,
+            missed_by_follower = $29
          where id = $1",
         quoted_schema(schema)?
     );
@@ -178,6 +179,7 @@ pub async fn finish(
                 &i(summary.removals),
                 &i(summary.ttl_removals_ignored),
                 &i(w.removals_applied),
+                &summary.missed_by_follower.map(i),
             ],
         )
         .await?;

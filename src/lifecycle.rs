@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Hooks;
 use crate::retry::Retry;
 use crate::run::{self, Outcome};
+use crate::schema::quoted_schema;
 use crate::shutdown::Stop;
 use crate::source::any::AnySource;
 use crate::stats::RunStats;
@@ -105,8 +106,22 @@ pub async fn run(req: RunRequest<'_>) -> Result<Outcome> {
         }
         Scope::Days(days) => run::full(source, sink, *days, req.tuning, hooks).await,
     };
+    if req.kind == RunKind::Sync && follower_alive(&admin, &target.schema).await {
+        outcome.stats.missed_by_follower = Some(outcome.stats.written.content);
+    }
     record(target, admin, run_id, &mut outcome, budget).await?;
     Ok(outcome)
+}
+
+/// Whether a follower of the schema beat in the last minute (so what a sync still changes
+/// is what that follower had not applied). A failed read says no: it only labels a count.
+async fn follower_alive(admin: &Client, schema: &str) -> bool {
+    let Ok(q) = quoted_schema(schema) else { return false };
+    let sql = format!(
+        "select exists (select 1 from {q}.streams where heartbeat_at > now() - make_interval(secs => $1))"
+    );
+    let gone = crate::health::FOLLOWER_GONE.as_secs_f64();
+    admin.query_one(&sql, &[&gone]).await.map(|r| r.get::<_, bool>(0)).unwrap_or(false)
 }
 
 /// What [`prepare`] does besides the migrations.

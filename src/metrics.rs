@@ -55,6 +55,7 @@ pub struct Metrics {
     stream_open_shards: Gauge,
     stream_gaps: Counter,
     stream_gaps_open: Gauge,
+    missed_by_follower: Counter,
 }
 
 impl Default for Metrics {
@@ -88,6 +89,7 @@ impl Metrics {
             stream_open_shards: Gauge::default(),
             stream_gaps: Counter::default(),
             stream_gaps_open: Gauge::default(),
+            missed_by_follower: Counter::default(),
         };
         r.register("runs", "Runs by kind and outcome (succeeded, failed, cancelled, locked)", m.runs.clone());
         r.register("records_read", "Records read by committed pages", m.records.clone());
@@ -131,6 +133,11 @@ impl Metrics {
             m.stream_gaps.clone(),
         );
         r.register("stream_gaps_open", "Gaps not healed yet (follow)", m.stream_gaps_open.clone());
+        r.register(
+            "rows_missed_by_follower",
+            "Content rows a sync changed while a follower of the schema was alive",
+            m.missed_by_follower.clone(),
+        );
         *m.registry.lock().expect("registry poisoned") = r;
         m
     }
@@ -172,6 +179,7 @@ impl Metrics {
         self.drift.inc_by(s.drift.values().sum());
         self.retries.inc_by(s.retries);
         self.run_seconds.observe(s.elapsed.as_secs_f64());
+        self.missed_by_follower.inc_by(s.missed_by_follower.unwrap_or(0));
         if let Some(a) = s.read_amplification() {
             self.amplification.set(a);
         }

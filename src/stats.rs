@@ -70,6 +70,9 @@ pub struct RunStats {
     pub ttl_removals_ignored: u64,
     /// Items the source's index returned, before any trim (None: the source has no index).
     pub index_items: Option<u64>,
+    /// Content rows an index-path sync changed while a follower of the schema was alive:
+    /// writes the follower had not applied (None: no follower was alive).
+    pub missed_by_follower: Option<u64>,
     /// Wall time.
     pub elapsed: Duration,
 }

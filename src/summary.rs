@@ -47,6 +47,11 @@ pub fn print(label: &str, o: &Outcome) {
             s.removals, w.removals_applied, s.ttl_removals_ignored
         );
     }
+    if let Some(missed) = s.missed_by_follower {
+        println!(
+            "  rows missed by the follower: {missed} (content rows this sync changed while a follower was alive)"
+        );
+    }
     let rejects: Vec<String> = s.rejects.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!(
         "  quarantined: {} new ({} rejected{}{})",

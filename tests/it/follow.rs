@@ -217,3 +217,64 @@ async fn a_streamed_removal_of_an_older_scan_event_leaves_the_post_alive() {
     };
     assert_eq!(removals, 1);
 }
+
+/// Waits until the store holds `n` content rows.
+async fn content_rows(db: &TestDb, n: i64) {
+    let c = db.client().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = c
+            .query_one("select count(*) from scansync.content", &[])
+            .await
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+        if got == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the store holds {got} content rows, not {n}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_beside_a_live_follower_counts_the_content_rows_it_still_changed_as_missed_by_the_follower() {
+    let table = Table::streamed(Some(StreamViewType::NewAndOldImages)).await;
+    let db = TestDb::new().await;
+    let sync = |db: &TestDb| {
+        let out = table
+            .command(&db.url, &["sync", "--table", &table.name, "--first-run-window", "1d"])
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let missed = |db: &TestDb| {
+        let url = db.url.clone();
+        async move {
+            let c = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(c.1);
+            let sql = "select missed_by_follower from scansync.sync_runs where kind = 'sync' order by id desc limit 1";
+            c.0.query_one(sql, &[]).await.unwrap().get::<_, Option<i64>>(0)
+        }
+    };
+    // No follower ever: nothing is counted.
+    table.put(&[record("p1", "s1", &hours_ago(1.0), "a"), record("p2", "s2", &hours_ago(1.0), "b")]).await;
+    let lone = TestDb::new().await;
+    assert!(!sync(&lone).contains("missed by the follower"));
+    assert_eq!(missed(&lone).await, None);
+
+    // A follower that applied everything: the sync changes nothing it missed.
+    let mut child = follower(&table, &db, &[]);
+    content_rows(&db, 2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // its heartbeat (every 2 s)
+    let out = sync(&db);
+    assert!(out.contains("rows missed by the follower: 0"), "{out}");
+    assert_eq!(missed(&db).await, Some(0));
+
+    // Writes the follower never applied (it died a moment ago; its heartbeat is still fresh).
+    kill9(&mut child);
+    table.put(&[record("p3", "s3", &hours_ago(0.0), "c"), record("p4", "s4", &hours_ago(0.0), "d")]).await;
+    let out = sync(&db);
+    assert!(out.contains("rows missed by the follower: 2"), "{out}");
+    assert_eq!(missed(&db).await, Some(2));
+}
