@@ -4,7 +4,7 @@
 
 use crate::checkpoint::any::AnyCheckpoint;
 use crate::cli::{BackfillAction, Cli, Command};
-use crate::config::{BackfillConfig, CheckpointConfig, LogFormat, SyncConfig, Target};
+use crate::config::{BackfillConfig, CheckpointConfig, LogFormat, SyncConfig, Target, VerifyConfig};
 use crate::demo::DemoConfig;
 use crate::error::{Error, Kind, Result, EXIT_FAILED, EXIT_OK};
 use crate::serve::ServeConfig;
@@ -48,6 +48,13 @@ pub enum Checked {
     Serve(ServeConfig),
     /// `follow`.
     Follow(Box<crate::follow::FollowConfig>),
+    /// `verify`.
+    Verify {
+        /// The verify.
+        cfg: VerifyConfig,
+        /// `--json`.
+        json: bool,
+    },
     /// `demo`.
     Demo(DemoConfig),
     /// `completions SHELL`.
@@ -91,6 +98,7 @@ impl Invocation {
             },
             Command::Follow(args) => Checked::Follow(Box::new(args.config()?)),
             Command::Serve(args) => Checked::Serve(args.config()?),
+            Command::Verify(args) => Checked::Verify { cfg: args.config()?, json: args.json },
             Command::Demo(args) => Checked::Demo(DemoConfig {
                 records: args.records,
                 seed: args.seed,
@@ -113,6 +121,8 @@ impl Invocation {
         match self.command {
             Checked::Demo(_) => "error",
             Checked::Health { .. } | Checked::Migrate | Checked::BackfillStatus { .. } => "warn",
+            // A page "committed" by a verify is a page compared: its log line says nothing.
+            Checked::Verify { .. } => "scansync::pipeline=warn,scansync=info,warn",
             Checked::Completions(_) | Checked::Man => "error",
             _ => "scansync=info,warn",
         }
@@ -230,6 +240,11 @@ async fn subcommand(inv: Invocation, stop: &Stop) -> Result<u8> {
         }
         Checked::Serve(cfg) => crate::serve::serve(target, &cfg, stop).await,
         Checked::Follow(cfg) => crate::follow::follow(target, &cfg, stop).await,
+        Checked::Verify { cfg, json } => {
+            let report = crate::verify::verify(target, &cfg, stop).await?;
+            println!("{}", if json { report.to_json() } else { report.to_text() });
+            Ok(report.exit_code())
+        }
         Checked::Demo(cfg) => demo::demo(target, &cfg, stop).await.map_err(|e| e.context("demo failed")),
         Checked::Completions(shell) => {
             clap_complete::generate(shell, &mut Cli::command(), "scansync", &mut std::io::stdout());

@@ -331,3 +331,48 @@ impl BackfillConfig {
     /// The default interval of progress log lines: 30 s.
     pub const DEFAULT_PROGRESS_EVERY: Duration = Duration::from_secs(30);
 }
+
+/// Which days a verify compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyDays {
+    /// These day partitions (inclusive).
+    Range(Day, Day),
+    /// The last N UTC days, today included (a scheduled verify: `serve --verify-days`).
+    Last(u32),
+    /// Everything the source holds (exports only).
+    All,
+}
+
+impl VerifyDays {
+    /// The day partitions, resolved against today; `None`: all of them.
+    pub fn resolve(self, today: Day) -> Option<(Day, Day)> {
+        match self {
+            Self::Range(from, to) => Some((from, to)),
+            Self::Last(n) => Some((Day(today.0 - i64::from(n.max(1)) + 1), today)),
+            Self::All => None,
+        }
+    }
+}
+
+/// Everything one verify needs (`scansync verify`, and serve's scheduled verify).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyConfig {
+    /// Where records come from.
+    pub source: SourceConfig,
+    /// The day partitions compared.
+    pub days: VerifyDays,
+    /// Write the divergent keys' newest records, then compare them again.
+    pub repair: bool,
+    /// Record the result in the ledger (`sync_runs`, kind `verify`), for `health` and
+    /// `/metrics`. A repair always records itself.
+    pub record: bool,
+    /// How many keys of each divergent kind are listed.
+    pub keys: usize,
+    /// Parallelism and page size.
+    pub tuning: Tuning,
+}
+
+impl VerifyConfig {
+    /// The default number of keys listed per kind.
+    pub const DEFAULT_KEYS: usize = 10;
+}

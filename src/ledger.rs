@@ -20,6 +20,8 @@ pub enum RunKind {
     Follow,
     /// An index-path sync of a gap the follower found.
     Heal,
+    /// A verify that recorded itself, or a repair (`scansync verify --record / --repair`).
+    Verify,
 }
 
 impl RunKind {
@@ -31,6 +33,7 @@ impl RunKind {
             RunKind::Demo => "demo",
             RunKind::Follow => "follow",
             RunKind::Heal => "heal",
+            RunKind::Verify => "verify",
         }
     }
 }
@@ -72,11 +75,50 @@ pub async fn abandon_stale(
            and (($1 and kind in ('sync', 'demo'))
                 or (kind = 'backfill' and not exists (
                     select 1 from {q}.backfill_workers w where w.run_id = r.id and {alive}))
-                or (kind in ('follow', 'heal') and (r.target = $3 or not {follower})))",
+                or (kind in ('follow', 'heal') and (r.target = $3 or not {follower}))
+                or (kind = 'verify' and not {verifier}))",
         alive = crate::lock::worker_alive_sql("w", "$2"),
         follower = crate::lock::held_sql(&crate::lock::follow_lock_sql("$2", "r.target")),
+        verifier = crate::lock::held_sql("'scansync-verify:' || $2::text"),
     );
     Ok(client.execute(&sql, &[&holds_run_lock, &schema, &follower_of]).await?)
+}
+
+/// What a verify found, as its ledger row keeps it ([`record_verify`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyCounts {
+    /// Keys the store does not hold.
+    pub missing: u64,
+    /// Keys the store holds an older version of.
+    pub stale: u64,
+    /// Keys the store holds at the same version with other values.
+    pub diverged: u64,
+    /// Keys the store holds newer than the range (normal).
+    pub ahead: u64,
+    /// Divergent keys left when the run ended.
+    pub unrepaired: u64,
+}
+
+/// Writes a verify's days (`None`: a whole export) and counts into its ledger row `id`.
+pub async fn record_verify(
+    client: &Client,
+    schema: &str,
+    id: i64,
+    days: Option<(crate::time::Day, crate::time::Day)>,
+    c: &VerifyCounts,
+) -> Result<()> {
+    let sql = format!(
+        "update {}.sync_runs set verify_missing = $2, verify_stale = $3, verify_diverged = $4,
+            verify_ahead = $5, verify_unrepaired = $6,
+            first_partition = $7::text::date, last_partition = $8::text::date where id = $1",
+        quoted_schema(schema)?
+    );
+    let i = |n: u64| n as i64;
+    let (first, last) = days.map(|(a, b)| (a.to_string(), b.to_string())).unzip();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+        [&id, &i(c.missing), &i(c.stale), &i(c.diverged), &i(c.ahead), &i(c.unrepaired), &first, &last];
+    client.execute(&sql, &params).await?;
+    Ok(())
 }
 
 /// The largest offset west of UTC (in minutes) seen by the last `runs` incremental runs, and

@@ -42,5 +42,6 @@ pub mod stats;
 pub mod stream;
 pub mod summary;
 pub mod tls;
+pub mod verify;
 pub mod window;
 pub mod write;

@@ -129,6 +129,19 @@ pub fn follow_lock_sql(schema_param: &str, table: &str) -> String {
     format!("'scansync-follow:' || {schema_param}::text || ':' || {table}")
 }
 
+/// The lock of `verify --repair` (and of serve's recorded verifies) in `schema`: one at a
+/// time, beside the syncs (its writes are the writer's, idempotent and monotonic).
+pub fn verify_lock_name(schema: &str) -> String {
+    format!("scansync-verify:{schema}")
+}
+
+/// Takes the verify lock of `schema`, or fails at once with [`Kind::Locked`].
+pub async fn acquire_verifier(url: &str, schema: &str) -> Result<RunLock> {
+    take(url, &verify_lock_name(schema)).await?.ok_or_else(|| {
+        Error::new(Kind::Locked, format!("another verify of schema {schema} is running; nothing was done"))
+    })
+}
+
 /// Takes the lock of the follower of `table`, or fails at once with [`Kind::Locked`].
 pub async fn acquire_follower(url: &str, schema: &str, table: &str) -> Result<RunLock> {
     take(url, &follow_lock_name(schema, table)).await?.ok_or_else(|| {

@@ -13,7 +13,28 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../sql/002_collation_ledger.sql")),
     (3, include_str!("../sql/003_backfill_jobs.sql")),
     (4, include_str!("../sql/004_removals_streams.sql")),
+    (5, include_str!("../sql/005_verify.sql")),
 ];
+
+/// The newest migration applied to `schema`; `None` when it holds no scansync store. Reads
+/// only (for commands that must not write, such as `verify`).
+pub async fn version(client: &Client, schema: &str) -> Result<Option<i32>> {
+    let q = quoted_schema(schema)?;
+    let has: bool = client
+        .query_one("select to_regclass($1) is not null", &[&format!("{q}.schema_migrations")])
+        .await?
+        .get(0);
+    if !has {
+        return Ok(None);
+    }
+    let v = client.query_one(&format!("select max(version) from {q}.schema_migrations"), &[]).await?;
+    Ok(v.get::<_, Option<i32>>(0))
+}
+
+/// The version [`migrate`] brings a schema to.
+pub fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
 
 /// Checks a schema name and returns it quoted for SQL.
 ///

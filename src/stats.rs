@@ -70,6 +70,8 @@ pub struct RunStats {
     pub ttl_removals_ignored: u64,
     /// Items the source's index returned, before any trim (None: the source has no index).
     pub index_items: Option<u64>,
+    /// Read capacity units the source reported consumed (DynamoDB queries).
+    pub capacity_units: Option<f64>,
     /// Content rows an index-path sync changed while a follower of the schema was alive:
     /// writes the follower had not applied (None: no follower was alive).
     pub missed_by_follower: Option<u64>,

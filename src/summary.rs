@@ -84,6 +84,9 @@ pub fn print(label: &str, o: &Outcome) {
             None => println!("  index items read: {items} for 0 in the window"),
         }
     }
+    if let Some(units) = s.capacity_units {
+        println!("  read capacity consumed: {units:.1} units (as DynamoDB reported it)");
+    }
     for note in &o.notes {
         println!("  note: {note}");
     }

@@ -10,6 +10,7 @@ pub mod values;
 
 use crate::config::{
     BackfillConfig, BulkMode, Choice, LogFormat, MetricsConfig, ProgressMode, SyncConfig, Target,
+    VerifyConfig, VerifyDays,
 };
 use crate::error::{Error, Result};
 use crate::follow::FollowTuning;
@@ -139,6 +140,10 @@ pub enum Command {
     /// Follow the table's DynamoDB stream: every write in the store within seconds, whatever
     /// its writer stamped, removals included (docs/follow.md). One follower per table.
     Follow(FollowArgs),
+    /// Compare the store with the source, day by day and key by key: exit 0 when it holds
+    /// what the source holds, 1 when keys are missing, stale or diverged (listed); with
+    /// --repair, write the source's newest records of those keys (docs/verify.md).
+    Verify(VerifyArgs),
     /// Sync a bundled sample of dirty records into a demo schema, twice, then run health;
     /// with --records N, sync N generated dirty records instead, with a progress bar.
     Demo(DemoArgs),
@@ -409,6 +414,71 @@ pub struct HealthArgs {
     #[command(flatten)]
     /// Where the checkpoint lives.
     pub checkpoint: CheckpointArgs,
+}
+
+/// Flags of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// First UTC day partition compared (YYYY-MM-DD), inclusive. Required with --source
+    /// dynamodb (or --days); with an export, only records of these days are compared
+    /// (default: all).
+    #[arg(long, env = "SCANSYNC_VERIFY_FROM", value_parser = values::day, requires = "to", conflicts_with = "days")]
+    pub from: Option<Day>,
+    /// Last UTC day partition compared (YYYY-MM-DD), inclusive.
+    #[arg(long, env = "SCANSYNC_VERIFY_TO", value_parser = values::day, requires = "from")]
+    pub to: Option<Day>,
+    /// Compare the last N UTC days, today included, instead of --from/--to (1 to 3650).
+    #[arg(long, env = "SCANSYNC_VERIFY_DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: Option<u32>,
+    /// Write the newest records of the missing, stale and diverged keys through the normal
+    /// writer (same merge rules: never a version older than the store's), then compare them
+    /// again: exit 0 when every one was repaired. Recorded in sync_runs as kind verify.
+    #[arg(long, env = "SCANSYNC_VERIFY_REPAIR")]
+    pub repair: bool,
+    /// Record the result in sync_runs (kind verify), so that health and /metrics see it.
+    /// Without it (and without --repair) verify writes nothing at all.
+    #[arg(long, env = "SCANSYNC_VERIFY_RECORD")]
+    pub record: bool,
+    /// How many keys of each divergent kind are listed (0 to 10000).
+    #[arg(long, env = "SCANSYNC_VERIFY_KEYS", default_value_t = VerifyConfig::DEFAULT_KEYS as u32, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub keys: u32,
+    /// Print JSON for machines instead of text.
+    #[arg(long, env = "SCANSYNC_VERIFY_JSON")]
+    pub json: bool,
+    #[command(flatten)]
+    /// Where records come from.
+    pub source: SourceArgs,
+    #[command(flatten)]
+    /// Parallelism and page size.
+    pub tuning: TuningArgs,
+}
+
+impl VerifyArgs {
+    /// The verify these flags describe, checked.
+    pub fn config(&self) -> Result<VerifyConfig> {
+        let source = self.source.config()?;
+        let days = match (self.from, self.to, self.days) {
+            (Some(from), Some(to), _) if from > to => {
+                return Err(Error::config(format!("--from {from} is after --to {to}: swap them")))
+            }
+            (Some(from), Some(to), _) => VerifyDays::Range(from, to),
+            (_, _, Some(n)) => VerifyDays::Last(n),
+            _ => VerifyDays::All,
+        };
+        if matches!(source, crate::config::SourceConfig::Dynamodb { .. }) && days == VerifyDays::All {
+            return Err(Error::config(
+                "verify --source dynamodb needs --from and --to (YYYY-MM-DD), or --days N: the day partitions to compare",
+            ));
+        }
+        Ok(VerifyConfig {
+            source,
+            days,
+            repair: self.repair,
+            record: self.record,
+            keys: self.keys as usize,
+            tuning: self.tuning.config(),
+        })
+    }
 }
 
 /// Flags of `demo`.

@@ -209,6 +209,7 @@ pub async fn execute<S: Source, K: Sink>(
     let mut s = stats.lock().expect("stats poisoned").clone();
     s.elapsed = started.elapsed();
     s.index_items = source.items_returned();
+    s.capacity_units = source.capacity_units();
     (s, first_err.map_or(Ok(()), Err))
 }
 

@@ -72,4 +72,12 @@ impl Source for AnySource {
             AnySource::Generated(s) => s.items_returned(),
         }
     }
+
+    fn capacity_units(&self) -> Option<f64> {
+        match self {
+            AnySource::Dynamo(s) => s.capacity_units(),
+            AnySource::Export(s) => s.capacity_units(),
+            AnySource::Generated(s) => s.capacity_units(),
+        }
+    }
 }

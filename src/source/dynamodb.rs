@@ -28,6 +28,8 @@ pub struct DynamoSource {
     slices: usize,
     retry_budget: Duration,
     returned: Arc<AtomicU64>,
+    /// Read capacity consumed, in millionths of a unit (as reported per query).
+    capacity: Arc<AtomicU64>,
 }
 
 impl DynamoSource {
@@ -48,6 +50,7 @@ impl DynamoSource {
             slices: slices.max(1),
             retry_budget: crate::config::Tuning::DEFAULT.retry_budget,
             returned: Arc::default(),
+            capacity: Arc::default(),
         }
     }
 
@@ -94,6 +97,7 @@ impl DynamoSource {
             .expression_attribute_names("#p", "datePartition")
             .expression_attribute_values(":day", AttributeValue::S(partition.to_string()))
             .set_exclusive_start_key(start_key)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .key_condition_expression(cond);
         if range.from.is_some() || range.to.is_some() {
             q = q.expression_attribute_names("#u", "updatedAt");
@@ -184,6 +188,9 @@ impl Source for DynamoSource {
                 })
                 .await?;
             pages += 1;
+            if let Some(units) = out.consumed_capacity.as_ref().and_then(|c| c.capacity_units) {
+                self.capacity.fetch_add((units * 1e6).round() as u64, Ordering::Relaxed);
+            }
             let mut items = out.items.unwrap_or_default();
             self.returned.fetch_add(items.len() as u64, Ordering::Relaxed);
             // DynamoDB refuses a FilterExpression on a key attribute (updatedAt is the GSI's
@@ -213,5 +220,10 @@ impl Source for DynamoSource {
 
     fn items_returned(&self) -> Option<u64> {
         Some(self.returned.load(Ordering::Relaxed))
+    }
+
+    fn capacity_units(&self) -> Option<f64> {
+        let micro = self.capacity.load(Ordering::Relaxed);
+        (micro > 0).then(|| micro as f64 / 1e6)
     }
 }

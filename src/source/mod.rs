@@ -189,4 +189,11 @@ pub trait Source: Send + Sync + 'static {
     fn items_returned(&self) -> Option<u64> {
         None
     }
+
+    /// Returns the read capacity units the source's queries consumed so far, as the
+    /// service reported them (`ReturnConsumedCapacity`); `None` when it has no such cost or
+    /// did not say.
+    fn capacity_units(&self) -> Option<f64> {
+        None
+    }
 }

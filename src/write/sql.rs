@@ -390,6 +390,133 @@ where stream_arn = $1 and shard_id = $2 and state = 'open'
   and (position is null or position::numeric < $3::text::numeric)
 ";
 
+/// The rows of the staging table that differ from the store (`scansync verify`), as
+/// (platform, external id, [`Verdict`](super::postgres::Verdict) number): 0 the store is
+/// ahead, 2 diverged, 3 stale, 4 missing; a row the store holds alike is not returned.
+///
+/// A row's version is its newest of all: the tombstone where it has one (the fold keeps one
+/// only while it is newer than the live record, and the store sets `deleted_at` exactly
+/// then), else its live version. At the same version the values are compared by hash: for
+/// a tombstone its own columns (the live columns of a deleted row are its last live values,
+/// which may come from outside the range compared), for a live row every column the writer
+/// writes, its creator's and community's keys, and its tags as a sorted set. Both sides go
+/// through `row(…)::text` in this session, so types print alike (the staged text is cast to
+/// the columns' types first: numbers, instants and `jsonb` compare as values).
+pub const COMPARE_CONTENT: &str = r#"
+select platform, external_id, verdict from (
+    select s.platform, s.external_id,
+           case
+             when c.id is null then 4
+             when (s.v_at, s.v_scan collate "C") > (v.at, v.scan collate "C") then 3
+             when (s.v_at, s.v_scan collate "C") < (v.at, v.scan collate "C") then 0
+             when s.deleted_at is not null then
+               case when md5(row(s.deleted_at, s.deleted_scan_id, s.removed_at)::text)
+                         = md5(row(c.deleted_at, c.deleted_scan_id, c.removed_at)::text) then 1 else 2 end
+             when md5(row(s.url, s.caption, s.view_count, s.like_count, s.comment_count, s.share_count,
+                          s.posted_at, s.metadata::jsonb, s.extra::jsonb, s.creator_external_id,
+                          s.community_external_id,
+                          array(select distinct n from unnest(s.tags) n order by 1))::text)
+                = md5(row(c.url, c.caption, c.view_count, c.like_count, c.comment_count, c.share_count,
+                          c.posted_at, c.metadata, c.extra,
+                          (select e.external_id from creators e where e.id = c.creator_id),
+                          (select e.external_id from communities e where e.id = c.community_id),
+                          array(select t.name from content_tags ct join tags t on t.id = ct.tag_id
+                                where ct.content_id = c.id order by 1))::text)
+               then 1
+             else 2
+           end as verdict
+    from (select st.*,
+                 coalesce(st.deleted_at, st.source_updated_at) as v_at,
+                 case when st.deleted_at is not null then st.deleted_scan_id else st.source_scan_id end as v_scan
+          from stage_content st) s
+    left join content c on c.platform = s.platform and c.external_id = s.external_id
+    cross join lateral (
+        select coalesce(c.deleted_at, c.source_updated_at) as at,
+               case when c.deleted_at is not null then c.deleted_scan_id else c.source_scan_id end as scan
+    ) v
+) compared
+where verdict <> 1
+"#;
+
+/// Creators, as [`COMPARE_CONTENT`] (the parameters of [`UPSERT_CREATORS`]), as (0-based
+/// index, verdict): the values compared are handle, display name, follower count and
+/// whether the account is deleted.
+pub const COMPARE_CREATORS: &str = r#"
+select ord - 1, verdict from (
+    select s.ord,
+           case
+             when c.id is null then 4
+             when (s.at::timestamptz, s.scan collate "C") > (c.source_updated_at, c.source_scan_id) then 3
+             when (s.at::timestamptz, s.scan collate "C") < (c.source_updated_at, c.source_scan_id) then 0
+             when md5(row(s.handle, s.display_name, s.follower_count::numeric, s.deleted)::text)
+                = md5(row(c.handle, c.display_name, c.follower_count, c.deleted_at is not null)::text) then 1
+             else 2
+           end as verdict
+    from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::bool[]) with ordinality
+         as s(platform, external_id, at, scan, handle, display_name, follower_count, deleted, ord)
+    left join creators c on c.platform = s.platform and c.external_id = s.external_id
+) compared
+where verdict <> 1
+"#;
+
+/// Communities, as [`COMPARE_CREATORS`]: the value compared is the name.
+pub const COMPARE_COMMUNITIES: &str = r#"
+select ord - 1, verdict from (
+    select s.ord,
+           case
+             when c.id is null then 4
+             when (s.at::timestamptz, s.scan collate "C") > (c.source_updated_at, c.source_scan_id) then 3
+             when (s.at::timestamptz, s.scan collate "C") < (c.source_updated_at, c.source_scan_id) then 0
+             when md5(row(s.name)::text) = md5(row(c.name)::text) then 1
+             else 2
+           end as verdict
+    from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::bool[]) with ordinality
+         as s(platform, external_id, at, scan, name, unused_a, unused_b, unused_c, ord)
+    left join communities c on c.platform = s.platform and c.external_id = s.external_id
+) compared
+where verdict <> 1
+"#;
+
+/// `verify --repair`, before the records are written: each diverged content row ($1
+/// platform, $2 external id, $3/$4 the live version, $5/$6 the tombstone version the
+/// source and the store share) has that version moved back by one microsecond, where the
+/// store still holds it, so the merges take the source's record as newer. Moving a version
+/// back never hides a newer one: the guard is equality with the version compared.
+pub const DEMOTE_CONTENT: &str = r#"
+update content c set
+    source_updated_at = case when s.tomb_at is null then c.source_updated_at - interval '1 microsecond'
+                             else c.source_updated_at end,
+    deleted_at = case when s.tomb_at is not null then c.deleted_at - interval '1 microsecond'
+                      else c.deleted_at end
+from unnest($1::text[], $2::text[], $3::text[]::timestamptz[], $4::text[],
+            $5::text[]::timestamptz[], $6::text[])
+     as s(platform, external_id, live_at, live_scan, tomb_at, tomb_scan)
+where c.platform = s.platform and c.external_id = s.external_id
+  and ((s.tomb_at is null and c.deleted_at is null
+        and (c.source_updated_at, c.source_scan_id) = (s.live_at, s.live_scan collate "C"))
+    or (s.tomb_at is not null
+        and (c.deleted_at, c.deleted_scan_id) = (s.tomb_at, s.tomb_scan collate "C")))
+"#;
+
+/// As [`DEMOTE_CONTENT`], for creators ($1 platform, $2 external id, $3/$4 version).
+pub static DEMOTE_CREATORS: LazyLock<String> = LazyLock::new(|| demote_entity("creators"));
+
+/// As [`DEMOTE_CONTENT`], for communities.
+pub static DEMOTE_COMMUNITIES: LazyLock<String> = LazyLock::new(|| demote_entity("communities"));
+
+fn demote_entity(table: &str) -> String {
+    format!(
+        r#"
+update {table} c set source_updated_at = c.source_updated_at - interval '1 microsecond'
+from unnest($1::text[], $2::text[], $3::text[]::timestamptz[], $4::text[]) as s(platform, external_id, at, scan)
+where c.platform = s.platform and c.external_id = s.external_id
+  and (c.source_updated_at, c.source_scan_id) = (s.at, s.scan collate "C")
+"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,4 +24,5 @@ mod ssm;
 mod support;
 mod sync;
 mod tls;
+mod verify;
 mod window;

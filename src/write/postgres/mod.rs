@@ -20,12 +20,14 @@
 //! other writers of the process are writing), [`fresh`] (the first phase: which rows may
 //! change the store), [`land`] (the entity transaction, new rows, merges, quarantine).
 
+mod compare;
 mod encode;
 mod fresh;
 mod in_flight;
 mod known;
 mod land;
 
+pub use compare::{compare, demote, prepare_reader, Compared, Verdict};
 pub use encode::{encode, Encoded, KeyedRows, PgPage, ShardPosition};
 
 use super::{PageWriter, Sink, WriteStats};
@@ -94,10 +96,7 @@ impl Sink for PgSink {
     type Writer = PgWriter;
 
     fn prepare(&self, page: &ParsedPage) -> PgPage {
-        let batch = Batch::fold(&page.records);
-        let Encoded { creators, communities, content } = encode(&batch);
-        let tags = batch.tags.iter().map(|t| t.to_string()).collect();
-        let mut p = PgPage { creators, communities, content, tags, ..PgPage::default() };
+        let mut p = PgPage::of_batch(&Batch::fold(&page.records));
         for r in &page.rejects {
             p.q_reason.push(r.reason.code().to_owned());
             p.q_scan.push(r.scan_id.clone());
@@ -137,6 +136,15 @@ impl Sink for PgSink {
             .execute(&format!("update {schema}.sync_runs set pages = pages where id = $1"), &[&run_id])
             .await?;
         Ok(())
+    }
+}
+
+impl PgPage {
+    /// A folded batch encoded for the writer, without quarantine rows.
+    pub fn of_batch(batch: &Batch) -> Self {
+        let Encoded { creators, communities, content } = encode(batch);
+        let tags = batch.tags.iter().map(|t| t.to_string()).collect();
+        PgPage { creators, communities, content, tags, ..PgPage::default() }
     }
 }
 
