@@ -3,8 +3,9 @@
 //! Exit status for probes and alarms: 0 healthy, 1 stale (last success older than
 //! `--max-age`) or never ran, 2 the last finished run failed or was abandoned (its process
 //! ended without finishing), or a backfill job has failed units or was interrupted (no
-//! worker left) and has not been resumed. "Failed" wins over "stale": an operator should see the error
-//! first.
+//! worker left) and has not been resumed, or the last recorded verify (`sync_runs` kind
+//! `verify`) left divergent keys unrepaired (`diverged`). "Failed" wins over "stale": an
+//! operator should see the error first.
 
 use crate::checkpoint::CheckpointStore;
 use crate::error::Result;
@@ -24,6 +25,9 @@ pub enum Status {
     Stale,
     /// The last finished run failed.
     Failed,
+    /// The last verify found keys the store does not hold as the source does, and they
+    /// were not repaired.
+    Diverged,
 }
 
 impl Status {
@@ -32,7 +36,7 @@ impl Status {
         match self {
             Status::Healthy => 0,
             Status::NeverRan | Status::Stale => 1,
-            Status::Failed => 2,
+            Status::Failed | Status::Diverged => 2,
         }
     }
 
@@ -43,6 +47,7 @@ impl Status {
             Status::NeverRan => "never_ran",
             Status::Stale => "stale",
             Status::Failed => "failed",
+            Status::Diverged => "diverged",
         }
     }
 }
@@ -78,8 +83,43 @@ pub struct Report {
     pub followers: Vec<Follower>,
     /// The lag beyond which a follower is stale.
     pub max_lag: Duration,
+    /// The newest verify that recorded itself (`sync_runs` kind `verify`).
+    pub last_verify: Option<LastVerify>,
     /// When the report was made.
     pub now: Timestamp,
+}
+
+/// The newest verify that recorded itself, as its ledger row keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastVerify {
+    /// `succeeded` (it compared every page, whatever it found), `failed`, `cancelled`...
+    pub status: String,
+    /// When it finished (or started, while running).
+    pub at: Timestamp,
+    /// The days compared (`None`: a whole export).
+    pub days: Option<(String, String)>,
+    /// What it found, and what was left after its repair.
+    pub counts: crate::ledger::VerifyCounts,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+}
+
+impl LastVerify {
+    /// Whether it found divergent keys it did not repair.
+    pub fn diverged(&self) -> bool {
+        self.status == "succeeded" && self.counts.unrepaired > 0
+    }
+
+    fn to_json(&self, now: Timestamp) -> serde_json::Value {
+        let c = &self.counts;
+        serde_json::json!({
+            "status": self.status, "at": self.at.to_iso(),
+            "age_seconds": (now.0 - self.at.0) as f64 / 1e6,
+            "from": self.days.as_ref().map(|d| &d.0), "to": self.days.as_ref().map(|d| &d.1),
+            "missing": c.missing, "stale": c.stale, "diverged": c.diverged, "ahead": c.ahead,
+            "unrepaired": c.unrepaired, "error": self.error,
+        })
+    }
 }
 
 /// A stream follower as its heartbeat left it (`streams`, `stream_gaps`).
@@ -151,6 +191,7 @@ impl Report {
             "backfill_jobs": self.backfills.iter().map(|j| j.to_json()).collect::<Vec<_>>(),
             "followers": self.followers.iter().map(Follower::to_json).collect::<Vec<_>>(),
             "max_lag_seconds": self.max_lag.as_secs_f64(),
+            "last_verify": self.last_verify.as_ref().map(|v| v.to_json(self.now)),
         })
         .to_string()
     }
@@ -204,6 +245,21 @@ impl Report {
                 out.push_str(&format!("\n    a gap could not be healed: {e}"));
             }
         }
+        if let Some(v) = &self.last_verify {
+            let c = &v.counts;
+            let days =
+                v.days.as_ref().map_or("a whole export".to_string(), |(a, b)| format!("days {a} .. {b}"));
+            let found = if v.status == "succeeded" {
+                format!(
+                    "{} missing, {} stale, {} diverged, {} left unrepaired",
+                    c.missing, c.stale, c.diverged, c.unrepaired
+                )
+            } else {
+                format!("{} ({})", v.status, v.error.as_deref().unwrap_or("no error recorded"))
+            };
+            let flag = if v.diverged() { "DIVERGED: " } else { "" };
+            out.push_str(&format!("\n  last verify ({days}, {}): {flag}{found}", v.at));
+        }
         match &self.checkpoint {
             Ok(Some(c)) => out.push_str(&format!("\n  checkpoint: {c}")),
             Ok(None) => out.push_str("\n  checkpoint: none yet"),
@@ -237,6 +293,7 @@ pub async fn check<C: CheckpointStore>(
         backfills: Vec::new(),
         followers: Vec::new(),
         max_lag,
+        last_verify: None,
         now,
     };
     if !exists {
@@ -310,6 +367,7 @@ pub async fn check<C: CheckpointStore>(
         .filter(|j| j.state != "done")
         .collect();
     report.followers = followers(client, &q).await?;
+    report.last_verify = last_verify(client, &q).await?;
     let backfill_failed = report.backfills.iter().any(|j| j.state == "failed" || j.state == "interrupted");
     let heal_failed = report.followers.iter().any(|f| f.heal_error.is_some());
     let follower_stale = report.followers.iter().any(|f| !f.is_fresh(max_lag));
@@ -318,6 +376,7 @@ pub async fn check<C: CheckpointStore>(
     report.status = match (&report.last_run, report.last_success) {
         (Some((s, ..)), _) if s == "failed" || s == "abandoned" => Status::Failed,
         _ if backfill_failed || heal_failed => Status::Failed,
+        _ if report.last_verify.as_ref().is_some_and(LastVerify::diverged) => Status::Diverged,
         _ if follower_stale => Status::Stale,
         // A follower that is alive and caught up keeps the store fresh whatever the syncs do.
         _ if following => Status::Healthy,
@@ -326,6 +385,49 @@ pub async fn check<C: CheckpointStore>(
         _ => Status::Healthy,
     };
     Ok(report)
+}
+
+/// The newest verify that recorded itself (none before migration 5).
+async fn last_verify(client: &Client, q: &str) -> Result<Option<LastVerify>> {
+    let has: bool = client
+        .query_one(
+            "select exists (select 1 from information_schema.columns
+                            where table_schema = $1 and table_name = 'sync_runs' and column_name = 'verify_unrepaired')",
+            &[&q.trim_matches('"')],
+        )
+        .await?
+        .get(0);
+    if !has {
+        return Ok(None);
+    }
+    let row = client
+        .query_opt(
+            &format!(
+                "select status, (extract(epoch from coalesce(finished_at, started_at)) * 1000000)::int8,
+                        first_partition::text, last_partition::text,
+                        coalesce(verify_missing, 0), coalesce(verify_stale, 0), coalesce(verify_diverged, 0),
+                        coalesce(verify_ahead, 0), coalesce(verify_unrepaired, 0), error
+                 from {q}.sync_runs where kind = 'verify' and status <> 'running' order by id desc limit 1"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
+        LastVerify {
+            status: r.get(0),
+            at: Timestamp(r.get(1)),
+            days: r.get::<_, Option<String>>(2).zip(r.get::<_, Option<String>>(3)),
+            counts: crate::ledger::VerifyCounts {
+                missing: n(4),
+                stale: n(5),
+                diverged: n(6),
+                ahead: n(7),
+                unrepaired: n(8),
+            },
+            error: r.get(9),
+        }
+    }))
 }
 
 /// The followers of the schema, from their heartbeats and gaps (none before migration 4).

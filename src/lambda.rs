@@ -13,9 +13,13 @@
 //! - **Every invocation** prints one CloudWatch embedded-metric-format line (namespace
 //!   `scansync`, dimension `Function`): `SuccessfulRuns` feeds the second alarm (no
 //!   successful run for 3 hours), beside the records read, rows quarantined and run time.
+//! - **A verify invocation**: an event `{"verify": {"days": 3}}` (a schedule of its own;
+//!   `"repair": true` to repair) runs `scansync verify --days 3 --record` instead of a sync,
+//!   with the same source settings. Divergent keys left fail the invocation
+//!   (`VerifyDiverged`), and its metric line carries `DivergentKeys`.
 
 use crate::cli::{Cli, Command};
-use crate::config::{LogFormat, SyncConfig, Target};
+use crate::config::{LogFormat, SyncConfig, Target, VerifyConfig, VerifyDays};
 use crate::error::Kind;
 use crate::lifecycle;
 use crate::run::Outcome;
@@ -59,9 +63,50 @@ impl Handler {
         })
     }
 
-    /// Runs one sync for an invocation that must end by `deadline_ms` (milliseconds since
-    /// the epoch; 0: none), as `function`.
-    pub async fn invoke(&self, deadline_ms: u64, function: &str) -> Result<Value, Diagnostic> {
+    /// Runs one invocation of `event` that must end by `deadline_ms` (milliseconds since the
+    /// epoch; 0: none), as `function`: a verify when the event asks for one, else a sync.
+    pub async fn invoke(&self, event: &Value, deadline_ms: u64, function: &str) -> Result<Value, Diagnostic> {
+        match event.get("verify") {
+            Some(v) => self.verify(v, deadline_ms, function).await,
+            None => self.sync(deadline_ms, function).await,
+        }
+    }
+
+    /// A verify invocation: `{"days": N, "repair": bool}` (days 3 when absent).
+    async fn verify(&self, v: &Value, deadline_ms: u64, function: &str) -> Result<Value, Diagnostic> {
+        let days = v.get("days").and_then(Value::as_u64).unwrap_or(3);
+        let days = u32::try_from(days).ok().filter(|d| (1..=3650).contains(d)).ok_or_else(|| Diagnostic {
+            error_type: "BadEvent".into(),
+            error_message: format!("verify.days must be 1 to 3650, not {days}"),
+        })?;
+        let cfg = VerifyConfig {
+            source: self.sync.source.clone(),
+            days: VerifyDays::Last(days),
+            repair: v.get("repair").and_then(Value::as_bool).unwrap_or(false),
+            record: true,
+            keys: VerifyConfig::DEFAULT_KEYS,
+            tuning: self.sync.tuning,
+        };
+        let stop = self.stop.child();
+        let _deadline = stop_time(deadline_ms, self.stop_before).map(|after| stop.stop_after(after));
+        tracing::info!(days, repair = cfg.repair, "invocation: a verify");
+        let result = Box::pin(crate::verify::verify(&self.target, &cfg, &stop)).await;
+        let (status, divergent) = match &result {
+            Ok(r) => (if r.unrepaired() == 0 { "succeeded" } else { "diverged" }, r.unrepaired()),
+            Err(e) if e.kind() == Kind::Locked => ("skipped", 0),
+            Err(_) => ("failed", 0),
+        };
+        println!("{}", verify_emf_line(function, status, divergent));
+        match result {
+            Ok(r) if r.unrepaired() == 0 => Ok(serde_json::from_str(&r.to_json()).unwrap_or(Value::Null)),
+            Ok(r) => Err(Diagnostic { error_type: "VerifyDiverged".into(), error_message: r.to_text() }),
+            Err(e) if e.kind() == Kind::Locked => Ok(json!({"status": "skipped", "reason": e.to_string()})),
+            Err(e) => Err(Diagnostic { error_type: "VerifyFailed".into(), error_message: e.to_string() }),
+        }
+    }
+
+    /// A sync invocation.
+    async fn sync(&self, deadline_ms: u64, function: &str) -> Result<Value, Diagnostic> {
         // The invocation's own stop: the process's signal, or this invocation's deadline.
         let stop = self.stop.child();
         let stop_after = stop_time(deadline_ms, self.stop_before);
@@ -150,6 +195,28 @@ pub fn emf_line(function: &str, status: &str, outcome: Option<&Outcome>) -> Valu
         "RecordsRead": s.map_or(0, |s| s.read),
         "Quarantined": s.map_or(0, |s| s.written.quarantined),
         "RunSeconds": s.map_or(0.0, |s| s.elapsed.as_secs_f64()),
+    })
+}
+
+/// The metric line of a verify invocation: its own metrics (`Verifies`, `DivergentKeys`,
+/// `FailedVerifies`), so that a verify never counts as a successful sync for alarm 2.
+pub fn verify_emf_line(function: &str, status: &str, divergent: u64) -> Value {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    let metric = |name: &str| json!({"Name": name, "Unit": "Count"});
+    json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "scansync",
+                "Dimensions": [["Function"]],
+                "Metrics": [metric("Verifies"), metric("DivergentKeys"), metric("FailedVerifies")],
+            }],
+        },
+        "Function": function,
+        "Status": status,
+        "Verifies": u8::from(status == "succeeded" || status == "diverged"),
+        "DivergentKeys": divergent,
+        "FailedVerifies": u8::from(status == "failed"),
     })
 }
 

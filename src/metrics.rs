@@ -56,6 +56,8 @@ pub struct Metrics {
     stream_gaps: Counter,
     stream_gaps_open: Gauge,
     missed_by_follower: Counter,
+    verify_keys: Family<Labels, Gauge>,
+    verify_age: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -90,6 +92,8 @@ impl Metrics {
             stream_gaps: Counter::default(),
             stream_gaps_open: Gauge::default(),
             missed_by_follower: Counter::default(),
+            verify_keys: Family::default(),
+            verify_age: Gauge::default(),
         };
         r.register("runs", "Runs by kind and outcome (succeeded, failed, cancelled, locked)", m.runs.clone());
         r.register("records_read", "Records read by committed pages", m.records.clone());
@@ -137,6 +141,16 @@ impl Metrics {
             "rows_missed_by_follower",
             "Content rows a sync changed while a follower of the schema was alive",
             m.missed_by_follower.clone(),
+        );
+        r.register(
+            "verify_keys",
+            "Keys the last recorded verify found, by kind (missing, stale, diverged, ahead) and unrepaired (from the ledger)",
+            m.verify_keys.clone(),
+        );
+        r.register(
+            "seconds_since_last_verify",
+            "Seconds since the last recorded verify finished (from the ledger; NaN: none)",
+            m.verify_age.clone(),
         );
         *m.registry.lock().expect("registry poisoned") = r;
         m
@@ -199,6 +213,11 @@ impl Metrics {
         self.stream_gaps_open.set(gaps_open);
     }
 
+    /// Says the store's state changed (a verify recorded itself): the probe reads it again.
+    pub fn changed(&self) {
+        self.refresh.notify_one();
+    }
+
     /// The histogram a run observes each committed page's write time into.
     pub fn page_seconds(&self) -> Histogram {
         self.page_seconds.clone()
@@ -211,6 +230,19 @@ impl Metrics {
         let cp = r.checkpoint.as_ref().ok().copied().flatten();
         self.checkpoint_age.set(cp.map_or(f64::NAN, |t| (now.0 - t.0) as f64 / 1e6));
         self.healthy.set(i64::from(r.status == Status::Healthy));
+        self.verify_age.set(r.last_verify.as_ref().map_or(f64::NAN, |v| (now.0 - v.at.0) as f64 / 1e6));
+        if let Some(v) = &r.last_verify {
+            let c = &v.counts;
+            for (kind, n) in [
+                ("missing", c.missing),
+                ("stale", c.stale),
+                ("diverged", c.diverged),
+                ("ahead", c.ahead),
+                ("unrepaired", c.unrepaired),
+            ] {
+                self.verify_keys.get_or_create(&vec![("kind".to_string(), kind.to_string())]).set(n as i64);
+            }
+        }
     }
 
     /// Renders the Prometheus text exposition.

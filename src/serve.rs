@@ -13,12 +13,17 @@
 //! - A configuration mistake is refused at start (exit 2), and a run that fails because of
 //!   one (a table that does not exist, say) ends serve with exit 2 instead of failing the
 //!   same way at every tick.
+//! - With `--verify-every`, a verify of the last `--verify-days` days runs on its own
+//!   schedule beside the syncs (its own lock; recorded in the ledger, so `health` and
+//!   `/metrics` see what it found), `--verify-every` after the last recorded one.
 //! - SIGTERM/SIGINT: the run in progress stops gracefully, and serve exits 143/130.
 
-use crate::config::{SyncConfig, Target};
+use crate::config::{SyncConfig, Target, VerifyConfig};
 use crate::error::{Kind, Result, EXIT_OK};
+use crate::metrics::Metrics;
 use crate::shutdown::Stop;
-use crate::{lifecycle, metrics, summary};
+use crate::{db, lifecycle, metrics, summary, verify};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The default of `--every`: an hour.
@@ -42,6 +47,17 @@ pub struct ServeConfig {
     pub jitter: Duration,
     /// The sync.
     pub sync: SyncConfig,
+    /// The scheduled verify, if any.
+    pub verify: Option<ScheduledVerify>,
+}
+
+/// A verify on a schedule of its own (`--verify-every`).
+#[derive(Debug, Clone)]
+pub struct ScheduledVerify {
+    /// How often: the next one starts this long after the last recorded one finished.
+    pub every: Duration,
+    /// What it compares (the last N days, recorded; repaired with `--verify-repair`).
+    pub verify: VerifyConfig,
 }
 
 impl Schedule {
@@ -79,6 +95,16 @@ impl Schedule {
 /// Runs the sync on its schedule until `stop` is requested; returns the exit status.
 pub async fn serve(target: &Target, cfg: &ServeConfig, stop: &Stop) -> Result<u8> {
     let metrics = metrics::start(&cfg.sync.metrics, target, &cfg.sync.checkpoint)?;
+    // The verifies start once the first sync has run: a store not synced yet is not wrong.
+    let (synced_tx, synced) = tokio::sync::watch::channel(false);
+    let verifier = cfg.verify.clone().map(|v| {
+        let (target, stop, metrics, mut synced) = (target.clone(), stop.clone(), metrics.clone(), synced);
+        tokio::spawn(async move {
+            if synced.wait_for(|done| *done).await.is_ok() {
+                verify_loop(&target, &v, &stop, metrics).await;
+            }
+        })
+    });
     let mut next = cfg.schedule.first();
     loop {
         let jitter = Duration::from_millis(fastrand::u64(0..=cfg.jitter.as_millis() as u64));
@@ -101,11 +127,71 @@ pub async fn serve(target: &Target, cfg: &ServeConfig, stop: &Stop) -> Result<u8
             }
             Err(e) => tracing::error!(error = %e, "the run could not start; trying again at the next tick"),
         }
+        if !again_now {
+            let _ = synced_tx.send(true);
+        }
         if stop.requested() {
             break;
         }
         // A bounded run that did not reach now: the next window at once.
         next = if again_now { Instant::now() } else { cfg.schedule.next(started) };
     }
+    drop(synced_tx);
+    if let Some(v) = verifier {
+        let _ = v.await;
+    }
     Ok(stop.exit_code().unwrap_or(EXIT_OK))
+}
+
+/// Runs the verify every `v.every` (counted from the last recorded one, so a restart does
+/// not reset the schedule) until `stop`.
+async fn verify_loop(target: &Target, v: &ScheduledVerify, stop: &Stop, metrics: Option<Arc<Metrics>>) {
+    loop {
+        let wait = match since_last_verify(target).await {
+            Some(age) => v.every.saturating_sub(age),
+            None => Duration::ZERO,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.requested_wait() => return,
+        }
+        match verify::verify(target, &v.verify, stop).await {
+            Ok(report) => {
+                let n = report.unrepaired();
+                if n > 0 {
+                    tracing::error!(divergent = n, report = %report.to_json(), "verify: the store differs from the source");
+                } else {
+                    tracing::info!(keys = report.found.all().keys(), "verify: 0 divergent");
+                }
+            }
+            Err(e) if e.kind() == Kind::Cancelled => return,
+            Err(e) => {
+                tracing::error!(error = %e, "the scheduled verify failed; trying again after --verify-every")
+            }
+        }
+        if let Some(m) = &metrics {
+            m.changed();
+        }
+        if stop.requested() {
+            return;
+        }
+        // A failed verify records no success, so the ledger says one is due at once: try
+        // again a minute later, not in a loop.
+        tokio::select! {
+            _ = tokio::time::sleep(v.every.min(Duration::from_secs(60))) => {}
+            _ = stop.requested_wait() => return,
+        }
+    }
+}
+
+/// How long ago the last recorded verify finished, from the ledger (`None`: never, or the
+/// ledger cannot be read yet).
+async fn since_last_verify(target: &Target) -> Option<Duration> {
+    let client = db::connect(&target.url).await.ok()?;
+    let q = crate::schema::quoted_schema(&target.schema).ok()?;
+    let sql = format!(
+        "select extract(epoch from now() - max(finished_at))::float8 from {q}.sync_runs where kind = 'verify' and status = 'succeeded'"
+    );
+    let secs: Option<f64> = client.query_one(&sql, &[]).await.ok()?.get(0);
+    secs.map(|s| Duration::from_secs_f64(s.max(0.0)))
 }

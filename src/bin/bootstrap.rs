@@ -1,4 +1,5 @@
-//! The AWS Lambda entry: one invocation = one incremental sync (`scansync::lambda`).
+//! The AWS Lambda entry: one invocation = one incremental sync, or one verify for an event
+//! `{"verify": {"days": 3}}` (`scansync::lambda`).
 //! Build it with `cargo lambda build --release --bin bootstrap`; deploy it with
 //! `deploy/aws/lambda/template.yaml`.
 
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
                 let handler = handler.clone();
                 async move {
                     let function = event.context.env_config.function_name.clone();
-                    handler.invoke(event.context.deadline, &function).await
+                    handler.invoke(&event.payload, event.context.deadline, &function).await
                 }
             });
         lambda_runtime::run(service).await

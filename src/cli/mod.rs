@@ -132,7 +132,8 @@ pub enum Command {
     /// can share, beside the hourly sync (never its lock, never its checkpoint). The same
     /// command resumes the job; `backfill status` shows every job's progress.
     Backfill(BackfillArgs),
-    /// Report freshness: exit 0 healthy, 1 stale or never ran, 2 last run failed.
+    /// Report freshness: exit 0 healthy, 1 stale or never ran, 2 last run failed (or the
+    /// last recorded verify left divergent keys).
     Health(HealthArgs),
     /// Run the incremental sync on a schedule in one long-running process (a Kubernetes
     /// Deployment, a systemd service), with Prometheus /metrics, /healthz and /livez.
@@ -295,6 +296,17 @@ pub struct ServeArgs {
     /// not start together.
     #[arg(long, env = "SCANSYNC_JITTER", default_value_t = Span(std::time::Duration::ZERO), value_parser = values::jitter)]
     pub jitter: Span,
+    /// Also verify the last --verify-days days this often (e.g. 24h; 1m to 30d), beside
+    /// the syncs, counted from the last recorded verify; each is recorded in sync_runs, so
+    /// health and /metrics report what it found (docs/verify.md). Default: no verify.
+    #[arg(long, env = "SCANSYNC_VERIFY_EVERY", value_parser = values::verify_every)]
+    pub verify_every: Option<Span>,
+    /// The days each scheduled verify compares: the last N UTC days, today included.
+    #[arg(long, env = "SCANSYNC_VERIFY_DAYS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=3650), requires = "verify_every")]
+    pub verify_days: u32,
+    /// Repair what a scheduled verify finds (verify --repair).
+    #[arg(long, env = "SCANSYNC_VERIFY_REPAIR", requires = "verify_every")]
+    pub verify_repair: bool,
     #[command(flatten)]
     /// The sync's flags.
     pub sync: SyncArgs,
@@ -316,7 +328,19 @@ impl ServeArgs {
             Some(c) => crate::serve::Schedule::Cron(c.clone()),
             None => crate::serve::Schedule::Every(self.every.0),
         };
-        Ok(crate::serve::ServeConfig { schedule, jitter: self.jitter.0, sync: self.sync.config()? })
+        let sync = self.sync.config()?;
+        let verify = self.verify_every.map(|every| crate::serve::ScheduledVerify {
+            every: every.0,
+            verify: VerifyConfig {
+                source: sync.source.clone(),
+                days: VerifyDays::Last(self.verify_days),
+                repair: self.verify_repair,
+                record: true,
+                keys: VerifyConfig::DEFAULT_KEYS,
+                tuning: sync.tuning,
+            },
+        });
+        Ok(crate::serve::ServeConfig { schedule, jitter: self.jitter.0, sync, verify })
     }
 }
 

@@ -162,6 +162,16 @@ pub fn discover_every(s: &str) -> Result<Span, String> {
     )
 }
 
+/// `--verify-every`: 1 minute to 30 days.
+pub fn verify_every(s: &str) -> Result<Span, String> {
+    between(
+        s,
+        Duration::from_secs(60),
+        Duration::from_secs(30 * DAY),
+        "a verify of the last days runs daily or so",
+    )
+}
+
 /// `--max-window`: 1 minute to 30 days.
 pub fn max_window(s: &str) -> Result<Span, String> {
     match bounded(s, Duration::from_secs(30 * DAY), "history beyond that is loaded with `scansync backfill`")?

@@ -192,7 +192,7 @@ fn the_iam_policy_grants_exactly_the_calls_scansync_makes() {
 }
 
 #[test]
-fn the_lambda_template_schedules_the_sync_and_its_two_alarms_watch_what_the_function_emits() {
+fn the_lambda_template_schedules_the_sync_and_a_verify_and_its_three_alarms_watch_what_the_function_emits() {
     let t = yaml("aws/lambda/template.yaml");
     let f = &t["Resources"]["SyncFunction"];
     assert_eq!(f["Type"].as_str(), Some("AWS::Serverless::Function"));
@@ -211,6 +211,10 @@ fn the_lambda_template_schedules_the_sync_and_its_two_alarms_watch_what_the_func
     assert!(vars.contains_key("SCANSYNC_MAX_WINDOW"), "bounded runs always fit the timeout");
     let schedule = p["Events"]["Hourly"]["Properties"]["Schedule"].as_str().unwrap();
     assert_eq!(schedule, "rate(1 hour)");
+    // The daily verify: the same function, an event the handler reads as a verify.
+    let verify = &p["Events"]["DailyVerify"]["Properties"];
+    let input: serde_json::Value = serde_json::from_str(verify["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(input["verify"]["days"], 3);
 
     // The role: the calls the sync makes, nothing else (the same as aws/iam-policy.json
     // without the export reads, which only backfill makes).
@@ -230,12 +234,12 @@ fn the_lambda_template_schedules_the_sync_and_its_two_alarms_watch_what_the_func
         .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
         .map(|r| &r["Properties"])
         .collect();
-    assert_eq!(alarms.len(), 2);
+    assert_eq!(alarms.len(), 3);
     let errors = alarms.iter().find(|a| a["MetricName"].as_str() == Some("Errors")).unwrap();
     assert_eq!(errors["Namespace"].as_str(), Some("AWS/Lambda"));
     assert_eq!(errors["Period"].as_u64(), Some(300), "an error in any 5-minute window");
     assert_eq!(errors["Threshold"].as_u64(), Some(1));
-    let stale = alarms.iter().find(|a| a["Namespace"].as_str() == Some("scansync")).unwrap();
+    let stale = alarms.iter().find(|a| a["MetricName"].as_str() == Some("SuccessfulRuns")).unwrap();
     assert_eq!(
         stale["Period"].as_u64().unwrap() * stale["EvaluationPeriods"].as_u64().unwrap(),
         3 * 3600,
@@ -251,4 +255,12 @@ fn the_lambda_template_schedules_the_sync_and_its_two_alarms_watch_what_the_func
     assert_eq!(line[metric], 1);
     let dimension = stale["Dimensions"][0]["Name"].as_str().unwrap();
     assert_eq!(directive["Dimensions"][0][0], dimension);
+    // A verify never counts as a successful sync; its divergent keys have an alarm of their own.
+    let verify_line = scansync::lambda::verify_emf_line("f", "succeeded", 0);
+    assert!(verify_line.get("SuccessfulRuns").is_none());
+    let divergent = alarms.iter().find(|a| a["MetricName"].as_str() == Some("DivergentKeys")).unwrap();
+    let directive = &verify_line["_aws"]["CloudWatchMetrics"][0];
+    assert!(directive["Metrics"].as_array().unwrap().iter().any(|m| m["Name"] == "DivergentKeys"));
+    assert_eq!(divergent["Threshold"].as_u64(), Some(1));
+    assert_eq!(divergent["Dimensions"][0]["Name"].as_str(), directive["Dimensions"][0][0].as_str());
 }

@@ -88,7 +88,8 @@ fn metric_lines(stdout: &std::path::Path) -> Vec<serde_json::Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_lambda_entry_syncs_once_per_invocation_skips_a_held_lock_and_fails_a_failed_run() {
+async fn the_lambda_entry_syncs_once_per_invocation_verifies_on_a_verify_event_skips_a_held_lock_and_fails_a_failed_run(
+) {
     let table = recent_table(50).await;
     let db = TestDb::new().await;
     let dir = std::env::temp_dir().join(format!("scansync-lambda-{}", unique()));
@@ -128,15 +129,28 @@ async fn the_lambda_entry_syncs_once_per_invocation_skips_a_held_lock_and_fails_
     assert_eq!(response["records_read"], 50, "{text}");
     assert_eq!(response["rows_changed"]["content"], 50, "{text}");
     let c = db.client().await;
-    let count = |sql: &'static str| {
-        let c = &c;
-        async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    let count = |sql: &str| {
+        let (c, sql) = (&c, sql.to_string());
+        async move { c.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
     };
     assert_eq!(count("select count(*) from scansync.content").await, 50);
     let stored = ssm.get_parameter().name(&checkpoint).send().await.unwrap();
     assert!(stored.parameter.and_then(|p| p.value).is_some(), "the run moved the SSM checkpoint");
 
-    // 2. Another run holds the lock: a result that says skipped, not an error.
+    // 2. A verify event: the same source's last 2 days compared and recorded; divergent keys
+    //    fail the invocation, and a verify with "repair" writes them.
+    let (ok, text) = emulator.invoke(r#"{"verify":{"days":2}}"#).await;
+    assert!(ok, "{text}");
+    let response: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("{text}"));
+    assert_eq!((response["divergent"].as_u64(), response["content"]["same"].as_u64()), (Some(0), Some(50)));
+    c.execute("delete from scansync.content where external_id = 'p7'", &[]).await.unwrap();
+    let (ok, text) = emulator.invoke(r#"{"verify":{"days":2}}"#).await;
+    assert!(!ok && text.contains("VerifyDiverged"), "{text}");
+    let (ok, text) = emulator.invoke(r#"{"verify":{"days":2,"repair":true}}"#).await;
+    assert!(ok, "{text}");
+    assert_eq!(count("select count(*) from scansync.content").await, 50);
+
+    // 3. Another run holds the lock: a result that says skipped, not an error.
     let holder = db.client().await;
     let name = scansync::lock::lock_name("scansync");
     holder.execute("select pg_advisory_lock(hashtextextended($1, 0))", &[&name]).await.unwrap();
@@ -145,17 +159,23 @@ async fn the_lambda_entry_syncs_once_per_invocation_skips_a_held_lock_and_fails_
     assert!(text.contains(r#""status":"skipped""#), "{text}");
     holder.execute("select pg_advisory_unlock(hashtextextended($1, 0))", &[&name]).await.unwrap();
 
-    // 3. A run that fails (its table is gone) is an error of the invocation: Lambda's
+    // 4. A run that fails (its table is gone) is an error of the invocation: Lambda's
     //    Errors metric counts it, and the first alarm fires.
     table.client.delete_table().table_name(&table.name).send().await.unwrap();
     let (ok, text) = emulator.invoke("{}").await;
     assert!(!ok, "a failed run must fail the invocation: {text}");
     assert!(text.contains("SyncFailed") || text.contains("SyncNotStarted"), "{text}");
 
-    assert_eq!(count("select count(*) from scansync.sync_runs where status = 'succeeded'").await, 1);
-    assert_eq!(count("select count(*) from scansync.sync_runs where status = 'failed'").await, 1);
-    // One metric line per invocation, in order: succeeded, skipped, failed.
-    let lines = metric_lines(&stdout);
+    let runs = "select count(*) from scansync.sync_runs where kind = 'sync' and status =";
+    assert_eq!(count(&format!("{runs} 'succeeded'")).await, 1);
+    assert_eq!(count(&format!("{runs} 'failed'")).await, 1);
+    let verifies = "select count(*) from scansync.sync_runs where kind = 'verify' and verify_unrepaired = 0";
+    assert_eq!(count(verifies).await, 2, "the clean verify and the repair");
+    // One metric line per invocation, in order; the verifies' have metrics of their own.
+    let (verify_lines, lines): (Vec<_>, Vec<_>) =
+        metric_lines(&stdout).into_iter().partition(|l| l.get("Verifies").is_some());
+    let divergent: Vec<_> = verify_lines.iter().map(|l| l["DivergentKeys"].as_u64().unwrap()).collect();
+    assert_eq!(divergent, [0, 1, 0], "{verify_lines:?}");
     let statuses: Vec<_> = lines.iter().map(|l| l["Status"].as_str().unwrap().to_string()).collect();
     assert_eq!(statuses, ["succeeded", "skipped", "failed"], "{lines:?}");
     assert_eq!(lines[0]["SuccessfulRuns"], 1);

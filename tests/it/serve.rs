@@ -273,3 +273,32 @@ async fn livez_and_healthz_answer_at_once_while_the_database_does_not() {
     stop(child, "-KILL").await;
     drop(hang);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_verifies_on_its_own_schedule_and_a_divergent_store_turns_health_and_healthz_to_diverged() {
+    let table = recent_table(30).await;
+    let db = TestDb::new().await;
+    assert_exit(&scansync(&db, &["sync", "--table", &table.name]).await, 0);
+    // A row lost behind the checkpoint: no later sync reads it again.
+    let c = db.client().await;
+    c.execute("delete from scansync.content where external_id = 'p3'", &[]).await.unwrap();
+    let addr = free_addr();
+    let args = ["--every", "1h", "--verify-every", "1h", "--verify-days", "2", "--metrics-addr", &addr];
+    let child = serve(&db, &table.name, &args);
+    let (code, body) =
+        get_until(&addr, "/healthz", |code, body| code == 503 && body.contains("diverged")).await;
+    assert_eq!(code, 503, "{body}");
+    let (_, metrics) =
+        get_until(&addr, "/metrics", |_, m| m.contains("scansync_verify_keys{kind=\"missing\"} 1")).await;
+    assert!(metrics.contains("scansync_verify_keys{kind=\"missing\"} 1"), "{metrics}");
+    assert!(sample(&metrics, "scansync_seconds_since_last_verify").is_some_and(|a| a < 60.0), "{metrics}");
+    let out = scansync(&db, &["health"]).await;
+    assert_exit(&out, 2);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DIVERGED: 1 missing"), "{out:?}");
+    assert_eq!(stop(child, "-TERM").await, Some(143));
+
+    // Repaired by hand: health is healthy again.
+    let repair = ["verify", "--table", &table.name, "--days", "2", "--repair"];
+    assert_exit(&scansync(&db, &repair).await, 0);
+    assert_exit(&scansync(&db, &["health"]).await, 0);
+}
