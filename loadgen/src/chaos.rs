@@ -80,6 +80,9 @@ pub struct KindReport {
     pub rows_compared: u64,
     /// Trials whose tables differed from the reference after recovery.
     pub mismatches: u32,
+    /// Keys `scansync verify` found missing, stale or diverged after recovery, over all
+    /// trials (the same proof, by the engine's own reconciler, against the source).
+    pub divergent: u64,
     /// Broken invariants other than the tables (checkpoint ahead of data, duplicate
     /// quarantine rows, a failure the ledger or health did not report, overlapping runs).
     pub violations: Vec<String>,
@@ -154,6 +157,26 @@ impl Env {
 }
 
 impl Env {
+    /// Runs `scansync verify` of the records' days on `db` against the table, directly (no
+    /// proxy, no fault): its divergent keys, or why it could not tell.
+    fn verify(&self, db: &str) -> Result<u64, String> {
+        let child = Command::new(&self.spec.scansync)
+            .args(["verify", "--json", "--table", &self.table, "--from", &self.days.0, "--to", &self.days.1])
+            .env("DATABASE_URL", self.cluster.url(self.cluster.port, db))
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.spec.dynamodb)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let (code, text) = tokio::task::block_in_place(|| wait(child, Duration::from_secs(300)))?;
+        let report: serde_json::Value = text
+            .lines()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| format!("verify of {db} exited {code} without a report: {text}"))?;
+        report["divergent"].as_u64().ok_or_else(|| format!("verify of {db}: no divergent count in {report}"))
+    }
+
     /// Runs `scansync <subcommand>` against `db` directly (no proxy, no fault) to its end.
     fn plain(&self, db: &str, subcommand: &str) -> Result<(i32, String), String> {
         let child = Command::new(&self.spec.scansync)
@@ -223,7 +246,14 @@ pub async fn run(spec: &ChaosSpec) -> Result<BTreeMap<Fault, KindReport>, String
     }
     let reference_secs = t.elapsed().as_secs_f64();
     let reference = state(&pg(&env.cluster.url(env.cluster.port, "reference")).await?).await?;
-    eprintln!("loadgen chaos: {} records; the reference run took {reference_secs:.1} s", spec.records);
+    let divergent = env.verify("reference")?;
+    if divergent != 0 {
+        return Err(format!("the reference run's store differs from the table: verify found {divergent} divergent keys"));
+    }
+    eprintln!(
+        "loadgen chaos: {} records; the reference run took {reference_secs:.1} s; verify: 0 divergent",
+        spec.records
+    );
 
     let mut rng = fastrand::Rng::with_seed(spec.seed);
     let mut report: BTreeMap<Fault, KindReport> = BTreeMap::new();
@@ -244,8 +274,9 @@ pub async fn run(spec: &ChaosSpec) -> Result<BTreeMap<Fault, KindReport>, String
         let admin = pg(&env.cluster.url(env.cluster.port, "postgres")).await?;
         let _ = admin.batch_execute(&format!("drop database if exists {db} with (force)")).await;
         eprintln!(
-            "loadgen chaos: trial {trial} ({fault:?}) done: mismatches {}, violations {}",
+            "loadgen chaos: trial {trial} ({fault:?}) done: mismatches {}, verify divergent {}, violations {}",
             r.mismatches,
+            r.divergent,
             r.violations.len()
         );
     }
@@ -445,7 +476,9 @@ async fn trial_once(
     }
     let c = pg(&direct).await?;
     r.rows_compared += rows(&c).await?;
-    if state(&c).await? != reference {
+    let divergent = env.verify(db)?;
+    r.divergent += divergent;
+    if state(&c).await? != reference || divergent != 0 {
         r.mismatches += 1;
     }
     let dup: i64 =

@@ -356,6 +356,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 "  freshness lag: p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s",
                 r.lag[0], r.lag[1], r.lag[2], r.lag[3]
             );
+            println!("  verify: {} divergent", r.verify_divergent);
             let [first, median, last] = r.durations();
             println!(
                 "  sync wall time: first {first:.1} s, median {median:.1} s, last {last:.1} s (last/median {:.2})",
@@ -376,7 +377,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     amp[amp.len() - 1]
                 );
             }
-            if r.missing > 0 {
+            if r.missing > 0 || r.verify_divergent > 0 {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -418,18 +419,19 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 if broken_engine { ", BROKEN ENGINE" } else { "" }
             );
             println!(
-                "  {:<16} {:>6} {:>10} {:>13} {:>10} {:>10}",
-                "fault", "trials", "recoveries", "rows compared", "mismatches", "violations"
+                "  {:<16} {:>6} {:>10} {:>13} {:>10} {:>9} {:>10}",
+                "fault", "trials", "recoveries", "rows compared", "mismatches", "divergent", "violations"
             );
             let (mut bad, mut total) = (0u64, 0u64);
             for (fault, r) in &report {
                 let name = format!("{fault:?}");
                 println!(
-                    "  {name:<16} {:>6} {:>10} {:>13} {:>10} {:>10}",
+                    "  {name:<16} {:>6} {:>10} {:>13} {:>10} {:>9} {:>10}",
                     r.trials,
                     r.recoveries,
                     r.rows_compared,
                     r.mismatches,
+                    r.divergent,
                     r.violations.len()
                 );
                 bad += u64::from(r.mismatches) + r.violations.len() as u64;
@@ -438,7 +440,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     println!("    violation: {v}");
                 }
             }
-            println!("  all: {total} trials, {bad} mismatches or violations");
+            let divergent: u64 = report.values().map(|r| r.divergent).sum();
+            println!("  all: {total} trials, {bad} mismatches or violations; verify: {divergent} divergent");
             if (bad > 0) != expect_failure {
                 return Ok(ExitCode::FAILURE);
             }

@@ -69,6 +69,9 @@ pub struct SoakReport {
     pub lag: [f64; 4],
     /// Per sync run: wall time (s), items the index returned, records inside the window.
     pub runs: Vec<RunStats>,
+    /// Keys `scansync verify` of the soak's days found missing, stale or diverged at the
+    /// end (the engine's own reconciler; must be 0).
+    pub verify_divergent: u64,
 }
 
 /// One sync run of the soak.
@@ -367,6 +370,9 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
             }
         }
     }
+    let today = Timestamp::now().day();
+    report.verify_divergent =
+        verify(&spec.scansync, &spec.database_url, &spec.schema, &spec.table, &spec.index, today).await?;
     report.rejects = l.rejects;
     report.superseded = (l.written_at.len() as u64).saturating_sub(landed_scans.len() as u64);
     report.syncs = syncs;
@@ -380,4 +386,34 @@ pub async fn run(spec: &SoakSpec) -> Result<SoakReport, String> {
     };
     report.lag = [pct(0.50), pct(0.95), pct(0.99), pct(1.0)];
     Ok(report)
+}
+
+/// `scansync verify` of the days around `today` (every stamp form's partition) against
+/// `table`: its divergent keys.
+pub async fn verify(
+    bin: &std::path::Path,
+    url: &str,
+    schema: &str,
+    table: &str,
+    index: &str,
+    today: scansync_parse::time::Day,
+) -> Result<u64, String> {
+    let (from, to) = (today.plus(-2).to_string(), today.plus(1).to_string());
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["--schema", schema, "verify", "--json", "--table", table, "--index", index, "--from", &from, "--to", &to])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "error");
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(text.trim()).map_err(|_| {
+        format!("verify exited {} without a report: {text}{}", out.status, String::from_utf8_lossy(&out.stderr))
+    })?;
+    let divergent = report["divergent"].as_u64().ok_or("verify's report has no divergent count")?;
+    if divergent > 0 {
+        eprintln!("loadgen soak: verify found {divergent} divergent keys: {}", report["first"]);
+    }
+    Ok(divergent)
 }
