@@ -6,6 +6,9 @@
 //! (d) the model ceiling: the final rows of (c)'s first load COPYed into the same indexed
 //!     schema, with its foreign keys and without them. No engine that lands this model can
 //!     beat it: scansync's ratio to it is the merge engine's own overhead.
+//! (e) the re-run's export once more (a replay: the store already holds every record), and
+//!     `scansync verify` of that export against the store: both read and compare everything,
+//!     one to write nothing, the other to prove nothing needs writing.
 //! Every figure is also given as a ratio to (a), which holds whatever the machine's speed.
 
 use crate::export::{write_export, ExportSpec, ExportStats};
@@ -383,7 +386,7 @@ pub fn run_scansync(bin: &Path, url: &str, args: &[&str]) -> Result<(Duration, u
 }
 
 /// The whole benchmark. Returns the figures: ceiling, floor, first load, re-run, model
-/// ceiling with foreign keys, model ceiling without.
+/// ceiling with foreign keys, model ceiling without, replay, verify.
 pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
     let per_day = (spec.records / 10).max(1000);
     let start = scansync_parse::time::Timestamp::parse("2026-01-01T00:00:00Z").expect("valid");
@@ -487,6 +490,20 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
         }
     }
     figures.extend(model);
+    let d = rerun_dir.to_str().ok_or("work dir is not UTF-8")?;
+    let common = ["--source", "export", "--export-dir", d, "--from", &from, "--to", &to];
+    let tuning = ["--writers", &writers, "--page-size", &page, "--fetchers", "2"];
+    for (name, command) in [
+        ("scansync replay (store holds every record)", &["backfill", "--restart"][..]),
+        ("scansync verify (store holds every record)", &["verify"][..]),
+    ] {
+        let args = [&["--schema", "bench_scansync"][..], command, &common, &tuning].concat();
+        // verify exits 1 when a key differs: run_scansync then fails the benchmark.
+        let (elapsed, rss, _) = run_scansync(&spec.scansync, url, &args)?;
+        let f = Figure { name, rows: spec.records, secs: elapsed.as_secs_f64(), peak_rss: Some(rss) };
+        eprintln!("  (e) {:>9.0} rows/s  {}  (peak RSS {} MB)", f.rate(), f.name, rss >> 20);
+        figures.push(f);
+    }
     let _ = std::fs::remove_dir_all(&spec.work_dir);
     Ok(figures)
 }

@@ -526,6 +526,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                         f.rate() / figures[5].rate()
                     );
                 }
+                println!(
+                    "scansync verify vs replay: {:.2}x the records/s, peak RSS {} MB vs {} MB",
+                    figures[7].rate() / figures[6].rate(),
+                    figures[7].peak_rss.unwrap_or(0) >> 20,
+                    figures[6].peak_rss.unwrap_or(0) >> 20
+                );
                 runs.push(figures.iter().map(|f| f.rate() / ceiling).collect::<Vec<f64>>());
             }
             let median = |i: usize| {
