@@ -75,16 +75,32 @@ impl LockWatch {
     /// Asks the lock's connection now (before the checkpoint is written) whether its
     /// session still holds the lock: fails if the connection is gone or the lock is not
     /// this session's, so the lock may be another run's.
+    ///
+    /// A query that fails while the connection stays open says nothing about the lock (the
+    /// session, and the lock with it, lives as long as the connection): it is asked again,
+    /// up to three times. Only an answer "not held", a closed connection or no answer within
+    /// [`WATCH_TIMEOUT`] count as lost.
     pub async fn verify(&self) -> Result<()> {
         self.check()?;
         let sql = format!("select {}", held_by_me_sql("$1::text"));
-        match tokio::time::timeout(WATCH_TIMEOUT, self.client.query_one(&sql, &[&&*self.name])).await {
-            Ok(Ok(row)) if row.get::<_, bool>(0) => Ok(()),
-            _ => {
-                self.lost.store(true, Ordering::Relaxed);
-                Err(lost())
+        let mut why = String::new();
+        for _ in 0..3 {
+            match tokio::time::timeout(WATCH_TIMEOUT, self.client.query_one(&sql, &[&&*self.name])).await {
+                Ok(Ok(row)) if row.get::<_, bool>(0) => return Ok(()),
+                Ok(Ok(_)) => why = "pg_locks says this session does not hold it".into(),
+                Ok(Err(e)) if !self.client.is_closed() => {
+                    tracing::warn!(error = %e, "asking whether the lock is held failed; asking again");
+                    why = e.to_string();
+                    continue;
+                }
+                Ok(Err(e)) => why = format!("its connection closed ({e})"),
+                Err(_) => why = format!("no answer within {} s", WATCH_TIMEOUT.as_secs()),
             }
+            break;
         }
+        tracing::error!(lock = %self.name, why, "the lock is lost");
+        self.lost.store(true, Ordering::Relaxed);
+        Err(lost())
     }
 }
 

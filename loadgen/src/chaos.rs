@@ -248,7 +248,9 @@ pub async fn run(spec: &ChaosSpec) -> Result<BTreeMap<Fault, KindReport>, String
     let reference = state(&pg(&env.cluster.url(env.cluster.port, "reference")).await?).await?;
     let divergent = env.verify("reference")?;
     if divergent != 0 {
-        return Err(format!("the reference run's store differs from the table: verify found {divergent} divergent keys"));
+        return Err(format!(
+            "the reference run's store differs from the table: verify found {divergent} divergent keys"
+        ));
     }
     eprintln!(
         "loadgen chaos: {} records; the reference run took {reference_secs:.1} s; verify: 0 divergent",

@@ -400,16 +400,23 @@ pub async fn verify(
 ) -> Result<u64, String> {
     let (from, to) = (today.plus(-2).to_string(), today.plus(1).to_string());
     let mut cmd = std::process::Command::new(bin);
-    cmd.args(["--schema", schema, "verify", "--json", "--table", table, "--index", index, "--from", &from, "--to", &to])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "error");
+    cmd.args([
+        "--schema", schema, "verify", "--json", "--table", table, "--index", index, "--from", &from, "--to",
+        &to,
+    ])
+    .env("DATABASE_URL", url)
+    .env("RUST_LOG", "error");
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let report: serde_json::Value = serde_json::from_str(text.trim()).map_err(|_| {
-        format!("verify exited {} without a report: {text}{}", out.status, String::from_utf8_lossy(&out.stderr))
+        format!(
+            "verify exited {} without a report: {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
     })?;
     let divergent = report["divergent"].as_u64().ok_or("verify's report has no divergent count")?;
     if divergent > 0 {

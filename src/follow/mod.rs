@@ -168,6 +168,12 @@ pub struct Progress {
     pub shards: HashMap<String, ShardProgress>,
     /// Gaps found by this process.
     pub gaps: u64,
+    /// The newest record time applied by this process: where "now" is for the stream's
+    /// clock, which a gap that runs "until now" is healed up to when it is ahead of ours.
+    pub newest_at: Option<Timestamp>,
+    /// A read of a shard listed open found nothing new: the follower reached the stream's
+    /// live end once.
+    pub caught_up: bool,
 }
 
 impl Progress {
@@ -278,8 +284,11 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
                 let stored = followed.shards.get(&id);
                 let position = stored.and_then(|s| s.position.clone());
                 let last_at = stored.and_then(|s| s.last_at);
+                // Reads that find nothing on a shard still open are at the stream's live end.
+                let open = listed.iter().any(|s| s.id == id && !s.closed);
                 let (me, arn, shard) = (self.clone(), arn.clone(), id.clone());
-                let h = readers.spawn(async move { me.read_shard(&arn, &shard, position, last_at).await });
+                let h =
+                    readers.spawn(async move { me.read_shard(&arn, &shard, open, position, last_at).await });
                 running.insert(h.id(), id);
             }
             // Until the next listing, a reader that ended, or the stop.
@@ -322,12 +331,16 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
         &self,
         arn: &str,
         shard: &str,
+        open: bool,
         mut position: Option<String>,
         mut last_at: Option<Timestamp>,
     ) -> Result<ShardState> {
         let retry = Retry::within(self.tuning.retry_budget);
-        let mut iterator = match self.iterator(arn, shard, &position, last_at).await? {
-            Some(it) => it,
+        // A trimmed range found and not recorded yet: it is recorded, ending at the first
+        // record the shard still has, before any page after it commits (a kill in between
+        // finds it again: the position has not moved).
+        let (mut iterator, mut trimmed) = match self.iterator(arn, shard, &position, last_at).await? {
+            Some(got) => got,
             None => return Ok(ShardState::Lost),
         };
         let mut idle = self.tuning.poll;
@@ -354,23 +367,31 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
                 Err(ReadFailure::Expired) => {
                     tracing::info!(shard, "the shard iterator expired: renewing it from the position");
                     match self.iterator(arn, shard, &position, last_at).await? {
-                        Some(it) => iterator = it,
+                        Some((it, t)) => {
+                            iterator = it;
+                            trimmed |= t;
+                        }
                         None => return Ok(ShardState::Lost),
                     }
                     continue;
                 }
                 Err(ReadFailure::Trimmed) => {
-                    self.gap(arn, "trimmed", last_at, shard).await?;
-                    match self.iterator(arn, shard, &None, last_at).await? {
+                    match self.oldest(arn, shard, last_at).await? {
                         Some(it) => iterator = it,
                         None => return Ok(ShardState::Lost),
                     }
+                    trimmed = true;
                     continue;
                 }
                 Err(ReadFailure::Gone) => return self.lose(arn, shard, last_at).await,
                 Err(ReadFailure::Other(e)) => return Err(e),
             };
             let (next, empty) = (records.next.clone(), records.changes.is_empty());
+            if trimmed && (!empty || next.is_none()) {
+                let to = records.changes.first().and_then(|c| c.at);
+                self.gap(arn, "trimmed", last_at, to, shard).await?;
+                trimmed = false;
+            }
             if let (true, Some(first)) = (first_read && position.is_none(), records.changes.first()) {
                 if let Some(at) = first.at {
                     self.store.covers_from(arn, at).await?;
@@ -396,6 +417,7 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
                 last_at = to.last_at;
                 let mut p = self.progress.lock().expect("progress poisoned");
                 p.stats.add_page(&page, &written);
+                p.newest_at = p.newest_at.max(last_at);
                 let lag = last_at.map_or(0.0, |t| (Timestamp::now().0 - t.0).max(0) as f64 / 1e6);
                 let e = p.shards.entry(shard.to_string()).or_default();
                 e.records += to.records;
@@ -403,13 +425,9 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
                 idle = self.tuning.poll;
             } else {
                 // Read to what the shard has: caught up.
-                self.progress
-                    .lock()
-                    .expect("progress poisoned")
-                    .shards
-                    .entry(shard.to_string())
-                    .or_default()
-                    .lag = 0.0;
+                let mut p = self.progress.lock().expect("progress poisoned");
+                p.caught_up |= open && next.is_some();
+                p.shards.entry(shard.to_string()).or_default().lag = 0.0;
             }
             match next {
                 None => {
@@ -428,15 +446,16 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
         }
     }
 
-    /// An iterator from `position` (or the oldest record); records a gap when the records
-    /// after the position were trimmed; `None` when the shard is gone (recorded as lost).
+    /// An iterator from `position` (or the oldest record), and whether the records after the
+    /// position were trimmed (it then starts at the oldest record left: the caller records
+    /// the gap); `None` when the shard is gone (recorded as lost).
     async fn iterator(
         &self,
         arn: &str,
         shard: &str,
         position: &Option<String>,
         last_at: Option<Timestamp>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<(String, bool)>> {
         let from = position.clone().map_or(StartAt::Oldest, StartAt::After);
         let retry = Retry::within(self.tuning.retry_budget);
         let got = retry
@@ -451,19 +470,8 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
             )
             .await?;
         match got {
-            Ok(it) => Ok(Some(it)),
-            Err(ReadFailure::Trimmed) => {
-                self.gap(arn, "trimmed", last_at, shard).await?;
-                match self.api.iterator(arn, shard, &StartAt::Oldest).await {
-                    Ok(it) => Ok(Some(it)),
-                    Err(ReadFailure::Gone) => self.lose(arn, shard, last_at).await.map(|_| None),
-                    Err(ReadFailure::Other(e)) => Err(e),
-                    Err(_) => Err(Error::new(
-                        Kind::Aws,
-                        format!("no iterator for shard {shard} at its oldest record"),
-                    )),
-                }
-            }
+            Ok(it) => Ok(Some((it, false))),
+            Err(ReadFailure::Trimmed) => Ok(self.oldest(arn, shard, last_at).await?.map(|it| (it, true))),
             Err(ReadFailure::Gone) => self.lose(arn, shard, last_at).await.map(|_| None),
             Err(ReadFailure::Expired) => {
                 Err(Error::new(Kind::Aws, format!("a fresh iterator for shard {shard} expired")))
@@ -472,13 +480,35 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
         }
     }
 
-    async fn gap(&self, arn: &str, reason: &'static str, from: Option<Timestamp>, shard: &str) -> Result<()> {
+    /// An iterator at the oldest record the shard still has (after a trim); `None` when the
+    /// shard is gone (recorded as lost).
+    async fn oldest(&self, arn: &str, shard: &str, last_at: Option<Timestamp>) -> Result<Option<String>> {
+        match self.api.iterator(arn, shard, &StartAt::Oldest).await {
+            Ok(it) => Ok(Some(it)),
+            Err(ReadFailure::Gone) => self.lose(arn, shard, last_at).await.map(|_| None),
+            Err(ReadFailure::Other(e)) => Err(e),
+            Err(_) => {
+                Err(Error::new(Kind::Aws, format!("no iterator for shard {shard} at its oldest record")))
+            }
+        }
+    }
+
+    async fn gap(
+        &self,
+        arn: &str,
+        reason: &'static str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        shard: &str,
+    ) -> Result<()> {
         tracing::error!(
             shard,
             reason,
+            from = ?from.map(|t| t.to_string()),
+            to = ?to.map(|t| t.to_string()),
             "records of the shard were trimmed before they were read: recording a gap"
         );
-        let gap = Gap { reason, from, to: None, shard: Some(shard.to_string()) };
+        let gap = Gap { reason, from, to, shard: Some(shard.to_string()) };
         self.store.record_gap(arn, &gap).await?;
         self.progress.lock().expect("progress poisoned").gaps += 1;
         Ok(())

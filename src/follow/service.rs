@@ -155,11 +155,21 @@ fn side_tasks(
             if let Some(m) = &metrics {
                 m.set_follow(&lags, records, gaps, open.len() as i64);
             }
+            // A gap "until now" is healed once this process applied what the stream still has
+            // after it (or found nothing there), up to now on the stream's clock where that
+            // runs ahead of ours.
+            let (newest, caught_up) = {
+                let p = progress.lock().expect("progress poisoned");
+                (p.newest_at, p.caught_up || p.newest_at.is_some())
+            };
             for (id, reason, from, to) in open {
                 if stop.requested() {
                     return;
                 }
-                heal_one(&target, &cfg, &store, id, &reason, from, to, &stop).await;
+                if to.is_none() && !caught_up {
+                    continue;
+                }
+                heal_one(&target, &cfg, &store, id, &reason, from, to, newest, &stop).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(BEAT) => {}
@@ -197,11 +207,12 @@ async fn heal_one(
     reason: &str,
     from: Option<Timestamp>,
     to: Option<Timestamp>,
+    newest: Option<Timestamp>,
     stop: &Stop,
 ) {
-    let now = Timestamp::now();
+    let now = Timestamp::now().max(newest.unwrap_or(Timestamp(i64::MIN)));
     let from = from.unwrap_or_else(|| now.add_micros(-24 * 3_600_000_000));
-    let to = to.unwrap_or(now);
+    let to = to.unwrap_or(now).max(from);
     let spec = HealSpec { table: &cfg.table, index: &cfg.index, window: cfg.window, tuning: cfg.tuning };
     tracing::warn!(gap = id, reason, from = %from, to = %to, "healing a gap through the index path");
     let done = match heal(target, &spec, from, to, stop).await {

@@ -208,13 +208,13 @@ async fn killed_at_random_moments_across_rollovers_and_splits_the_follower_loses
 }
 
 #[tokio::test]
-async fn records_trimmed_before_they_were_read_are_a_gap_and_the_rest_is_read() {
+async fn records_trimmed_before_they_were_read_are_a_gap_up_to_the_first_record_left_and_the_rest_is_read() {
     let stream = Arc::new(MemoryStream::new());
     let store = Arc::new(MemFollow::default());
     let mut changes = Vec::new();
     for v in 0..10 {
         let kind = ChangeKind::Put(item(v, v));
-        stream.write(kind.clone(), Timestamp::parse("2026-11-20T00:00:00Z"));
+        stream.write(kind.clone(), Timestamp::parse(&format!("2026-11-20T00:00:{v:02}Z")));
         changes.push(kind);
     }
     let shard = stream.topology()[0].0.clone();
@@ -232,6 +232,8 @@ async fn records_trimmed_before_they_were_read_are_a_gap_and_the_rest_is_read() 
     let gaps = store.state.lock().unwrap().gaps.clone();
     assert_eq!(gaps.len(), 1, "{gaps:?}");
     assert_eq!((gaps[0].reason, gaps[0].shard.as_deref()), ("trimmed", Some(shard.as_str())));
+    // The gap ends where the stream still has records: the heal reads no more than that.
+    assert_eq!(gaps[0].to, Timestamp::parse("2026-11-20T00:00:06Z"));
 }
 
 #[tokio::test]

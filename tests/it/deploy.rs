@@ -107,11 +107,21 @@ fn the_kubernetes_cronjob_and_deployment_parse_and_use_only_flags_the_binary_has
     // Liveness must not depend on the database; readiness is the data's health.
     assert_eq!(c["livenessProbe"]["httpGet"]["path"].as_str(), Some("/livez"));
     assert_eq!(c["readinessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
+    // The follower: one per table, the old pod gone (with its lock) before the new starts.
+    let follow = yaml("kubernetes/follow-deployment.yaml");
+    assert_eq!(follow["spec"]["replicas"].as_u64(), Some(1), "one follower per table");
+    assert_eq!(follow["spec"]["strategy"]["type"].as_str(), Some("Recreate"));
+    let c = &follow["spec"]["template"]["spec"]["containers"][0];
+    check_invocation("kubernetes/follow-deployment.yaml", &strings(&c["args"]), &env_names(c));
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"].as_str(), Some("/livez"));
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
 }
 
 #[test]
 fn the_systemd_units_run_commands_the_binary_has() {
-    for file in ["systemd/scansync.service", "systemd/scansync-sync.service"] {
+    for file in
+        ["systemd/scansync.service", "systemd/scansync-sync.service", "systemd/scansync-follow.service"]
+    {
         let text = std::fs::read_to_string(deploy().join(file)).unwrap();
         let exec = text.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
         let args: Vec<String> = exec.split_whitespace().skip(1).map(str::to_string).collect();
@@ -157,12 +167,17 @@ fn the_iam_policy_grants_exactly_the_calls_scansync_makes() {
         .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()))
         .collect();
     actions.sort();
-    // The SDK calls in src/: Query (source/dynamodb.rs), GetParameter/PutParameter
+    // The SDK calls in src/: Query (source/dynamodb.rs), DescribeTable, DescribeStream,
+    // GetShardIterator, GetRecords (stream/aws.rs: follow), GetParameter/PutParameter
     // (checkpoint/ssm.rs: the checkpoint, and GetParameter of --database-url-parameter),
     // GetObject/ListObjectsV2 (source/export.rs; ListBucket authorizes it).
     assert_eq!(
         actions,
         [
+            "dynamodb:DescribeStream",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
             "dynamodb:Query",
             "s3:GetObject",
             "s3:ListBucket",
@@ -173,14 +188,21 @@ fn the_iam_policy_grants_exactly_the_calls_scansync_makes() {
     );
     for s in v["Statement"].as_array().unwrap() {
         let resource = s["Resource"].as_str().unwrap();
-        // The only wildcard: the objects under the export prefix.
+        // The only wildcards: the objects under the export prefix, and the table's stream
+        // (its label changes when the stream is enabled again).
         assert!(
-            !resource.contains('*') || resource.ends_with("/scans/*"),
+            !resource.contains('*')
+                || resource.ends_with("/scans/*")
+                || resource.ends_with("table/scans/stream/*"),
             "{resource} is wider than it needs"
         );
     }
     for (file, call) in [
         ("src/source/dynamodb.rs", ".query()"),
+        ("src/stream/aws.rs", ".describe_table()"),
+        ("src/stream/aws.rs", ".describe_stream()"),
+        ("src/stream/aws.rs", ".get_shard_iterator()"),
+        ("src/stream/aws.rs", ".get_records()"),
         ("src/checkpoint/ssm.rs", ".get_parameter()"),
         ("src/checkpoint/ssm.rs", ".put_parameter()"),
         ("src/source/export.rs", ".get_object()"),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 const QUICK: &[&str] = &["--poll", "20ms", "--max-poll", "200ms", "--discover-every", "1s"];
 
-fn follower(table: &Table, db: &TestDb, extra: &[&str]) -> Child {
+pub(crate) fn follower(table: &Table, db: &TestDb, extra: &[&str]) -> Running {
     let log = std::fs::File::create(std::env::temp_dir().join(format!("scansync-follow-{}.log", unique())))
         .unwrap();
     table
@@ -19,16 +19,17 @@ fn follower(table: &Table, db: &TestDb, extra: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(|c| Running(Some(c)))
         .unwrap()
 }
 
-fn kill9(child: &mut Child) {
+pub(crate) fn kill9(child: &mut Child) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
 
 /// An incremental export's line for a write of `item` (its new image).
-fn put_line(item: &Item, micros: i64) -> String {
+pub(crate) fn put_line(item: &Item, micros: i64) -> String {
     let scan = match &item["scanId"] {
         Attr::S(s) => s.clone(),
         _ => unreachable!(),
@@ -42,7 +43,7 @@ fn put_line(item: &Item, micros: i64) -> String {
 }
 
 /// Waits until the follower's tables equal `want` (the canonical tables by natural keys).
-async fn caught_up(db: &TestDb, want: &[String], limit: Duration) -> Vec<String> {
+pub(crate) async fn caught_up(db: &TestDb, want: &[String], limit: Duration) -> Vec<String> {
     let c = db.client().await;
     let deadline = Instant::now() + limit;
     loop {
@@ -115,6 +116,7 @@ async fn a_streams_puts_updates_soft_deletes_and_removals_land_as_the_same_chang
     assert_same_rows(&got, &want, "the follower's tables against the export's");
     // SIGTERM: the page in flight finishes, the run is recorded cancelled, exit 143.
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut child = child.take();
     let code = tokio::task::spawn_blocking(move || child.wait().unwrap().code()).await.unwrap();
     assert_eq!(code, Some(143));
     let c = followed.client().await;

@@ -10,6 +10,7 @@ mod differential;
 mod durability;
 mod export;
 mod follow;
+mod follow_clock;
 mod hardening;
 mod health;
 mod jsonb_property;

@@ -605,3 +605,36 @@ pub fn assert_same_rows(got: &[String], want: &[String], what: &str) {
         w.difference(&g).count()
     );
 }
+
+/// A child process killed (and reaped) when dropped: a test that fails midway leaves no
+/// follower or server running behind it.
+pub struct Running(pub Option<std::process::Child>);
+
+impl Running {
+    /// Takes the child out (to wait for it elsewhere): it is no longer killed on drop.
+    pub fn take(mut self) -> std::process::Child {
+        self.0.take().expect("a running child")
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("a running child")
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().expect("a running child")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
