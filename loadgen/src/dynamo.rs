@@ -20,6 +20,16 @@ pub async fn client() -> Result<Client, String> {
 
 /// Creates the table and its date-partition GSI unless it exists; waits until active.
 pub async fn create_table(client: &Client, table: &str, index: &str) -> Result<(), String> {
+    create(client, table, index, false).await
+}
+
+/// [`create_table`] with a stream of view type `NEW_AND_OLD_IMAGES` (for `scansync follow`;
+/// DynamoDB Local implements streams, dynalite does not).
+pub async fn create_streamed_table(client: &Client, table: &str, index: &str) -> Result<(), String> {
+    create(client, table, index, true).await
+}
+
+async fn create(client: &Client, table: &str, index: &str, stream: bool) -> Result<(), String> {
     if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }
@@ -56,6 +66,13 @@ pub async fn create_table(client: &Client, table: &str, index: &str) -> Result<(
                 .build()
                 .expect("valid"),
         )
+        .set_stream_specification(stream.then(|| {
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                .build()
+                .expect("valid")
+        }))
         .send()
         .await
         .map_err(|e| format!("create table {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;

@@ -6,6 +6,7 @@ mod chaos;
 mod cluster;
 mod dynamo;
 mod export;
+mod follow_soak;
 mod proxy;
 mod slices;
 mod soak;
@@ -143,6 +144,46 @@ enum Command {
         /// Extra flags for every scansync sync, after `--` (e.g. -- --offset-margin 0).
         #[arg(last = true)]
         sync_flags: Vec<String>,
+    },
+    /// Write at --rate for --duration into a DynamoDB table with a stream (AWS's DynamoDB
+    /// Local: AWS_ENDPOINT_URL_DYNAMODB) while `scansync follow` applies it; measure from the
+    /// outside when each write becomes visible in PostgreSQL, kill -9 the follower --kills
+    /// times and measure its catch-up, drain a --backlog written before it starts, then
+    /// `scansync verify` the soak's days.
+    FollowSoak {
+        /// Table (created, with a stream).
+        #[arg(long, env = "LOADGEN_TABLE", default_value = "follow_soak_scans")]
+        table: String,
+        /// GSI.
+        #[arg(long, env = "LOADGEN_INDEX", default_value = "datePartition-updatedAt-index")]
+        index: String,
+        /// Records per second.
+        #[arg(long, env = "LOADGEN_RATE", default_value_t = 500)]
+        rate: u64,
+        /// How long to write, in seconds.
+        #[arg(long, env = "LOADGEN_DURATION", default_value_t = 600)]
+        duration: u64,
+        /// kill -9s of the follower at random moments.
+        #[arg(long, default_value_t = 0)]
+        kills: u32,
+        /// Records written before the follower starts.
+        #[arg(long, default_value_t = 0)]
+        backlog: u64,
+        /// PostgreSQL.
+        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        /// Target schema (dropped first).
+        #[arg(long, env = "LOADGEN_SCHEMA", default_value = "follow_soak")]
+        schema: String,
+        /// The scansync binary (default: next to this one).
+        #[arg(long, env = "LOADGEN_SCANSYNC")]
+        scansync: Option<PathBuf>,
+        /// BatchWriteItem calls in flight.
+        #[arg(long, env = "LOADGEN_CONCURRENCY", default_value_t = 4)]
+        concurrency: usize,
+        /// Seed.
+        #[arg(long, env = "LOADGEN_SEED", default_value_t = 1)]
+        seed: u64,
     },
     /// The fault suite: --trials real scansync runs against a throwaway PostgreSQL cluster
     /// and dynalite, one fault per trial at a random moment (kill -9, PostgreSQL restarted or
@@ -313,6 +354,65 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             let secs = start.elapsed().as_secs_f64();
             println!("wrote {written} records to {table} in {secs:.1} s: {:.0} records/s achieved (target {rate}), {retries} batches retried", written as f64 / secs);
+        }
+        Command::FollowSoak {
+            table,
+            index,
+            rate,
+            duration,
+            kills,
+            backlog,
+            database_url,
+            schema,
+            scansync,
+            concurrency,
+            seed,
+        } => {
+            let spec = follow_soak::FollowSoakSpec {
+                rate,
+                duration: Duration::from_secs(duration),
+                kills,
+                backlog,
+                table,
+                index,
+                database_url,
+                schema,
+                scansync: scansync.unwrap_or_else(sibling_scansync),
+                concurrency,
+                seed,
+            };
+            let r = follow_soak::run(&spec).await?;
+            println!("follow soak: {duration} s at {rate}/s target, {kills} kill -9s");
+            if let Some((n, secs)) = r.backlog {
+                println!("  backlog: {n} records drained in {secs:.1} s ({:.0} records/s)", n as f64 / secs);
+            }
+            println!(
+                "  written {} ({:.0}/s achieved); measured {}, superseded {}, missing {}",
+                r.written, r.write_rate, r.measured, r.superseded, r.missing
+            );
+            println!(
+                "  write acknowledged → visible in PostgreSQL (polled from outside): p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+                r.latency[0], r.latency[1], r.latency[2]
+            );
+            if !r.catch_up.is_empty() {
+                let mut c = r.catch_up.clone();
+                c.sort_by(f64::total_cmp);
+                println!(
+                    "  restart → caught up, {} kills: median {:.2} s, max {:.2} s",
+                    c.len(),
+                    c[c.len() / 2],
+                    c[c.len() - 1]
+                );
+            }
+            println!(
+                "  follower: {:.2} cores of CPU on average, peak RSS {} MB",
+                r.cpu_cores,
+                r.peak_rss >> 20
+            );
+            println!("  verify: {} divergent", r.verify_divergent);
+            if r.missing > 0 || r.verify_divergent > 0 || (r.catch_up.len() as u32) < kills {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Soak {
             table,
