@@ -221,7 +221,6 @@ pub async fn run(spec: &FollowSoakSpec) -> Result<FollowSoakReport, String> {
     let pending = Arc::new(Mutex::new(Pending::default()));
     let mut report = FollowSoakReport::default();
     let (mut ticks, mut rss) = (0u64, 0u64);
-    let soak_started;
 
     // The backlog, written before the follower starts.
     if spec.backlog > 0 {
@@ -259,7 +258,7 @@ pub async fn run(spec: &FollowSoakSpec) -> Result<FollowSoakReport, String> {
         p.written = 0;
         p.superseded = 0;
     }
-    soak_started = Instant::now();
+    let soak_started = Instant::now();
 
     // The writer: every 100 ms, a tenth of a second's records, stamped just before they are sent.
     let writer = {
