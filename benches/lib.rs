@@ -32,6 +32,7 @@ pub fn parse_all(lines: Vec<Vec<u8>>, read: fn(Vec<u8>) -> RawRecord) -> usize {
         .map(|l| match read(l) {
             RawRecord::Typed(_) => 1,
             RawRecord::Item(item) => usize::from(parse_item(&item, "", &mut repairs, &mut drift).is_ok()),
+            RawRecord::Removal { .. } => 1,
             RawRecord::Unreadable { .. } => 0,
         })
         .sum()
