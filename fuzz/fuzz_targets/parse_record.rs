@@ -39,6 +39,10 @@ fuzz_target!(|data: &[u8]| {
     }
     match decode_export_line(data.to_vec()) {
         RawRecord::Unreadable { raw, .. } => assert!(!raw.is_empty() || data.is_empty()),
+        // A removal's old image goes through the same parser; it must not panic.
+        RawRecord::Removal { item, .. } => {
+            let _ = parse_item(&item, "fuzz", &mut Repairs::default(), &mut Drift::default());
+        }
         RawRecord::Typed(_) => panic!("decode_export_line is the general path: it never reads a line typed"),
         RawRecord::Item(item) => {
             let mut repairs = Repairs::default();
