@@ -213,8 +213,9 @@ pub async fn job<S: Source, K: Sink>(
 #[cfg(feature = "fault-injection")]
 pub mod fault {
     /// The environment variable that names the fault: `checkpoint-first` (the checkpoint
-    /// written before the pages: the fault suite must then report mismatches) or
-    /// `exit-after-checkpoint` (the process dies right after the checkpoint moved).
+    /// written before the pages: the fault suite must then report mismatches),
+    /// `exit-after-checkpoint` (the process dies right after the checkpoint moved) or
+    /// `exit-before-fold` (a staged backfill worker dies with its units staged, unfolded).
     pub const VAR: &str = "SCANSYNC_TEST_BREAK";
 
     /// Tells whether the fault `name` is asked for.

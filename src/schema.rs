@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../sql/003_backfill_jobs.sql")),
     (4, include_str!("../sql/004_removals_streams.sql")),
     (5, include_str!("../sql/005_verify.sql")),
+    (6, include_str!("../sql/006_staged_load.sql")),
 ];
 
 /// The newest migration applied to `schema`; `None` when it holds no scansync store. Reads

@@ -27,6 +27,8 @@ pub struct WriteStats {
     pub unchanged: u64,
     /// Content rows a removal tombstoned (counted within `content` too).
     pub removals_applied: u64,
+    /// Content rows appended to the staging tables of a staged load (folded at its end).
+    pub staged: u64,
 }
 
 impl WriteStats {
@@ -40,6 +42,7 @@ impl WriteStats {
         self.quarantined += o.quarantined;
         self.unchanged += o.unchanged;
         self.removals_applied += o.removals_applied;
+        self.staged += o.staged;
     }
 }
 

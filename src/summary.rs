@@ -33,6 +33,12 @@ pub fn print(label: &str, o: &Outcome) {
         "  rows changed: creators {}, communities {}, tags {}, content {}, content_tags {}",
         w.creators, w.communities, w.tags, w.content, w.content_tags
     );
+    if w.staged > 0 {
+        println!(
+            "  content rows staged: {} (a staged first load: folded into the tables when the job's last unit is done)",
+            w.staged
+        );
+    }
     if w.unchanged > 0 {
         println!(
             "  content rows already current: {} (found from keys and versions, not copied)",

@@ -17,6 +17,7 @@
 
 mod claims;
 pub mod progress;
+pub mod staged;
 pub mod status;
 
 pub use claims::Claims;
@@ -156,19 +157,29 @@ pub async fn run(
     };
     let mut client = db::connect(url).await?;
     let job_id = open_job(&mut client, schema, &spec, cfg.restart).await?;
-    drop(client);
+    if cfg.restart {
+        staged::restart(&client, schema, job_id).await?;
+    }
     let before = status::job(&admin, schema, job_id).await?;
-    if before.units.claimable() == 0 && before.units.running == 0 {
+    // A staged job whose units are all done but whose rows were not folded yet (its last
+    // worker was stopped before the fold) still has work: the fold.
+    let unfolded = before.staged && !before.folded;
+    if before.units.claimable() == 0 && before.units.running == 0 && !unfolded {
         crate::bulk::repair(&admin, schema).await?;
         return Ok(Report { outcome: None, job: before });
     }
 
-    let bulk = if wants_bulk(&admin, schema, cfg.bulk, &hints).await? {
+    let bulk = if unfolded || wants_bulk(&admin, schema, cfg.bulk, &hints).await? {
         Some(crate::bulk::BulkLoad::begin(url, schema).await?)
     } else {
         crate::bulk::repair(&admin, schema).await?;
         None
     };
+    let staged = staged::decide(&mut client, schema, job_id, bulk.is_some()).await?;
+    if staged {
+        staged::survived(&mut client, schema, job_id).await?;
+    }
+    drop(client);
     let run_id = lifecycle::open(&admin, target, RunKind::Backfill, started, budget, None).await?;
     let worker_name = format!("{}:{}", hostname(), std::process::id());
     let worker_id: i64 = admin
@@ -184,7 +195,7 @@ pub async fn run(
     tracing::info!(job = job_id, worker = worker_id, name = %worker_name, units = before.units.total, done = before.units.done, "backfill worker started");
     let claims =
         Arc::new(Claims::open(url, schema, job_id, worker_id, &worker_name, tuning.page_size, budget).await?);
-    let sink = Arc::new(PgSink::new(url, schema, Some(run_id))?.bulk(bulk.is_some()));
+    let sink = Arc::new(PgSink::new(url, schema, Some(run_id))?.bulk(bulk.is_some()).staged(staged));
     let records = Arc::new(AtomicU64::new(0));
     let hooks = Hooks {
         stop: stop.clone(),
@@ -209,6 +220,22 @@ pub async fn run(
             ),
         ));
     }
+    #[cfg(feature = "fault-injection")]
+    if staged && crate::run::fault::is("exit-before-fold") {
+        // Every unit staged, nothing folded: lets the tests resume a load at its fold.
+        std::process::exit(99);
+    }
+    if staged && outcome.result.is_ok() {
+        // The worker that finds every unit done folds the staged rows into the tables.
+        match staged::fold(url, schema, job_id).await {
+            Ok(Some(f)) => {
+                outcome.stats.written.content += f.content;
+                outcome.stats.written.content_tags += f.edges;
+            }
+            Ok(None) => {}
+            Err(e) => outcome.result = Err(e.context("folding the staged rows into the tables")),
+        }
+    }
     if let Some(bulk) = bulk {
         // The last bulk worker to leave validates the keys: a violation fails this run.
         if let Err(e) = bulk.end(&admin).await {
@@ -230,6 +257,7 @@ pub async fn run(
             .execute(
                 &format!(
                     "update {q}.backfill_jobs set finished_at = now() where id = $1 and finished_at is null
+                     and (not staged or folded_at is not null)
                      and not exists (select 1 from {q}.backfill_units where job_id = $1 and state <> 'done')"
                 ),
                 &[&job_id],

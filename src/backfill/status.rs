@@ -79,6 +79,10 @@ pub struct JobStatus {
     pub workers: Vec<Worker>,
     /// Failed units (the first 50), with their errors.
     pub failed: Vec<FailedUnit>,
+    /// A staged first load (its rows folded into the tables when every unit is done).
+    pub staged: bool,
+    /// Its staged rows were folded.
+    pub folded: bool,
 }
 
 /// The most failed units listed per job.
@@ -121,7 +125,8 @@ async fn read(client: &Client, schema: &str, id: Option<i64>) -> Result<Vec<JobS
                      count(*) filter (where u.state = 'failed'),
                      coalesce(sum(u.records) filter (where u.state = 'done'), 0)::int8,
                      coalesce(sum(u.pages) filter (where u.state = 'done'), 0)::int8,
-                     (select count(*) from live l join {q}.backfill_workers w on w.id = l.id where w.job_id = j.id)
+                     (select count(*) from live l join {q}.backfill_workers w on w.id = l.id where w.job_id = j.id),
+                     j.staged, j.folded_at is not null
                  from {q}.backfill_jobs j left join {q}.backfill_units u on u.job_id = j.id
                  where $2::int8 is null or j.id = $2
                  group by j.id order by j.id desc",
@@ -153,7 +158,8 @@ async fn read(client: &Client, schema: &str, id: Option<i64>) -> Result<Vec<JobS
                 .map(|r| FailedUnit { unit: r.get(0), attempts: r.get(1), error: r.get(2) })
                 .collect();
         }
-        job.state = if job.units.done == job.units.total {
+        let unfolded = job.staged && !job.folded;
+        job.state = if job.units.done == job.units.total && !unfolded {
             "done"
         } else if live_workers > 0 {
             "running"
@@ -186,6 +192,8 @@ fn from_row(r: &Row) -> JobStatus {
         pages: r.get(11),
         workers: Vec::new(),
         failed: Vec::new(),
+        staged: r.get(13),
+        folded: r.get(14),
     }
 }
 
@@ -224,6 +232,8 @@ impl JobStatus {
             },
             "records": self.records,
             "pages": self.pages,
+            "staged": self.staged,
+            "folded": self.folded,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
             "workers": self.workers.iter().map(|w| json!({
@@ -242,6 +252,11 @@ impl JobStatus {
             "job {} {}: {} units done of {} ({} running, {} pending, {} abandoned, {} failed), {} records — {}",
             self.id, self.key, u.done, u.total, u.running, u.pending, u.abandoned, u.failed, self.records, self.state
         );
+        if self.staged && !self.folded {
+            out.push_str(
+                " (a staged first load: its rows are folded into the tables when every unit is done)",
+            );
+        }
         for w in &self.workers {
             out.push_str(&format!(
                 "\n  worker {} {} since {}: {}",

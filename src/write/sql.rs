@@ -390,6 +390,126 @@ where stream_arn = $1 and shard_id = $2 and state = 'open'
   and (position is null or position::numeric < $3::text::numeric)
 ";
 
+/// The staged first load (docs/backfill.md): a page's content rows COPYed as they are
+/// encoded for the writer's staging table, into the unlogged, unindexed `bulk_content`.
+pub static COPY_BULK_CONTENT: LazyLock<String> =
+    LazyLock::new(|| COPY_CONTENT.replacen("copy stage_content", "copy bulk_content", 1));
+
+/// A page's creators, as [`UPSERT_CREATORS`] takes them, appended to `bulk_creators`.
+pub const STAGE_CREATORS: &str = "
+insert into bulk_creators
+select s.platform, s.external_id, s.at::timestamptz, s.scan, s.handle, s.display_name,
+       s.follower_count::numeric, s.deleted
+from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::bool[]) as s(platform, external_id, at, scan, handle, display_name, follower_count, deleted)
+";
+
+/// A page's communities (the parameters of [`UPSERT_COMMUNITIES`]), appended to
+/// `bulk_communities`.
+pub const STAGE_COMMUNITIES: &str = "
+insert into bulk_communities
+select s.platform, s.external_id, s.at::timestamptz, s.scan, s.name
+from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::bool[]) as s(platform, external_id, at, scan, name)
+";
+
+/// A page's tags, appended to `bulk_tags`.
+pub const STAGE_TAGS: &str = "insert into bulk_tags select unnest($1::text[])";
+
+/// The fold of a staged load, step 1: the newest version of each staged creator, merged as
+/// [`UPSERT_CREATORS`] merges (a row another run wrote meanwhile is replaced only by a
+/// newer version).
+pub const FOLD_CREATORS: &str = "
+insert into creators as c (platform, external_id, handle, display_name, follower_count,
+                           source_updated_at, source_scan_id, deleted_at)
+select distinct on (platform, external_id)
+       platform, external_id, handle, display_name, follower_count, source_updated_at, source_scan_id,
+       case when deleted then source_updated_at end
+from bulk_creators
+order by platform, external_id, source_updated_at desc, source_scan_id desc
+on conflict (platform, external_id) do update set
+    handle = excluded.handle, display_name = excluded.display_name,
+    follower_count = excluded.follower_count, source_updated_at = excluded.source_updated_at,
+    source_scan_id = excluded.source_scan_id, deleted_at = excluded.deleted_at
+where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
+";
+
+/// As [`FOLD_CREATORS`], for communities.
+pub const FOLD_COMMUNITIES: &str = "
+insert into communities as c (platform, external_id, name, source_updated_at, source_scan_id)
+select distinct on (platform, external_id) platform, external_id, name, source_updated_at, source_scan_id
+from bulk_communities
+order by platform, external_id, source_updated_at desc, source_scan_id desc
+on conflict (platform, external_id) do update set
+    name = excluded.name, source_updated_at = excluded.source_updated_at,
+    source_scan_id = excluded.source_scan_id
+where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
+";
+
+/// Every staged tag into the dictionary (as [`MERGE_TAGS`]).
+pub const FOLD_TAGS: &str = "
+insert into tags (name)
+select distinct b.name from bulk_tags b
+where b.name is not null and not exists (select 1 from tags e where e.name = b.name)
+order by 1
+on conflict (name) do nothing
+";
+
+/// The staged content folded per key, as the writer's fold does it for a page: the newest
+/// live record's columns, and the newest tombstone only where it is newer than that live
+/// record (ties by scan id, byte order). Its columns are those of the staging table, so the
+/// rows can be inserted as they are or merged by the writer's own statements.
+pub const BULK_WINNERS: &str = r#"
+with live as (
+    select distinct on (platform, external_id) *
+    from bulk_content where source_updated_at is not null
+    order by platform, external_id, source_updated_at desc, source_scan_id desc
+), tomb as (
+    select distinct on (platform, external_id) platform, external_id, deleted_at, deleted_scan_id, removed_at
+    from bulk_content where deleted_at is not null
+    order by platform, external_id, deleted_at desc, deleted_scan_id desc
+)
+select coalesce(l.platform, t.platform) as platform, coalesce(l.external_id, t.external_id) as external_id,
+       l.source_updated_at, l.source_scan_id, l.url, l.caption,
+       l.view_count, l.like_count, l.comment_count, l.share_count, l.posted_at, l.metadata, l.extra,
+       l.creator_external_id, l.community_external_id, l.tags,
+       case when x.newer then t.deleted_at end as deleted_at,
+       case when x.newer then t.deleted_scan_id end as deleted_scan_id,
+       case when x.newer then t.removed_at end as removed_at
+from live l
+full join tomb t on t.platform = l.platform and t.external_id = l.external_id
+cross join lateral (
+    select t.deleted_at is not null
+           and (l.source_updated_at is null
+                or (t.deleted_at, t.deleted_scan_id collate "C") > (l.source_updated_at, l.source_scan_id collate "C"))
+           as newer
+) x
+"#;
+
+/// Into an empty `content` (its indexes off): every folded row (the session's temporary
+/// table `fold`: [`BULK_WINNERS`] with a fresh id each) with its creator's and community's
+/// ids by key, as the merges would leave it.
+pub const FOLD_INSERT_CONTENT: &str = "
+insert into content (id, platform, external_id, url, caption, creator_id, community_id,
+    view_count, like_count, comment_count, share_count, posted_at, source_updated_at,
+    source_scan_id, metadata, extra, deleted_at, deleted_scan_id, removed_at)
+overriding system value
+select f.id, f.platform, f.external_id, f.url, f.caption, cr.id, cm.id,
+       f.view_count, f.like_count, f.comment_count, f.share_count, f.posted_at, f.source_updated_at,
+       f.source_scan_id, f.metadata::jsonb, f.extra::jsonb, f.deleted_at, f.deleted_scan_id, f.removed_at
+from fold f
+left join creators cr on cr.platform = f.platform and cr.external_id = f.creator_external_id
+left join communities cm on cm.platform = f.platform and cm.external_id = f.community_external_id
+";
+
+/// The edges of the folded rows that have a live record: its tags.
+pub const FOLD_INSERT_EDGES: &str = "
+insert into content_tags (content_id, tag_id)
+select distinct f.id, t.id
+from fold f cross join lateral unnest(f.tags) as n(name) join tags t on t.name = n.name
+where f.source_updated_at is not null
+";
+
 /// The rows of the staging table that differ from the store (`scansync verify`), as
 /// (platform, external id, [`Verdict`](super::postgres::Verdict) number): 0 the store is
 /// ahead, 2 diverged, 3 stale, 4 missing; a row the store holds alike is not returned.

@@ -2,7 +2,9 @@
 //! the index of `content_tags` by tag, are off during the load; the keys are validated and
 //! the index built at its end. Killed midway, the next run puts them
 //! back; the tables come out as a plain load's; an hourly sync beside a bulk load leaves
-//! the tables of the sequential order.
+//! the tables of the sequential order. A bulk load into an empty store is staged (its rows
+//! folded into the tables at its end): the same tables as the merged load, killed at any
+//! step (staging, before the fold) or losing its staged rows to a PostgreSQL crash.
 
 use crate::backfill_jobs::{export_args_with, export_files, records, spawn, two_day_history, wait};
 use crate::support::*;
@@ -16,12 +18,15 @@ async fn keys(c: &tokio_postgres::Client) -> Vec<Option<bool>> {
 const VALIDATED: [Option<bool>; 5] = [Some(true); 5];
 const ABSENT: [Option<bool>; 5] = [None; 5];
 
+/// Waits until the load committed a page: into `content`, or into the staging tables of a
+/// staged first load.
 async fn wait_for_content(c: &tokio_postgres::Client) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(Instant::now() < deadline, "the load never committed a page");
-        let n: i64 =
-            c.query_one("select count(*) from scansync.content", &[]).await.map(|r| r.get(0)).unwrap_or(0);
+        let sql =
+            "select (select count(*) from scansync.content) + (select count(*) from scansync.bulk_content)";
+        let n: i64 = c.query_one(sql, &[]).await.map(|r| r.get(0)).unwrap_or(0);
         if n > 0 {
             return;
         }
@@ -157,4 +162,111 @@ async fn an_hourly_sync_during_a_bulk_backfill_leaves_the_keys_off_until_the_end
     assert_exit(&wait(bf).await, 0);
     assert_eq!(keys(&c).await, VALIDATED, "the bulk load's end validates them");
     assert_eq!(dump_logical(&c, "scansync").await, want);
+}
+
+/// The job's staged and folded flags.
+async fn staged(c: &tokio_postgres::Client) -> (bool, bool) {
+    let r = c
+        .query_one(
+            "select staged, folded_at is not null from scansync.backfill_jobs order by id desc limit 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_staged_first_load_ends_with_the_tables_of_a_merged_load_and_verifies_clean() {
+    // Many versions per post, tombstones, rejects, mixed stamps; pages of 50 in 12 files, two
+    // workers' worth of writers: keys meet across pages, files and writers.
+    let dir = write_export(&export_files(&records(6000, 33), 12));
+    let d = dir.to_str().unwrap();
+    let plain = TestDb::new().await;
+    let mut off = export_args_with(d, "50", "2", "2");
+    off.extend(["--bulk", "off"]);
+    assert_exit(&scansync(&plain, &off).await, 0);
+    let pc = plain.client().await;
+    let want = dump_logical(&pc, "scansync").await;
+    let want_q = column(&pc, "select reason || md5(raw) from scansync.quarantine order by 1").await;
+    assert_eq!(staged(&pc).await, (false, false), "--bulk off never stages");
+
+    let db = TestDb::new().await;
+    let out = scansync(&db, &export_args_with(d, "50", "2", "2")).await;
+    assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("content rows staged"), "{text}");
+    let c = db.client().await;
+    assert_eq!(staged(&c).await, (true, true), "auto stages a first load into an empty store, and folds it");
+    assert_same_rows(&dump_logical(&c, "scansync").await, &want, "staged against merged");
+    assert_eq!(column(&c, "select reason || md5(raw) from scansync.quarantine order by 1").await, want_q);
+    assert_eq!(keys(&c).await, VALIDATED);
+    let left: i64 = c.query_one("select count(*) from scansync.bulk_content", &[]).await.unwrap().get(0);
+    assert_eq!(left, 0, "the fold empties the staging tables");
+    let verify = scansync(&db, &["verify", "--source", "export", "--export-dir", d]).await;
+    assert_exit(&verify, 0);
+    // The same export again: the store is not empty now, so the merged path, which changes nothing.
+    let again = scansync(&db, &[&export_args_with(d, "50", "2", "2")[..], &["--restart"]].concat()).await;
+    assert_exit(&again, 0);
+    assert_eq!(staged(&c).await, (false, false));
+    assert_same_rows(&dump_logical(&c, "scansync").await, &want, "a replay of the staged load");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_staged_load_killed_while_staging_or_before_its_fold_ends_with_the_tables_of_a_clean_load() {
+    let dir = write_export(&export_files(&records(6000, 34), 12));
+    let d = dir.to_str().unwrap();
+    let args = export_args_with(d, "50", "1", "1");
+    let clean = TestDb::new().await;
+    assert_exit(&scansync(&clean, &args).await, 0);
+    let want = dump_logical(&clean.client().await, "scansync").await;
+
+    let db = TestDb::new().await;
+    let c = db.client().await;
+    let mut child = spawn(&db.url, &args);
+    wait_for_content(&c).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(staged(&c).await, (true, false));
+    // Resumed, then stopped just before its fold: every unit done, nothing in the tables.
+    let out = scansync_env(&db, &args, &[("SCANSYNC_TEST_BREAK", "exit-before-fold".into())]).await;
+    assert_eq!(out.status.code(), Some(99), "{out:?}");
+    let content: i64 = c.query_one("select count(*) from scansync.content", &[]).await.unwrap().get(0);
+    assert_eq!(content, 0, "nothing folded yet");
+    let status = scansync(&db, &["backfill", "status"]).await;
+    assert!(String::from_utf8_lossy(&status.stdout).contains("interrupted"), "{status:?}");
+    // The same command again: nothing to claim, the fold left to do.
+    let out = scansync(&db, &args).await;
+    assert_exit(&out, 0);
+    assert_eq!(staged(&c).await, (true, true));
+    assert_same_rows(&dump_logical(&c, "scansync").await, &want, "killed, resumed, folded");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staged_rows_lost_to_a_postgresql_crash_are_loaded_again() {
+    let dir = write_export(&export_files(&records(4000, 35), 8));
+    let d = dir.to_str().unwrap();
+    let args = export_args_with(d, "50", "1", "1");
+    let clean = TestDb::new().await;
+    assert_exit(&scansync(&clean, &args).await, 0);
+    let want = dump_logical(&clean.client().await, "scansync").await;
+
+    let cluster = Cluster::start();
+    let url = cluster.url("postgres");
+    // Stopped before the fold: every unit done, its rows only in the unlogged tables.
+    let out = scansync_url(&url, &args, &[("SCANSYNC_TEST_BREAK", "exit-before-fold".into())]).await;
+    assert_eq!(out.status.code(), Some(99), "{out:?}");
+    // A crash: PostgreSQL empties unlogged tables when it recovers.
+    cluster.crash();
+    let c = connect(&url).await;
+    let staged_rows: i64 =
+        c.query_one("select count(*) from scansync.bulk_content", &[]).await.unwrap().get(0);
+    assert_eq!(staged_rows, 0, "the crash emptied the staging tables");
+    let out = scansync_url(&url, &args, &[]).await;
+    assert_exit(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loading its done units again"), "{out:?}");
+    assert_same_rows(&dump_logical(&c, "scansync").await, &want, "after the crash, loaded again");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

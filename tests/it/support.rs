@@ -480,6 +480,14 @@ impl Cluster {
         self.ctl("restart");
     }
 
+    /// Crashes the server (immediate shutdown: no checkpoint, recovery at the next start,
+    /// which empties unlogged tables) and starts it again.
+    pub fn crash(&self) {
+        let d = self.dir.display();
+        as_postgres(&format!("{} -D {d}/data -m immediate stop >/dev/null", pg_bin("pg_ctl")));
+        self.ctl("start");
+    }
+
     /// Returns the URL of database `db`.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)

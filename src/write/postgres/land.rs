@@ -294,3 +294,42 @@ pub(super) async fn copy_in(
     }
     Ok(())
 }
+
+/// A page of a staged load: its content rows COPYed into `bulk_content`, its creators,
+/// communities and tags appended to theirs, and its quarantine, in one transaction. Nothing
+/// is asked of the store and nothing merged: the job's fold does that once, at its end.
+pub(super) async fn stage(
+    client: &mut Client,
+    page: &PgPage,
+    run_id: Option<i64>,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    let tx = client.transaction().await?;
+    if let Some(rows) = &page.content {
+        copy_in(&tx, &sql::COPY_BULK_CONTENT, &rows.all()).await?;
+        stats.staged = rows.len() as u64;
+    }
+    for (stmt, rows) in [(sql::STAGE_CREATORS, &page.creators), (sql::STAGE_COMMUNITIES, &page.communities)] {
+        let Some(rows) = rows else { continue };
+        tx.execute(
+            stmt,
+            &[
+                &rows.platform,
+                &rows.external_id,
+                &rows.at,
+                &rows.scan,
+                &rows.own[0],
+                &rows.own[1],
+                &rows.own[2],
+                &rows.deleted,
+            ],
+        )
+        .await?;
+    }
+    if !page.tags.is_empty() {
+        tx.execute(sql::STAGE_TAGS, &[&page.tags]).await?;
+    }
+    quarantine(&tx, page, run_id, stats).await?;
+    tx.commit().await?;
+    Ok(())
+}

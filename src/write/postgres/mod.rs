@@ -40,7 +40,7 @@ use encode::Batch;
 use fresh::fresh_rows;
 use in_flight::InFlight;
 use known::Known;
-use land::{copy_in, copy_new, merge_content, new_rows, quarantine, write_entities};
+use land::{copy_in, copy_new, merge_content, new_rows, quarantine, stage, write_entities};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -52,6 +52,8 @@ pub struct PgSink {
     run_id: Option<i64>,
     /// Whether the first phase asks about creators and communities ([`PgSink::bulk`]).
     ask_entities: bool,
+    /// Pages go to the staging tables of a staged load ([`PgSink::staged`]).
+    staged: bool,
     in_flight: std::sync::Arc<InFlight>,
 }
 
@@ -70,6 +72,7 @@ impl PgSink {
             schema: schema.to_owned(),
             run_id,
             ask_entities: true,
+            staged: false,
             in_flight: Default::default(),
         })
     }
@@ -87,6 +90,14 @@ impl PgSink {
     /// ([`ENTITY_IDS`](sql::ENTITY_IDS)), as for rows another session inserted.
     pub fn bulk(mut self, bulk: bool) -> Self {
         self.ask_entities = !bulk;
+        self
+    }
+
+    /// For a staged first load (docs/backfill.md): every page is appended to the unlogged
+    /// staging tables, unmerged; the job folds them into the canonical tables at its end
+    /// ([`crate::backfill`]).
+    pub fn staged(mut self, staged: bool) -> Self {
+        self.staged = staged;
         self
     }
 }
@@ -224,6 +235,10 @@ impl PgWriter {
         self.ensure_connected().await?;
         let client = self.client.as_mut().expect("connected above");
         let mut stats = WriteStats::default();
+        if self.sink.staged && position.is_none() {
+            stage(client, page, run_id, &mut stats).await?;
+            return Ok(stats);
+        }
         let mut t = Timings::start();
         let in_flight = self.sink.in_flight.clone();
         let keys = page.content.as_ref().map_or(&[][..], |r| &r.new.hashes[..]);

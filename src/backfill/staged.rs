@@ -1,0 +1,249 @@
+//! The staged first load (docs/backfill.md): a bulk backfill that starts into an empty store
+//! appends every page, unmerged, to unlogged staging tables without an index (COPY speed:
+//! no question asked of the store, no merge, no index to keep), and folds them into the
+//! canonical tables once, set-based, when its last unit is done.
+//!
+//! - **The fold** ([`fold`]) is one transaction: the newest version per key of creators,
+//!   communities and content, as the writer's own fold and merges would leave them, then
+//!   the staging tables emptied and the job marked folded. Into a `content` that is still
+//!   empty, its rows are inserted with the table's keys off and built after (the
+//!   empty-store limit of `loadgen bench`); a content table someone wrote to meanwhile (an
+//!   hourly sync beside the load) gets the rows through the writer's merge statements
+//!   instead, so what the sync wrote wins where it is newer.
+//! - **Resumable by unit.** Units are done when their pages are staged; a killed worker's
+//!   units are claimed again (pages staged twice fold to the same rows); a killed fold rolls
+//!   back and the next worker (or the same command again) folds.
+//! - **A PostgreSQL crash empties unlogged tables.** `bulk_staged` holds one row per staged
+//!   job and is unlogged too: when it is gone, so are the job's staged rows, and its done
+//!   units are loaded again ([`survived`]).
+
+use crate::db;
+use crate::error::{Error, Kind, Result};
+use crate::lock::LOCK_KEY_SQL;
+use crate::schema::quoted_schema;
+use crate::write::sql;
+use tokio_postgres::Client;
+
+/// The staging tables, emptied by a fold or a restart.
+const TABLES: &str = "bulk_content, bulk_creators, bulk_communities, bulk_tags";
+
+/// Decides whether job `id` is staged: a job that is staged already stays so until folded;
+/// a new one (no unit done) is when it loads in bulk into an empty store and no other job is
+/// staged unfolded. The job's row is locked meanwhile, so workers starting at once agree.
+pub async fn decide(client: &mut Client, schema: &str, id: i64, bulk: bool) -> Result<bool> {
+    let q = quoted_schema(schema)?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_one(
+            &format!(
+                "select staged, folded_at is not null,
+                        (select count(*) from {q}.backfill_units where job_id = $1 and state = 'done')
+                 from {q}.backfill_jobs where id = $1 for update"
+            ),
+            &[&id],
+        )
+        .await?;
+    let (staged, folded, done): (bool, bool, i64) = (row.get(0), row.get(1), row.get(2));
+    if staged || folded || !bulk || done > 0 {
+        return Ok(staged && !folded);
+    }
+    let other: bool = tx
+        .query_one(
+            &format!("select exists (select 1 from {q}.backfill_jobs where staged and folded_at is null and id <> $1)"),
+            &[&id],
+        )
+        .await?
+        .get(0);
+    let empty: bool =
+        tx.query_one(&format!("select not exists (select 1 from {q}.content)"), &[]).await?.get(0);
+    if other || !empty {
+        return Ok(false);
+    }
+    let t = TABLES.split(", ").map(|t| format!("{q}.{t}")).collect::<Vec<_>>().join(", ");
+    tx.batch_execute(&format!("truncate {t}; delete from {q}.bulk_staged")).await?;
+    tx.execute(&format!("update {q}.backfill_jobs set staged = true where id = $1"), &[&id]).await?;
+    tx.execute(&format!("insert into {q}.bulk_staged values ($1)"), &[&id]).await?;
+    tx.commit().await?;
+    tracing::info!(
+        job = id,
+        "a staged first load: pages go to the staging tables, folded when the last unit is done"
+    );
+    Ok(true)
+}
+
+/// Checks that the staged rows of job `id` survived: after a PostgreSQL crash the unlogged
+/// tables are empty, and so is `bulk_staged`; the job's done units are then made pending
+/// again (they are loaded again). Returns how many units it reset.
+pub async fn survived(client: &mut Client, schema: &str, id: i64) -> Result<u64> {
+    let q = quoted_schema(schema)?;
+    let tx = client.transaction().await?;
+    tx.query_one(&format!("select 1 from {q}.backfill_jobs where id = $1 for update"), &[&id]).await?;
+    let alive: bool = tx
+        .query_one(&format!("select exists (select 1 from {q}.bulk_staged where job_id = $1)"), &[&id])
+        .await?
+        .get(0);
+    if alive {
+        return Ok(0);
+    }
+    let reset = tx
+        .execute(
+            &format!(
+                "update {q}.backfill_units set state = 'pending', worker_id = null, worker = null,
+                     records = 0, pages = 0, started_at = null, finished_at = null
+                 where job_id = $1 and state = 'done'"
+            ),
+            &[&id],
+        )
+        .await?;
+    tx.execute(&format!("insert into {q}.bulk_staged values ($1) on conflict do nothing"), &[&id]).await?;
+    tx.commit().await?;
+    if reset > 0 {
+        tracing::warn!(
+            job = id,
+            units = reset,
+            "the staged rows of this job are gone (PostgreSQL restarted after a crash empties unlogged tables): loading its done units again"
+        );
+    }
+    Ok(reset)
+}
+
+/// What a fold wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// Content rows inserted (or merged).
+    pub content: u64,
+    /// Tag edges inserted.
+    pub edges: u64,
+    /// Whether `content` was empty (keys off, built after) or merged into.
+    pub into_empty: bool,
+}
+
+/// Folds job `id`'s staged rows into the canonical tables when every unit is done and no
+/// other process is folding; `None` when there is nothing to fold now.
+pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
+    let q = quoted_schema(schema)?;
+    let mut client = db::connect(url).await?;
+    client
+        .batch_execute(&format!(
+            "set search_path = {q}; set random_page_cost = 1.1; set jit = off; {}",
+            sql::CREATE_STAGING
+        ))
+        .await?;
+    if survived(&mut client, schema, id).await? > 0 {
+        return Err(Error::new(
+            Kind::Database,
+            format!("the staged rows of backfill job {id} were lost in a PostgreSQL crash; its units are pending again: run the same command again"),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let tx = client.transaction().await?;
+    let mine: bool = tx
+        .query_one(
+            &format!("select pg_try_advisory_xact_lock({LOCK_KEY_SQL})"),
+            &[&format!("scansync-fold:{schema}")],
+        )
+        .await?
+        .get(0);
+    if !mine {
+        return Ok(None);
+    }
+    let ready: bool = tx
+        .query_one(
+            "select staged and folded_at is null
+                    and not exists (select 1 from backfill_units where job_id = $1 and state <> 'done')
+             from backfill_jobs where id = $1 for update",
+            &[&id],
+        )
+        .await?
+        .get(0);
+    if !ready {
+        return Ok(None);
+    }
+    tx.batch_execute("set local work_mem = '256MB'; set local maintenance_work_mem = '512MB'").await?;
+    tx.execute(sql::FOLD_CREATORS, &[]).await?;
+    tx.execute(sql::FOLD_COMMUNITIES, &[]).await?;
+    tx.execute(sql::FOLD_TAGS, &[]).await?;
+    // From here no one else writes content: the fold sees it as it is, and lands in one go.
+    tx.batch_execute("lock table content, content_tags in access exclusive mode").await?;
+    let empty: bool = tx.query_one("select not exists (select 1 from content)", &[]).await?.get(0);
+    // Keys to take off: content's and its edges' primary and unique keys; possible only when
+    // no foreign key (the bulk load took them off) references content.
+    let referenced: bool = tx
+        .query_one("select exists (select 1 from pg_constraint where confrelid = 'content'::regclass)", &[])
+        .await?
+        .get(0);
+    let mut out = Folded::default();
+    if empty && !referenced {
+        let keys = tx
+            .query(
+                "select conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) from pg_constraint
+                 where conrelid in ('content'::regclass, 'content_tags'::regclass) and contype in ('p', 'u')",
+                &[],
+            )
+            .await?;
+        let mut off = String::new();
+        let mut on = String::new();
+        for k in &keys {
+            let (table, name, def): (String, String, String) = (k.get(0), k.get(1), k.get(2));
+            off.push_str(&format!("alter table {table} drop constraint \"{name}\";"));
+            on.push_str(&format!("alter table {table} add constraint \"{name}\" {def};"));
+        }
+        tx.batch_execute(&off).await?;
+        tx.batch_execute(&format!(
+            "create temp table fold on commit drop as
+             select nextval(pg_get_serial_sequence('content', 'id')) as id, w.* from ({}) w",
+            sql::BULK_WINNERS
+        ))
+        .await?;
+        out.content = tx.execute(sql::FOLD_INSERT_CONTENT, &[]).await?;
+        out.edges = tx.execute(sql::FOLD_INSERT_EDGES, &[]).await?;
+        tx.batch_execute(&on).await?;
+        out.into_empty = true;
+    } else {
+        // Written to meanwhile: the writer's own merges, over every folded row at once.
+        tx.execute(&format!("insert into stage_content select * from ({}) w", sql::BULK_WINNERS), &[])
+            .await?;
+        out.content = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
+        tx.execute(sql::STAGE_EDGES, &[]).await?;
+        tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
+        out.edges = tx.execute(sql::INSERT_EDGES, &[]).await?;
+        out.content += tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
+    }
+    tx.execute("update backfill_jobs set folded_at = now() where id = $1", &[&id]).await?;
+    tx.batch_execute(&format!("truncate {TABLES}")).await?;
+    tx.execute("delete from bulk_staged where job_id = $1", &[&id]).await?;
+    tx.commit().await?;
+    tracing::info!(
+        job = id,
+        content = out.content,
+        edges = out.edges,
+        into_empty = out.into_empty,
+        seconds = started.elapsed().as_secs_f64(),
+        "staged rows folded into the tables"
+    );
+    Ok(Some(out))
+}
+
+/// Empties the staging tables of a job started again (`--restart`; no worker is running).
+pub async fn restart(client: &Client, schema: &str, id: i64) -> Result<()> {
+    let q = quoted_schema(schema)?;
+    let staged: bool = client
+        .query_one(
+            &format!("select staged and folded_at is null from {q}.backfill_jobs where id = $1"),
+            &[&id],
+        )
+        .await?
+        .get(0);
+    if staged {
+        let t = TABLES.split(", ").map(|t| format!("{q}.{t}")).collect::<Vec<_>>().join(", ");
+        client.batch_execute(&format!("truncate {t}")).await?;
+        client.execute(&format!("delete from {q}.bulk_staged where job_id = $1"), &[&id]).await?;
+    }
+    client
+        .execute(
+            &format!("update {q}.backfill_jobs set staged = false, folded_at = null where id = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(())
+}
