@@ -362,7 +362,7 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
                     },
                 )
                 .await?;
-            let records = match read {
+            let mut records = match read {
                 Ok(r) => r,
                 Err(ReadFailure::Expired) => {
                     tracing::info!(shard, "the shard iterator expired: renewing it from the position");
@@ -386,8 +386,18 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
                 Err(ReadFailure::Gone) => return self.lose(arn, shard, last_at).await,
                 Err(ReadFailure::Other(e)) => return Err(e),
             };
+            // Read from the oldest record after a trim: what the position already covers is
+            // not applied again (the service answers a trim only when nothing up to the
+            // position is kept, but a proxy or an older answer can say so of records still
+            // there; the position's compare-and-set would refuse them as another follower's).
+            let nothing_read = records.changes.is_empty();
+            if let (true, Some(p)) = (trimmed, position.as_deref()) {
+                records.changes.retain(|c| seq_after(&c.seq, p));
+            }
             let (next, empty) = (records.next.clone(), records.changes.is_empty());
-            if trimmed && (!empty || next.is_none()) {
+            // The gap ends at the first record after the position; when the shard has none
+            // (a read that finds nothing), it runs until now, healed once caught up.
+            if trimmed && (!empty || next.is_none() || nothing_read) {
                 let to = records.changes.first().and_then(|c| c.at);
                 self.gap(arn, "trimmed", last_at, to, shard).await?;
                 trimmed = false;
@@ -540,4 +550,11 @@ impl<A: StreamApi, F: FollowStore> Follower<A, F> {
         });
         rx.await.expect("the parse stage stopped")
     }
+}
+
+/// Whether sequence number `a` comes after `b` within a shard: both are decimal numbers of up
+/// to 40 digits (DynamoDB Local pads them with zeros), compared as numbers.
+fn seq_after(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a) > (b.len(), b)
 }

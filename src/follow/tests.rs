@@ -237,6 +237,44 @@ async fn records_trimmed_before_they_were_read_are_a_gap_up_to_the_first_record_
 }
 
 #[tokio::test]
+async fn a_trimmed_answer_for_records_still_kept_reapplies_nothing_before_the_position() {
+    let stream = Arc::new(MemoryStream::new());
+    let store = Arc::new(MemFollow::default());
+    let mut changes = Vec::new();
+    for v in 0..10 {
+        let kind = ChangeKind::Put(item(v, v));
+        stream.write(kind.clone(), Timestamp::parse(&format!("2026-11-20T00:00:{v:02}Z")));
+        changes.push(kind);
+    }
+    let shard = stream.topology()[0].0.clone();
+    // Applied up to the third change; the stream then says "trimmed" though it keeps all.
+    store.state.lock().unwrap().arn = Some(crate::stream::memory::ARN.into());
+    store
+        .register(crate::stream::memory::ARN, &[Shard { id: shard.clone(), parent: None, closed: false }])
+        .await
+        .unwrap();
+    {
+        let mut s = store.state.lock().unwrap();
+        let e = s.shards.get_mut(&shard).unwrap();
+        e.position = Some(format!("{:021}", 3));
+        e.last_at = Timestamp::parse("2026-11-20T00:00:02Z");
+    }
+    stream.answer_trimmed_once();
+    let want = expected(&changes[3..]).await;
+    follow_to_the_end(&stream, &store, &want).await;
+    // Posts 0-2 were not applied again (the store would hold them: `want` has 3-9 only),
+    // and the twin refuses a position that does not move forward.
+    let gaps = store.state.lock().unwrap().gaps.clone();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].from, Timestamp::parse("2026-11-20T00:00:02Z"));
+    assert_eq!(
+        gaps[0].to,
+        Timestamp::parse("2026-11-20T00:00:03Z"),
+        "the gap ends at the first record after the position"
+    );
+}
+
+#[tokio::test]
 async fn a_shard_that_ages_out_unread_is_lost_and_recorded_as_a_gap_while_its_child_is_read() {
     let stream = Arc::new(MemoryStream::new());
     let store = Arc::new(MemFollow::default());
@@ -256,4 +294,57 @@ async fn a_shard_that_ages_out_unread_is_lost_and_recorded_as_a_gap_while_its_ch
     let s = store.state.lock().unwrap();
     assert_eq!(s.shards[&parent].known.state, ShardState::Lost);
     assert_eq!(s.gaps.iter().map(|g| g.reason).collect::<Vec<_>>(), ["lost"]);
+}
+
+#[test]
+fn sequence_numbers_compare_as_numbers_whatever_their_padding() {
+    use super::seq_after;
+    assert!(seq_after("000000000000000001000", "999"));
+    assert!(seq_after(
+        "49668042116394826524580547034520817046290937049542262786",
+        "4966804211639482652458054703452081704629093704954226278"
+    ));
+    assert!(!seq_after("000000000000000000999", "1000"));
+    assert!(!seq_after("42", "00042"), "equal is not after");
+}
+
+#[tokio::test]
+async fn a_trim_with_nothing_after_the_position_is_a_gap_until_now() {
+    let stream = Arc::new(MemoryStream::new());
+    let store = Arc::new(MemFollow::default());
+    let mut changes = Vec::new();
+    for v in 0..3 {
+        let kind = ChangeKind::Put(item(v, v));
+        stream.write(kind.clone(), Timestamp::parse(&format!("2026-11-20T00:00:{v:02}Z")));
+        changes.push(kind);
+    }
+    let shard = stream.topology()[0].0.clone();
+    // Everything applied; then a trim is answered, and the shard has nothing after it.
+    store.state.lock().unwrap().arn = Some(crate::stream::memory::ARN.into());
+    store
+        .register(crate::stream::memory::ARN, &[Shard { id: shard.clone(), parent: None, closed: false }])
+        .await
+        .unwrap();
+    {
+        let mut s = store.state.lock().unwrap();
+        let e = s.shards.get_mut(&shard).unwrap();
+        e.position = Some(format!("{:021}", 3));
+        e.last_at = Timestamp::parse("2026-11-20T00:00:02Z");
+    }
+    stream.answer_trimmed_once();
+    let stop = Stop::new();
+    let f = Follower::new(stream.clone(), store.clone(), "t", tuning(), stop.clone());
+    let info = f.open().await.unwrap();
+    let run = tokio::spawn(async move { f.run(&info).await });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.state.lock().unwrap().gaps.is_empty() {
+        assert!(Instant::now() < deadline, "no gap was recorded");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.request();
+    run.await.unwrap().unwrap();
+    let gaps = store.state.lock().unwrap().gaps.clone();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!((gaps[0].from, gaps[0].to), (Timestamp::parse("2026-11-20T00:00:02Z"), None));
+    assert!(store.sink.snapshot().content.is_empty(), "nothing before the position was applied again");
 }

@@ -25,6 +25,10 @@ struct Inner {
     next_seq: u64,
     next_shard: u64,
     reads: Vec<(String, Vec<String>)>,
+    /// Answer the next position iterator `TrimmedDataAccessException` though nothing was
+    /// trimmed (what the fault suite injects; a read from the oldest record then finds records
+    /// the follower already applied).
+    false_trim: bool,
 }
 
 /// A table's stream in memory (view type NEW_AND_OLD_IMAGES).
@@ -99,6 +103,12 @@ impl MemoryStream {
         }
     }
 
+    /// Answers the next iterator at a position `TrimmedDataAccessException`, with every
+    /// record still kept.
+    pub fn answer_trimmed_once(&self) {
+        self.inner.lock().unwrap().false_trim = true;
+    }
+
     /// Makes shard `id` age out (no longer listed; reads fail).
     pub fn age_out(&self, id: &str) {
         let mut g = self.inner.lock().unwrap();
@@ -148,7 +158,10 @@ impl StreamApi for MemoryStream {
     }
 
     async fn iterator(&self, _arn: &str, shard: &str, from: &StartAt) -> Result<String, ReadFailure> {
-        let g = self.inner.lock().unwrap();
+        let mut g = self.inner.lock().unwrap();
+        if matches!(from, StartAt::After(_)) && std::mem::take(&mut g.false_trim) {
+            return Err(ReadFailure::Trimmed);
+        }
         let s = g.shards.iter().find(|s| s.id == shard && !s.gone).ok_or(ReadFailure::Gone)?;
         let at = match from {
             StartAt::Oldest => s.kept_from,
