@@ -39,6 +39,8 @@ pub struct BenchSpec {
     pub writers: u32,
     /// Page size passed to scansync.
     pub page_size: u32,
+    /// Also run the peers (dlt, sling) on the same export, in a virtualenv made here.
+    pub peers: Option<PathBuf>,
 }
 
 /// One measured path.
@@ -52,6 +54,39 @@ pub struct Figure {
     pub secs: f64,
     /// Peak RSS of the process measured, bytes (scansync runs only).
     pub peak_rss: Option<u64>,
+    /// Why the path failed (a peer that failed is reported, not dropped).
+    pub error: Option<String>,
+}
+
+/// The figures' names, to find them by.
+pub mod names {
+    /// (a)
+    pub const COPY: &str = "raw COPY (ceiling)";
+    /// (b)
+    pub const ROWS: &str = "row-by-row INSERT … ON CONFLICT (floor)";
+    /// (c)
+    pub const FIRST: &str = "scansync first load";
+    /// (c)
+    pub const RERUN: &str = "scansync re-run, 10 % updated";
+    /// (d)
+    pub const MODEL: &str = "model ceiling (final rows COPYed, with FKs)";
+    /// (d)
+    pub const MODEL_NO_FK: &str = "model ceiling without FKs";
+    /// (d)
+    pub const EMPTY: &str = "empty-store limit (no index while loading, all built after)";
+    /// (e)
+    pub const REPLAY: &str = "scansync replay (store holds every record)";
+    /// (e)
+    pub const VERIFY: &str = "scansync verify (store holds every record)";
+    /// (f)
+    pub const DLT: &str = "dlt 1.31.0 merge on the key (one table + tags)";
+    /// (f)
+    pub const SLING: &str = "sling 1.4.11 incremental merge on the key";
+}
+
+/// The figure named `name`.
+pub fn get<'a>(figures: &'a [Figure], name: &str) -> &'a Figure {
+    figures.iter().find(|f| f.name == name).unwrap_or_else(|| panic!("no figure {name:?}"))
 }
 
 impl Figure {
@@ -168,7 +203,7 @@ async fn raw_copy(c: &Client, export: &Path, work: &Path) -> Result<Figure, Stri
     let rows = sink.finish().await.map_err(err)?;
     let secs = t.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(&csv_path);
-    Ok(Figure { name: "raw COPY (ceiling)", rows, secs, peak_rss: None })
+    Ok(Figure { name: names::COPY, rows, secs, peak_rss: None, error: None })
 }
 
 /// (b) Row-by-row: one upsert per creator, community, tag, content and edge, a
@@ -290,10 +325,11 @@ async fn row_by_row(c: &mut Client, records: &[Record]) -> Result<Figure, String
         tx.commit().await.map_err(err)?;
     }
     Ok(Figure {
-        name: "row-by-row INSERT … ON CONFLICT (floor)",
+        name: names::ROWS,
         rows: records.len() as u64,
         secs: t.elapsed().as_secs_f64(),
         peak_rss: None,
+        error: None,
     })
 }
 
@@ -304,23 +340,66 @@ const MODEL_TABLES: [&str; 5] = ["creators", "communities", "tags", "content", "
 /// then COPYed (timed) into a fresh schema made by `scansync migrate` (every index), with
 /// its foreign keys or with them dropped. `records` is the export's size, so that the rate
 /// compares with scansync's source records per second.
-async fn model_ceiling(c: &Client, spec: &BenchSpec, records: u64, fks: bool) -> Result<Figure, String> {
+/// How the model's final rows are landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Model {
+    /// Into the indexed tables with their foreign keys.
+    WithKeys,
+    /// Into the indexed tables without foreign keys.
+    NoForeignKeys,
+    /// The empty-store limit: into the tables with no index, key or constraint at all, every
+    /// one of them built (and the foreign keys validated) afterwards, inside the clock.
+    EmptyStore,
+}
+
+async fn model_ceiling(c: &Client, spec: &BenchSpec, records: u64, model: Model) -> Result<Figure, String> {
     use futures_util::{SinkExt, TryStreamExt};
-    let schema = if fks { "bench_model" } else { "bench_model_nofk" };
+    let schema = match model {
+        Model::WithKeys => "bench_model",
+        Model::NoForeignKeys => "bench_model_nofk",
+        Model::EmptyStore => "bench_model_empty",
+    };
     c.batch_execute(&format!("drop schema if exists {schema} cascade")).await.map_err(err)?;
     run_scansync(&spec.scansync, &spec.database_url, &["--schema", schema, "migrate"])?;
-    if !fks {
-        let rows = c
-            .query(
-                "select conname, conrelid::regclass::text from pg_constraint
-                 where contype = 'f' and connamespace = (select oid from pg_namespace where nspname = $1)",
-                &[&schema],
-            )
-            .await
-            .map_err(err)?;
-        for r in rows {
-            let (name, table): (String, String) = (r.get(0), r.get(1));
-            c.batch_execute(&format!("alter table {table} drop constraint \"{name}\"")).await.map_err(err)?;
+    let tables: Vec<String> = MODEL_TABLES.iter().map(|t| format!("{schema}.{t}")).collect();
+    // Constraints (foreign keys first) and the indexes no constraint owns, as DDL.
+    let constraints = c
+        .query(
+            "select conname::text, conrelid::regclass::text, pg_get_constraintdef(oid), contype::text
+             from pg_constraint where connamespace = (select oid from pg_namespace where nspname = $1)
+               and contype in ('f', 'p', 'u') and conrelid::regclass::text = any($2)
+             order by contype = 'f' desc",
+            &[&schema, &tables],
+        )
+        .await
+        .map_err(err)?;
+    let indexes = c
+        .query(
+            "select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) from pg_index i
+             where i.indrelid::regclass::text = any($1)
+               and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid)",
+            &[&tables],
+        )
+        .await
+        .map_err(err)?;
+    match model {
+        Model::WithKeys => {}
+        Model::NoForeignKeys | Model::EmptyStore => {
+            let only_foreign = model == Model::NoForeignKeys;
+            let mut sql = String::new();
+            for r in constraints.iter().filter(|r| !only_foreign || r.get::<_, String>(3) == "f") {
+                sql.push_str(&format!(
+                    "alter table {} drop constraint \"{}\";",
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(0)
+                ));
+            }
+            if model == Model::EmptyStore {
+                for r in &indexes {
+                    sql.push_str(&format!("drop index {};", r.get::<_, String>(0)));
+                }
+            }
+            c.batch_execute(&sql).await.map_err(err)?;
         }
     }
     let mut dumps = Vec::new();
@@ -339,10 +418,265 @@ async fn model_ceiling(c: &Client, spec: &BenchSpec, records: u64, fks: bool) ->
         }
         sink.finish().await.map_err(err)?;
     }
+    if model == Model::EmptyStore {
+        // Keys and indexes built after the load, foreign keys last (validated as they are added).
+        let mut sql = String::new();
+        for r in constraints.iter().rev() {
+            sql.push_str(&format!(
+                "alter table {} add constraint \"{}\" {};",
+                r.get::<_, String>(1),
+                r.get::<_, String>(0),
+                r.get::<_, String>(2)
+            ));
+        }
+        for r in &indexes {
+            sql.push_str(&format!("{};", r.get::<_, String>(1)));
+        }
+        c.batch_execute(&sql).await.map_err(err)?;
+    }
     let secs = t.elapsed().as_secs_f64();
     c.batch_execute(&format!("drop schema {schema} cascade")).await.map_err(err)?;
-    let name = if fks { "model ceiling (final rows COPYed, with FKs)" } else { "model ceiling without FKs" };
-    Ok(Figure { name, rows: records, secs, peak_rss: None })
+    let name = match model {
+        Model::WithKeys => names::MODEL,
+        Model::NoForeignKeys => names::MODEL_NO_FK,
+        Model::EmptyStore => names::EMPTY,
+    };
+    Ok(Figure { name, rows: records, secs, peak_rss: None, error: None })
+}
+
+/// The peers' pinned versions, installed into the benchmark's virtualenv.
+const PEERS: &[&str] = &["dlt[postgres]==1.31.0", "sling-linux-amd64==1.4.11"];
+
+/// The dlt pipeline: the flattened rows (JSON lines), merged on the post's key into one table
+/// (dlt adds a child table for the tags list).
+const DLT_SCRIPT: &str = r#"
+import json, sys, dlt
+url, path = sys.argv[1], sys.argv[2]
+
+@dlt.resource(name="content", write_disposition="merge", primary_key=["platform", "external_id"])
+def rows():
+    with open(path) as f:
+        for line in f:
+            yield json.loads(line)
+
+pipeline = dlt.pipeline(pipeline_name="scansync_bench", destination=dlt.destinations.postgres(credentials=url),
+                        dataset_name="bench_dlt", pipelines_dir=sys.argv[3])
+pipeline.run(rows())
+"#;
+
+/// (f) The peers on the same export: every record parsed by scansync's parser, the newest
+/// version of each post kept (they have no version rule of their own), flattened to one row
+/// (the fairest shape each accepts: JSON lines for dlt, CSV for sling), written to files
+/// before the clock starts; each then merges it into PostgreSQL on the post's key. The venv
+/// is made (or reused) at `venv` with [`PEERS`]; a peer that fails is reported with its error.
+async fn peers(spec: &BenchSpec, c: &Client, venv: &Path, export: &Path) -> Vec<Figure> {
+    let fail = |name: &'static str, e: String| Figure {
+        name,
+        rows: 0,
+        secs: f64::NAN,
+        peak_rss: None,
+        error: Some(e),
+    };
+    if let Err(e) = make_venv(venv) {
+        return vec![fail(names::DLT, e.clone()), fail(names::SLING, e)];
+    }
+    let work = spec.work_dir.join("peers");
+    let flat = match flatten(export, &work) {
+        Ok(f) => f,
+        Err(e) => return vec![fail(names::DLT, e.clone()), fail(names::SLING, e)],
+    };
+    let mut out = Vec::new();
+    let _ = c.batch_execute("drop schema if exists bench_dlt cascade; drop schema if exists bench_dlt_staging cascade; drop schema if exists bench_sling cascade; create schema bench_sling").await;
+    // dlt
+    let script = work.join("dlt_bench.py");
+    let figure = (|| {
+        std::fs::write(&script, DLT_SCRIPT).map_err(err)?;
+        let t = Instant::now();
+        let o = std::process::Command::new(venv.join("bin/python"))
+            .arg(&script)
+            .arg(&spec.database_url)
+            .arg(&flat.jsonl)
+            .arg(work.join("dlt-pipelines"))
+            .env("RUNTIME__LOG_LEVEL", "WARNING")
+            .output()
+            .map_err(err)?;
+        if !o.status.success() {
+            return Err(format!("dlt exited {}: {}", o.status, tail(&o.stderr)));
+        }
+        Ok(t.elapsed().as_secs_f64())
+    })();
+    out.push(match figure {
+        Ok(secs) => Figure { name: names::DLT, rows: spec.records, secs, peak_rss: None, error: None },
+        Err(e) => fail(names::DLT, e),
+    });
+    // sling
+    let figure = (|| {
+        let bin = sling_binary(venv)?;
+        let t = Instant::now();
+        let o = std::process::Command::new(bin)
+            .args(["run", "--src-stream", &format!("file://{}", flat.csv.display())])
+            .args(["--tgt-conn", "BENCH_PG", "--tgt-object", "bench_sling.content"])
+            .args(["--mode", "incremental", "--primary-key", "platform,external_id"])
+            .env("BENCH_PG", &spec.database_url)
+            .env("SLING_HOME_DIR", work.join("sling"))
+            .env("SLING_DISABLE_TELEMETRY", "true")
+            .output()
+            .map_err(err)?;
+        if !o.status.success() {
+            return Err(format!("sling exited {}: {}", o.status, tail(&o.stdout)));
+        }
+        Ok(t.elapsed().as_secs_f64())
+    })();
+    out.push(match figure {
+        Ok(secs) => Figure { name: names::SLING, rows: spec.records, secs, peak_rss: None, error: None },
+        Err(e) => fail(names::SLING, e),
+    });
+    // What each landed: one row per post, or the figure is not a load.
+    for (f, table) in out.iter_mut().zip(["bench_dlt.content", "bench_sling.content"]) {
+        if f.error.is_some() {
+            continue;
+        }
+        match c.query_one(&format!("select count(*) from {table}"), &[]).await {
+            Ok(r) if r.get::<_, i64>(0) as u64 == flat.rows => {}
+            Ok(r) => f.error = Some(format!("landed {} rows for {} posts", r.get::<_, i64>(0), flat.rows)),
+            Err(e) => f.error = Some(format!("{table}: {e}")),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    out
+}
+
+fn tail(b: &[u8]) -> String {
+    let t = String::from_utf8_lossy(b);
+    let lines: Vec<&str> = t.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join(" | ")
+}
+
+/// Makes the peers' virtualenv unless it holds them already.
+fn make_venv(venv: &Path) -> Result<(), String> {
+    let python = venv.join("bin/python");
+    let have = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import dlt, sling_linux_amd64; assert dlt.__version__ == '1.31.0'"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if have {
+        return Ok(());
+    }
+    eprintln!("loadgen bench: installing the peers into {} ({})", venv.display(), PEERS.join(", "));
+    let ok = std::process::Command::new("python3").args(["-m", "venv"]).arg(venv).status().map_err(err)?;
+    if !ok.success() {
+        return Err(format!("python3 -m venv {} failed", venv.display()));
+    }
+    let o = std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "-q"])
+        .args(PEERS)
+        .output()
+        .map_err(err)?;
+    if !o.status.success() {
+        return Err(format!("pip install {}: {}", PEERS.join(" "), tail(&o.stderr)));
+    }
+    Ok(())
+}
+
+/// The sling binary inside the venv (the `sling-linux-amd64` wheel ships it; the `sling`
+/// wheel would download it at first run, which needs GitHub).
+fn sling_binary(venv: &Path) -> Result<PathBuf, String> {
+    for entry in std::fs::read_dir(venv.join("lib")).map_err(err)? {
+        let p = entry.map_err(err)?.path().join("site-packages/sling_linux_amd64/bin/sling-linux-amd64");
+        if p.exists() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+            return Ok(p);
+        }
+    }
+    Err(format!("no sling binary in {}", venv.display()))
+}
+
+/// The flattened, de-duplicated rows, as files.
+struct Flat {
+    jsonl: PathBuf,
+    csv: PathBuf,
+    rows: u64,
+}
+
+/// One row per post: the newest version (instant, then scan id) of every record the parser
+/// accepts, with the post's own columns, its creator's and community's ids and handle, and
+/// its tags.
+fn flatten(export: &Path, work: &Path) -> Result<Flat, String> {
+    use std::collections::HashMap;
+    use std::io::Write;
+    std::fs::create_dir_all(work).map_err(err)?;
+    let mut newest: HashMap<(String, String), ((i64, String), serde_json::Value)> = HashMap::new();
+    for_each_record(export, u64::MAX, |r| {
+        let version = (r.updated_at.0, r.scan_id.clone());
+        let key = (r.platform.clone(), r.external_id.clone());
+        if newest.get(&key).is_some_and(|(v, _)| *v >= version) {
+            return Ok(());
+        }
+        let row = serde_json::json!({
+            "platform": r.platform, "external_id": r.external_id, "url": r.url, "caption": r.caption,
+            "creator": r.creator.as_ref().map(|c| &c.external_id),
+            "handle": r.creator.as_ref().and_then(|c| c.handle.as_ref()),
+            "community": r.community.as_ref().map(|c| &c.external_id),
+            "views": r.stats[0], "likes": r.stats[1], "comments": r.stats[2], "shares": r.stats[3],
+            "posted_at": r.posted_at.map(|t| t.to_iso()), "updated_at": r.updated_at.to_iso(),
+            "scan_id": r.scan_id, "deleted": r.deleted, "metadata": r.metadata, "tags": r.tags,
+        });
+        newest.insert(key, (version, row));
+        Ok(())
+    })?;
+    let (jsonl, csv_path) = (work.join("rows.jsonl"), work.join("rows.csv"));
+    let mut j = std::io::BufWriter::new(std::fs::File::create(&jsonl).map_err(err)?);
+    let mut c = std::io::BufWriter::new(std::fs::File::create(&csv_path).map_err(err)?);
+    let cols = [
+        "platform",
+        "external_id",
+        "url",
+        "caption",
+        "creator",
+        "handle",
+        "community",
+        "views",
+        "likes",
+        "comments",
+        "shares",
+        "posted_at",
+        "updated_at",
+        "scan_id",
+        "deleted",
+        "metadata",
+        "tags",
+    ];
+    writeln!(c, "{}", cols.join(",")).map_err(err)?;
+    let mut line = String::new();
+    for (_, row) in newest.values() {
+        writeln!(j, "{row}").map_err(err)?;
+        line.clear();
+        for (i, col) in cols.iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            let v = &row[*col];
+            let text = match v {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Array(a) => {
+                    Some(a.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join("|"))
+                }
+                other => Some(other.to_string()),
+            };
+            if let Some(t) = text {
+                line.push('"');
+                line.push_str(&t.replace('"', "\"\""));
+                line.push('"');
+            }
+        }
+        writeln!(c, "{line}").map_err(err)?;
+    }
+    j.flush().map_err(err)?;
+    c.flush().map_err(err)?;
+    Ok(Flat { jsonl, csv: csv_path, rows: newest.len() as u64 })
 }
 
 /// Runs the scansync binary, timing it and sampling its peak RSS (VmHWM).
@@ -438,7 +772,7 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
     let page = spec.page_size.to_string();
     let mut figures = vec![ceiling, floor];
     let mut model = Vec::new();
-    for (name, dir) in [("scansync first load", &first_dir), ("scansync re-run, 10 % updated", &rerun_dir)] {
+    for (name, dir) in [(names::FIRST, &first_dir), (names::RERUN, &rerun_dir)] {
         let d = dir.to_str().ok_or("work dir is not UTF-8")?;
         let args = [
             "--schema",
@@ -477,13 +811,19 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
                 "{name}: scansync landed {landed} content rows for the {expected} posts of the export: records were lost"
             ));
         }
-        let f = Figure { name, rows: spec.records, secs: elapsed.as_secs_f64(), peak_rss: Some(rss) };
+        let f = Figure {
+            name,
+            rows: spec.records,
+            secs: elapsed.as_secs_f64(),
+            peak_rss: Some(rss),
+            error: None,
+        };
         eprintln!("  (c) {:>9.0} rows/s  {}  (peak RSS {} MB)", f.rate(), f.name, rss >> 20);
         figures.push(f);
         if figures.len() == 3 {
             // The first load's final rows, before the re-run changes them.
-            for fks in [true, false] {
-                let m = model_ceiling(&c, spec, spec.records, fks).await?;
+            for m in [Model::WithKeys, Model::NoForeignKeys, Model::EmptyStore] {
+                let m = model_ceiling(&c, spec, spec.records, m).await?;
                 eprintln!("  (d) {:>9.0} rows/s  {}", m.rate(), m.name);
                 model.push(m);
             }
@@ -493,16 +833,29 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
     let d = rerun_dir.to_str().ok_or("work dir is not UTF-8")?;
     let common = ["--source", "export", "--export-dir", d, "--from", &from, "--to", &to];
     let tuning = ["--writers", &writers, "--page-size", &page, "--fetchers", "2"];
-    for (name, command) in [
-        ("scansync replay (store holds every record)", &["backfill", "--restart"][..]),
-        ("scansync verify (store holds every record)", &["verify"][..]),
-    ] {
+    for (name, command) in [(names::REPLAY, &["backfill", "--restart"][..]), (names::VERIFY, &["verify"][..])]
+    {
         let args = [&["--schema", "bench_scansync"][..], command, &common, &tuning].concat();
         // verify exits 1 when a key differs: run_scansync then fails the benchmark.
         let (elapsed, rss, _) = run_scansync(&spec.scansync, url, &args)?;
-        let f = Figure { name, rows: spec.records, secs: elapsed.as_secs_f64(), peak_rss: Some(rss) };
+        let f = Figure {
+            name,
+            rows: spec.records,
+            secs: elapsed.as_secs_f64(),
+            peak_rss: Some(rss),
+            error: None,
+        };
         eprintln!("  (e) {:>9.0} rows/s  {}  (peak RSS {} MB)", f.rate(), f.name, rss >> 20);
         figures.push(f);
+    }
+    if let Some(venv) = &spec.peers {
+        for f in peers(spec, &c, venv, &first_dir).await {
+            match &f.error {
+                None => eprintln!("  (f) {:>9.0} rows/s  {}", f.rate(), f.name),
+                Some(e) => eprintln!("  (f) FAILED  {}: {e}", f.name),
+            }
+            figures.push(f);
+        }
     }
     let _ = std::fs::remove_dir_all(&spec.work_dir);
     Ok(figures)

@@ -46,6 +46,31 @@ pub enum Fault {
     AwsErrors,
     /// The checkpoint write failing all its attempts.
     CheckpointFail,
+    /// `kill -9` of a stream follower (`scansync follow`), restarted as a supervisor would.
+    FollowKill9,
+    /// PostgreSQL restarted under a follower (it loses its lock and stops; restarted).
+    FollowPgRestart,
+    /// DynamoDB Streams answering throttling errors, 500s, or stalling, for a while.
+    FollowAwsErrors,
+    /// A `GetRecords` answered `ExpiredIteratorException`: renewed from the position.
+    FollowExpiredIterator,
+    /// A shard answered `TrimmedDataAccessException`: a gap, read on from the oldest record
+    /// and healed through the index.
+    FollowTrimmed,
+}
+
+impl Fault {
+    /// Whether the fault is one of a follower's.
+    pub fn follows(self) -> bool {
+        matches!(
+            self,
+            Fault::FollowKill9
+                | Fault::FollowPgRestart
+                | Fault::FollowAwsErrors
+                | Fault::FollowExpiredIterator
+                | Fault::FollowTrimmed
+        )
+    }
 }
 
 /// Settings of the suite.
@@ -65,6 +90,8 @@ pub struct ChaosSpec {
     pub work_dir: PathBuf,
     /// The DynamoDB endpoint (dynalite), `http://host:port`.
     pub dynamodb: String,
+    /// AWS's DynamoDB Local (streams), for the follower's faults.
+    pub ddblocal: Option<String>,
     /// Extra environment for every faulted run (e.g. `SCANSYNC_TEST_BREAK=checkpoint-first`).
     pub faulted_env: Vec<(String, String)>,
 }
@@ -128,6 +155,16 @@ struct Env {
     table: String,
     spec: ChaosSpec,
     days: (String, String),
+    /// The same records in a streamed table on DynamoDB Local, its proxy, and the follower's
+    /// reference (the state of a clean follow) with the time it took.
+    follow: Option<FollowEnv>,
+}
+
+struct FollowEnv {
+    endpoint: String,
+    proxy: HttpFaultProxy,
+    reference: String,
+    secs: f64,
 }
 
 impl Env {
@@ -157,13 +194,41 @@ impl Env {
 }
 
 impl Env {
+    /// `scansync follow` of the streamed table into `db`: DynamoDB Streams through the fault
+    /// proxy, the index (for heals) direct.
+    fn follower(&self, db: &str) -> Result<Child, String> {
+        let f = self.follow.as_ref().ok_or("no DynamoDB Local for the follower")?;
+        Command::new(&self.spec.scansync)
+            .args([
+                "follow",
+                "--table",
+                &self.table,
+                "--poll",
+                "50ms",
+                "--max-poll",
+                "500ms",
+                "--discover-every",
+                "1s",
+            ])
+            .env("DATABASE_URL", self.cluster.url(self.cluster.port, db))
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &f.endpoint)
+            .env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", format!("http://{}", f.proxy.addr))
+            .env("RUST_LOG", "error,scansync::follow=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())
+    }
+
     /// Runs `scansync verify` of the records' days on `db` against the table, directly (no
     /// proxy, no fault): its divergent keys, or why it could not tell.
     fn verify(&self, db: &str) -> Result<u64, String> {
+        let endpoint =
+            if db.starts_with("follow") { self.follow.as_ref().map(|f| f.endpoint.as_str()) } else { None };
         let child = Command::new(&self.spec.scansync)
             .args(["verify", "--json", "--table", &self.table, "--from", &self.days.0, "--to", &self.days.1])
             .env("DATABASE_URL", self.cluster.url(self.cluster.port, db))
-            .env("AWS_ENDPOINT_URL_DYNAMODB", &self.spec.dynamodb)
+            .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint.unwrap_or(&self.spec.dynamodb))
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -229,10 +294,46 @@ pub async fn run(spec: &ChaosSpec) -> Result<BTreeMap<Fault, KindReport>, String
     let mut g = Generator::new(spec.seed, Mix { stamps: Stamps::Mixed, ..Mix::default() }, Shape::default());
     let items: Vec<_> =
         (0..spec.records).map(|i| g.next_record(first.add_micros(i as i64 * step)).item).collect();
-    dynamo::write_items(&client, &table, items, 4).await?;
+    dynamo::write_items(&client, &table, items.clone(), 4).await?;
     let days = (first.day().plus(-1).to_string(), now.day().plus(1).to_string());
-    let env = Env { cluster, pg_proxy, aws_proxy, table, spec: spec.clone(), days };
+    // The same records in a table with a stream, for the follower's faults.
+    let follow = match (spec.faults.iter().any(|f| f.follows()), &spec.ddblocal) {
+        (false, _) => None,
+        (true, None) => return Err("the follower's faults need DynamoDB Local: --ddblocal URL".into()),
+        (true, Some(url)) => {
+            let ddb = dynamo::client_at(url).await?;
+            dynamo::create_streamed_table(&ddb, &table, "datePartition-updatedAt-index").await?;
+            dynamo::write_items(&ddb, &table, items.clone(), 4).await?;
+            let upstream = url.trim_start_matches("http://").trim_end_matches('/');
+            let proxy =
+                HttpFaultProxy::start(upstream.parse().map_err(|e| format!("--ddblocal {url}: {e}"))?)
+                    .await?;
+            Some(FollowEnv { endpoint: url.clone(), proxy, reference: String::new(), secs: 0.0 })
+        }
+    };
+    let mut env = Env { cluster, pg_proxy, aws_proxy, table, spec: spec.clone(), days, follow };
     let admin = pg(&env.cluster.url(env.cluster.port, "postgres")).await?;
+    if env.follow.is_some() {
+        // The follower's reference: a clean follow, until its tables stop changing.
+        admin.batch_execute("create database follow_reference").await.map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        let child = env.follower("follow_reference")?;
+        let c = pg(&env.cluster.url(env.cluster.port, "follow_reference")).await?;
+        let (reference, at) = settle(&c, Duration::from_secs(180)).await?;
+        let secs = (at - t).as_secs_f64();
+        stop_follower(child, "-TERM")?;
+        let divergent = env.verify("follow_reference")?;
+        if divergent != 0 {
+            return Err(format!(
+                "the clean follow's store differs from the table: {divergent} divergent keys"
+            ));
+        }
+        eprintln!("loadgen chaos: a clean follow took {secs:.1} s; verify: 0 divergent");
+        if let Some(f) = env.follow.as_mut() {
+            (f.reference, f.secs) = (reference, secs);
+        }
+    }
+    let env = env;
 
     // The reference: one clean run.
     admin.batch_execute("create database reference").await.map_err(|e| e.to_string())?;
@@ -267,12 +368,21 @@ pub async fn run(spec: &ChaosSpec) -> Result<BTreeMap<Fault, KindReport>, String
         admin.batch_execute(&format!("create database {db}")).await.map_err(|e| e.to_string())?;
         let r = report.entry(fault).or_default();
         r.trials += 1;
-        let at = Duration::from_secs_f64(0.05 + rng.f64() * reference_secs * 0.9);
-        let outcome = trial_once(&env, &admin, fault, &db, at, &mut rng, &reference, r).await;
+        let outcome = if fault.follows() {
+            let f = env.follow.as_ref().expect("set up for follow faults");
+            let at = Duration::from_secs_f64(0.05 + rng.f64() * f.secs * 0.9);
+            follow_trial(&env, fault, &db, at, &mut rng, r).await
+        } else {
+            let at = Duration::from_secs_f64(0.05 + rng.f64() * reference_secs * 0.9);
+            trial_once(&env, &admin, fault, &db, at, &mut rng, &reference, r).await
+        };
         if let Err(e) = outcome {
             r.violations.push(format!("trial {trial}: {e}"));
         }
         env.aws_proxy.set(HttpFault::Pass);
+        if let Some(f) = &env.follow {
+            f.proxy.set(HttpFault::Pass);
+        }
         let admin = pg(&env.cluster.url(env.cluster.port, "postgres")).await?;
         let _ = admin.batch_execute(&format!("drop database if exists {db} with (force)")).await;
         eprintln!(
@@ -385,6 +495,7 @@ async fn trial_once(
                     env.aws_proxy.set(HttpFault::Pass);
                 }
                 Fault::PgErrors | Fault::CheckpointFail => unreachable!("no timed fault"),
+                f => unreachable!("{f:?} is a follower's fault: follow_trial"),
             }
         }
     }
@@ -501,6 +612,148 @@ async fn trial_once(
     let running: i64 = scalar(&c, "select count(*) from scansync.sync_runs where status = 'running'").await?;
     if running != 0 {
         r.violations.push(format!("{db}: {running} runs left 'running' after the recovery run"));
+    }
+    Ok(())
+}
+
+/// Waits until the tables of `c` stop changing for 3 s (a follower caught up); returns their
+/// state and when it was first reached.
+async fn settle(c: &Client, limit: Duration) -> Result<(String, Instant), String> {
+    let started = Instant::now();
+    let mut last: Option<(String, Instant)> = None;
+    loop {
+        let has: bool =
+            scalar(c, "select exists (select 1 from pg_namespace where nspname = 'scansync')").await?;
+        if has && scalar::<bool>(c, "select to_regclass('scansync.content') is not null").await? {
+            let s = state(c).await?;
+            match &last {
+                Some((prev, since)) if *prev == s => {
+                    if since.elapsed() > Duration::from_secs(3) {
+                        return Ok((s, *since));
+                    }
+                }
+                _ => last = Some((s, Instant::now())),
+            }
+        }
+        if started.elapsed() > limit {
+            return Err(format!("the follower's tables did not settle within {} s", limit.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stops a follower with `signal`; returns its exit status and its log.
+fn stop_follower(child: Child, signal: &str) -> Result<(i32, String), String> {
+    let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
+    tokio::task::block_in_place(|| wait(child, Duration::from_secs(60)))
+}
+
+/// One trial of a follower's fault: a follower from nothing, the fault at `at`, restarts as
+/// a supervisor would (when it exited), until its tables equal the clean follow's.
+async fn follow_trial(
+    env: &Env,
+    fault: Fault,
+    db: &str,
+    at: Duration,
+    rng: &mut fastrand::Rng,
+    r: &mut KindReport,
+) -> Result<(), String> {
+    let f = env.follow.as_ref().expect("set up for follow faults");
+    let mut child = env.follower(db)?;
+    tokio::time::sleep(at).await;
+    match fault {
+        Fault::FollowKill9 => {
+            let (_, _) = stop_follower(child, "-KILL")?;
+            r.recoveries += 1;
+            child = env.follower(db)?;
+        }
+        Fault::FollowPgRestart => env.cluster.restart()?,
+        Fault::FollowAwsErrors => {
+            let kind = [HttpFault::Throttle, HttpFault::ServerError, HttpFault::Stall][rng.usize(..3)];
+            f.proxy.set(kind);
+            tokio::time::sleep(Duration::from_secs_f64(0.5 + rng.f64() * 2.5)).await;
+            f.proxy.set(HttpFault::Pass);
+        }
+        Fault::FollowExpiredIterator => f.proxy.set(HttpFault::ExpiredIterator),
+        Fault::FollowTrimmed => f.proxy.set(HttpFault::Trimmed),
+        _ => unreachable!("not a follower's fault"),
+    }
+    // Until the tables equal the clean follow's; a follower that stopped is started again.
+    let c_url = env.cluster.url(env.cluster.port, db);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut log = String::new();
+    let mut same = false;
+    while Instant::now() < deadline {
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            let (code, text) = tokio::task::block_in_place(|| wait(child, Duration::from_secs(5)))?;
+            log.push_str(&text);
+            if fault != Fault::FollowPgRestart {
+                r.violations.push(format!("{db}: the follower exited {code} under {fault:?}: {text}"));
+            }
+            r.recoveries += 1;
+            child = env.follower(db)?;
+        }
+        if let Ok(c) = pg(&c_url).await {
+            let gaps_open: i64 =
+                scalar(&c, "select count(*) from scansync.stream_gaps where healed_at is null")
+                    .await
+                    .unwrap_or(1);
+            // An injected answer must have been given (and a trim's gap recorded) first: the
+            // tables of a follower that was never faulted prove nothing.
+            let injected = *f.proxy.injected.lock().expect("counts");
+            let fired = match fault {
+                Fault::FollowExpiredIterator => injected[HttpFault::ExpiredIterator as usize] > 0,
+                Fault::FollowTrimmed => injected[HttpFault::Trimmed as usize] > 0,
+                _ => true,
+            };
+            let gaps: i64 = if fault == Fault::FollowTrimmed {
+                scalar(&c, "select count(*) from scansync.stream_gaps").await.unwrap_or(0)
+            } else {
+                1
+            };
+            if fired
+                && gaps > 0
+                && gaps_open == 0
+                && state(&c).await.ok().as_deref() == Some(f.reference.as_str())
+            {
+                same = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, text) = stop_follower(child, "-TERM")?;
+    log.push_str(&text);
+    let c = pg(&c_url).await?;
+    r.rows_compared += rows(&c).await?;
+    let divergent = env.verify(db)?;
+    r.divergent += divergent;
+    if !same || divergent != 0 {
+        r.mismatches += 1;
+    }
+    if code != 143 {
+        r.violations.push(format!("{db}: SIGTERM ended the follower with {code}, not 143: {log}"));
+    }
+    let gaps: i64 = scalar(&c, "select count(*) from scansync.stream_gaps").await?;
+    match (fault, gaps) {
+        (Fault::FollowTrimmed, 0) => r.violations.push(format!("{db}: a trimmed shard recorded no gap")),
+        (Fault::FollowTrimmed, _) => {
+            let healed: i64 =
+                scalar(&c, "select count(*) from scansync.stream_gaps where healed_at is not null").await?;
+            if healed != gaps {
+                r.violations.push(format!("{db}: {} of {gaps} gaps not healed", gaps - healed));
+            }
+        }
+        (_, 0) => {}
+        (_, n) => r
+            .violations
+            .push(format!("{db}: {n} gaps recorded under {fault:?}, where the stream lost nothing")),
+    }
+    let running: i64 =
+        scalar(&c, "select count(*) from scansync.sync_runs where kind = 'follow' and status = 'running'")
+            .await?;
+    if running != 0 {
+        r.violations.push(format!("{db}: a follow run left 'running' after SIGTERM"));
     }
     Ok(())
 }

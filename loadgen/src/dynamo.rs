@@ -18,6 +18,15 @@ pub async fn client() -> Result<Client, String> {
     Ok(Client::new(&conf))
 }
 
+/// A client for the DynamoDB API at `url` (the rest of the configuration standard).
+pub async fn client_at(url: &str) -> Result<Client, String> {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(url).load().await;
+    if conf.region().is_none() {
+        return Err("no AWS region configured: set AWS_REGION".into());
+    }
+    Ok(Client::new(&conf))
+}
+
 /// Creates the table and its date-partition GSI unless it exists; waits until active.
 pub async fn create_table(client: &Client, table: &str, index: &str) -> Result<(), String> {
     create(client, table, index, false).await

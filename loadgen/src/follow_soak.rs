@@ -182,8 +182,13 @@ async fn poll(pg: &tokio_postgres::Client, schema: &str, pending: &Mutex<Pending
                 ),
                 &[&platforms, &ids],
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await;
+        // Before the follower created the schema, there is nothing to see yet.
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(()),
+            Err(e) => return Err(e.as_db_error().map_or(e.to_string(), |d| d.message().to_string())),
+        };
         let now = Instant::now();
         let mut p = pending.lock().expect("pending");
         for r in rows {

@@ -217,6 +217,10 @@ enum Command {
         /// Exit 0 only if a mismatch or broken invariant was found (with --broken-engine).
         #[arg(long)]
         expect_failure: bool,
+        /// AWS's DynamoDB Local (streams), for the follower's faults (default:
+        /// SCANSYNC_TEST_DDBLOCAL_URL, which scripts/with-servers sets).
+        #[arg(long)]
+        ddblocal: Option<String>,
     },
     /// Latency-bound reading: --items changed items in one partition, read by scansync
     /// through a proxy adding --latency-ms to every DynamoDB request, once per --slices
@@ -283,6 +287,14 @@ enum Command {
         /// ratios are to its own raw COPY).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
         repeat: u32,
+        /// Also run the peers on the same export, side by side: dlt 1.31.0 and sling 1.4.11,
+        /// each merging on the post's key, installed from PyPI into a virtualenv kept under
+        /// --peers-venv.
+        #[arg(long)]
+        peers: bool,
+        /// Where the peers' virtualenv is made (and reused).
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("scansync-bench-peers"))]
+        peers_venv: PathBuf,
     },
 }
 
@@ -490,6 +502,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             work_dir,
             broken_engine,
             expect_failure,
+            ddblocal,
         } => {
             let dynamodb = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").map_err(|_| {
                 "set AWS_ENDPOINT_URL_DYNAMODB to the DynamoDB endpoint (dynalite)".to_string()
@@ -507,6 +520,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 scansync: scansync.unwrap_or_else(sibling_scansync),
                 work_dir,
                 dynamodb,
+                ddblocal: ddblocal.or_else(|| std::env::var("SCANSYNC_TEST_DDBLOCAL_URL").ok()),
                 faulted_env: if broken_engine {
                     vec![("SCANSYNC_TEST_BREAK".into(), "checkpoint-first".into())]
                 } else {
@@ -519,14 +533,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 if broken_engine { ", BROKEN ENGINE" } else { "" }
             );
             println!(
-                "  {:<16} {:>6} {:>10} {:>13} {:>10} {:>9} {:>10}",
+                "  {:<21} {:>6} {:>10} {:>13} {:>10} {:>9} {:>10}",
                 "fault", "trials", "recoveries", "rows compared", "mismatches", "divergent", "violations"
             );
             let (mut bad, mut total) = (0u64, 0u64);
             for (fault, r) in &report {
                 let name = format!("{fault:?}");
                 println!(
-                    "  {name:<16} {:>6} {:>10} {:>13} {:>10} {:>9} {:>10}",
+                    "  {name:<21} {:>6} {:>10} {:>13} {:>10} {:>9} {:>10}",
                     r.trials,
                     r.recoveries,
                     r.rows_compared,
@@ -593,6 +607,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             seed,
             thresholds,
             repeat,
+            peers,
+            peers_venv,
         } => {
             let spec = bench::BenchSpec {
                 records,
@@ -603,36 +619,64 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 seed,
                 writers,
                 page_size,
+                peers: peers.then_some(peers_venv),
             };
             let mut runs = Vec::new();
             for i in 0..repeat {
+                use bench::names::*;
                 let figures = bench::run(&spec).await?;
-                let ceiling = figures[0].rate();
+                let get = |name: &str| bench::get(&figures, name);
+                let ceiling = get(COPY).rate();
                 if repeat > 1 {
                     println!("run {} of {repeat}:", i + 1);
                 }
-                println!("{:<44} {:>12} {:>10} {:>10}", "path", "rows/s", "vs COPY", "peak RSS");
+                println!("{:<62} {:>12} {:>10} {:>10}", "path", "rows/s", "vs COPY", "peak RSS");
                 for f in &figures {
                     let rss = f.peak_rss.map(|b| format!("{} MB", b >> 20)).unwrap_or_default();
-                    println!("{:<44} {:>12.0} {:>9.3}x {:>10}", f.name, f.rate(), f.rate() / ceiling, rss);
+                    match &f.error {
+                        None => println!(
+                            "{:<62} {:>12.0} {:>9.3}x {:>10}",
+                            f.name,
+                            f.rate(),
+                            f.rate() / ceiling,
+                            rss
+                        ),
+                        Some(e) => println!("{:<62} FAILED: {e}", f.name),
+                    }
                 }
-                println!("scansync first load vs row-by-row: {:.1}x", figures[2].rate() / figures[1].rate());
+                let (first, rerun) = (get(FIRST), get(RERUN));
+                println!("scansync first load vs row-by-row: {:.1}x", first.rate() / get(ROWS).rate());
                 // The honest measure of the merge engine: its rate against landing the same
                 // final rows with COPY into the same schema.
-                for (f, label) in [(&figures[2], "first load"), (&figures[3], "re-run")] {
+                for (f, label) in [(first, "first load"), (rerun, "re-run")] {
                     println!(
-                        "scansync {label} vs model ceiling: {:.2}x with FKs, {:.2}x without",
-                        f.rate() / figures[4].rate(),
-                        f.rate() / figures[5].rate()
+                        "scansync {label} vs model ceiling: {:.2}x with FKs, {:.2}x without, {:.2}x the empty-store limit",
+                        f.rate() / get(MODEL).rate(),
+                        f.rate() / get(MODEL_NO_FK).rate(),
+                        f.rate() / get(EMPTY).rate()
                     );
                 }
+                let (replay, verify) = (get(REPLAY), get(VERIFY));
                 println!(
-                    "scansync verify vs replay: {:.2}x the records/s, peak RSS {} MB vs {} MB",
-                    figures[7].rate() / figures[6].rate(),
-                    figures[7].peak_rss.unwrap_or(0) >> 20,
-                    figures[6].peak_rss.unwrap_or(0) >> 20
+                    "scansync verify: {:.2}x the replay's records/s, {:.2}x the first load's, {:.2}x the re-run's; peak RSS {} MB (replay {} MB)",
+                    verify.rate() / replay.rate(),
+                    verify.rate() / first.rate(),
+                    verify.rate() / rerun.rate(),
+                    verify.peak_rss.unwrap_or(0) >> 20,
+                    replay.peak_rss.unwrap_or(0) >> 20
                 );
-                runs.push(figures.iter().map(|f| f.rate() / ceiling).collect::<Vec<f64>>());
+                for peer in [DLT, SLING] {
+                    if let Some(f) = figures.iter().find(|f| f.name == peer && f.error.is_none()) {
+                        println!(
+                            "scansync first load vs {}: {:.2}x as fast ({:.1} s against {:.1} s)",
+                            peer.split(' ').next().unwrap_or(peer),
+                            first.rate() / f.rate(),
+                            first.secs,
+                            f.secs
+                        );
+                    }
+                }
+                runs.push([first.rate() / ceiling, rerun.rate() / ceiling]);
             }
             let median = |i: usize| {
                 let mut v: Vec<f64> = runs.iter().map(|r| r[i]).collect();
@@ -642,14 +686,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             if repeat > 1 {
                 println!(
                     "medians of {repeat} runs: first load {:.3}x, re-run {:.3}x raw COPY",
-                    median(2),
-                    median(3)
+                    median(0),
+                    median(1)
                 );
             }
             if let Some(path) = thresholds {
                 let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                 let mut ok = true;
-                for (name, i) in [("first_load_min_ratio", 2), ("rerun_min_ratio", 3)] {
+                for (name, i) in [("first_load_min_ratio", 0), ("rerun_min_ratio", 1)] {
                     let min = read_threshold(&text, name)
                         .ok_or_else(|| format!("{} has no {name}", path.display()))?;
                     let got = median(i);

@@ -110,6 +110,13 @@ pub enum HttpFault {
     ServerError = 2,
     /// Hold the request until the fault is switched off, then forward it (a stalled server).
     Stall = 3,
+    /// Answer the next `GetRecords` with `ExpiredIteratorException` (once; other requests
+    /// pass), as the service does for an iterator older than 15 minutes.
+    ExpiredIterator = 4,
+    /// Answer the next `GetRecords`, and `GetShardIterator` calls that ask for a position, with
+    /// `TrimmedDataAccessException` until one `TRIM_HORIZON` iterator was asked for (as the
+    /// service does once the records after a position are trimmed).
+    Trimmed = 5,
 }
 
 /// An HTTP/1.1 proxy in front of an AWS API server, with a fault switch.
@@ -119,7 +126,7 @@ pub struct HttpFaultProxy {
     pub addr: SocketAddr,
     fault: Arc<AtomicU8>,
     /// Requests answered with a fault, by kind.
-    pub injected: Arc<Mutex<[u64; 4]>>,
+    pub injected: Arc<Mutex<[u64; 6]>>,
 }
 
 impl HttpFaultProxy {
@@ -150,6 +157,8 @@ impl HttpFaultProxy {
             1 => HttpFault::Throttle,
             2 => HttpFault::ServerError,
             3 => HttpFault::Stall,
+            4 => HttpFault::ExpiredIterator,
+            5 => HttpFault::Trimmed,
             _ => HttpFault::Pass,
         }
     }
@@ -165,21 +174,61 @@ impl HttpFaultProxy {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 fault = self.current();
             }
+            let target = {
+                let head = String::from_utf8_lossy(&request[..find(&request, b"\r\n\r\n").unwrap_or(0)])
+                    .to_ascii_lowercase();
+                head.lines()
+                    .find_map(|l| l.strip_prefix("x-amz-target:").map(|t| t.trim().to_string()))
+                    .unwrap_or_default()
+            };
+            let body_text = String::from_utf8_lossy(&request);
+            let fault = match fault {
+                HttpFault::ExpiredIterator if target.ends_with(".getrecords") => {
+                    self.set(HttpFault::Pass);
+                    fault
+                }
+                HttpFault::Trimmed
+                    if target.ends_with(".getsharditerator") && body_text.contains("TRIM_HORIZON") =>
+                {
+                    self.set(HttpFault::Pass);
+                    HttpFault::Pass
+                }
+                HttpFault::Trimmed
+                    if target.ends_with(".getrecords") || target.ends_with(".getsharditerator") =>
+                {
+                    fault
+                }
+                HttpFault::ExpiredIterator | HttpFault::Trimmed => HttpFault::Pass,
+                other => other,
+            };
             if fault != HttpFault::Pass {
                 self.injected.lock().expect("counts")[fault as usize] += 1;
-                let (status, body) = match fault {
+                let (status, kind, message) = match fault {
                     HttpFault::Throttle => (
                         "400 Bad Request",
-                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#,
+                        "ThrottlingException",
+                        "Rate of requests exceeds the allowed throughput.",
+                    ),
+                    HttpFault::ExpiredIterator => {
+                        ("400 Bad Request", "ExpiredIteratorException", "Iterator expired (injected)")
+                    }
+                    HttpFault::Trimmed => (
+                        "400 Bad Request",
+                        "TrimmedDataAccessException",
+                        "The records are trimmed (injected)",
                     ),
                     _ => (
                         "500 Internal Server Error",
-                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"Internal server error (injected)"}"#,
+                        "InternalServerError",
+                        "Internal server error (injected)",
                     ),
                 };
+                // DynamoDB Streams answers in DynamoDB's error namespace too.
+                let body = format!(
+                    r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#
+                );
                 let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: {}\r\nContent-Length: {}\r\n\r\n",
-                    if fault == HttpFault::Throttle { "ThrottlingException" } else { "InternalServerError" },
+                    "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: {kind}\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
                 client.write_all(head.as_bytes()).await?;
