@@ -195,7 +195,9 @@ pub async fn run(
     tracing::info!(job = job_id, worker = worker_id, name = %worker_name, units = before.units.total, done = before.units.done, "backfill worker started");
     let claims =
         Arc::new(Claims::open(url, schema, job_id, worker_id, &worker_name, tuning.page_size, budget).await?);
-    let sink = Arc::new(PgSink::new(url, schema, Some(run_id))?.bulk(bulk.is_some()).staged(staged));
+    let sink = Arc::new(
+        PgSink::new(url, schema, Some(run_id))?.bulk(bulk.is_some()).staged(staged.then_some(job_id)),
+    );
     let records = Arc::new(AtomicU64::new(0));
     let hooks = Hooks {
         stop: stop.clone(),
@@ -225,15 +227,19 @@ pub async fn run(
         // Every unit staged, nothing folded: lets the tests resume a load at its fold.
         std::process::exit(99);
     }
-    if staged && outcome.result.is_ok() {
-        // The worker that finds every unit done folds the staged rows into the tables.
+    if staged && !stop.requested() {
+        // The worker that finds no unit left to run folds the staged rows into the tables
+        // (with failed units too: they are retried by the next run, merged as any write).
         match staged::fold(url, schema, job_id).await {
             Ok(Some(f)) => {
                 outcome.stats.written.content += f.content;
                 outcome.stats.written.content_tags += f.edges;
             }
             Ok(None) => {}
-            Err(e) => outcome.result = Err(e.context("folding the staged rows into the tables")),
+            Err(e) if outcome.result.is_ok() => {
+                outcome.result = Err(e.context("folding the staged rows into the tables"))
+            }
+            Err(e) => tracing::error!(error = %e, "folding the staged rows into the tables failed"),
         }
     }
     if let Some(bulk) = bulk {

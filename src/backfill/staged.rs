@@ -77,7 +77,17 @@ pub async fn decide(client: &mut Client, schema: &str, id: i64, bulk: bool) -> R
 pub async fn survived(client: &mut Client, schema: &str, id: i64) -> Result<u64> {
     let q = quoted_schema(schema)?;
     let tx = client.transaction().await?;
-    tx.query_one(&format!("select 1 from {q}.backfill_jobs where id = $1 for update"), &[&id]).await?;
+    let unfolded: bool = tx
+        .query_one(
+            &format!("select staged and folded_at is null from {q}.backfill_jobs where id = $1 for update"),
+            &[&id],
+        )
+        .await?
+        .get(0);
+    if !unfolded {
+        // Folded (by another worker, maybe a moment ago): its staging is gone by design.
+        return Ok(0);
+    }
     let alive: bool = tx
         .query_one(&format!("select exists (select 1 from {q}.bulk_staged where job_id = $1)"), &[&id])
         .await?
@@ -118,8 +128,10 @@ pub struct Folded {
     pub into_empty: bool,
 }
 
-/// Folds job `id`'s staged rows into the canonical tables when every unit is done and no
-/// other process is folding; `None` when there is nothing to fold now.
+/// Folds job `id`'s staged rows into the canonical tables when no unit is left to run (every
+/// one done, or failed: a failed unit is retried by the next run through the writer's
+/// merges, as the job is no longer staged) and no other process is folding; `None` when
+/// there is nothing to fold now.
 pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
     let q = quoted_schema(schema)?;
     let mut client = db::connect(url).await?;
@@ -150,7 +162,7 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
     let ready: bool = tx
         .query_one(
             "select staged and folded_at is null
-                    and not exists (select 1 from backfill_units where job_id = $1 and state <> 'done')
+                    and not exists (select 1 from backfill_units where job_id = $1 and state in ('pending', 'running'))
              from backfill_jobs where id = $1 for update",
             &[&id],
         )

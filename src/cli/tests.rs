@@ -57,8 +57,11 @@ fn every_default_parses_with_its_own_flag() {
     let cmd = Cli::command();
     for sub in cmd.get_subcommands() {
         let mut args = vec!["scansync".to_string(), sub.get_name().to_string()];
-        if sub.get_name() == "completions" {
-            args.push("bash".into());
+        match sub.get_name() {
+            "completions" => args.push("bash".into()),
+            // --verify-days and --verify-repair tune the scheduled verify: they need it on.
+            "serve" => args.push("--verify-every=24h".into()),
+            _ => {}
         }
         for a in sub.get_arguments().chain(cmd.get_arguments()) {
             for d in a.get_default_values() {

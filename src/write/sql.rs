@@ -390,6 +390,12 @@ where stream_arn = $1 and shard_id = $2 and state = 'open'
   and (position is null or position::numeric < $3::text::numeric)
 ";
 
+/// A staged page's first statement: its job is still unfolded. `for share` waits for a fold
+/// in progress (it locks the row `for update`) and then sees it: no page lands in the
+/// staging tables after its job's fold, where nothing would fold it.
+pub const STAGED_JOB_OPEN: &str =
+    "select staged and folded_at is null from backfill_jobs where id = $1 for share";
+
 /// The staged first load (docs/backfill.md): a page's content rows COPYed as they are
 /// encoded for the writer's staging table, into the unlogged, unindexed `bulk_content`.
 pub static COPY_BULK_CONTENT: LazyLock<String> =

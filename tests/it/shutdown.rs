@@ -35,7 +35,10 @@ async fn stop_mid_run(db: &TestDb, args: &[&str], signal: &str) -> (Option<i32>,
     loop {
         assert!(Instant::now() < deadline, "no page committed");
         assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be stopped");
-        if let Ok(r) = c.query_one("select count(*) from scansync.content", &[]).await {
+        // (A staged first load's pages land in bulk_content until its fold.)
+        let committed =
+            "select (select count(*) from scansync.content) + (select count(*) from scansync.bulk_content)";
+        if let Ok(r) = c.query_one(committed, &[]).await {
             if r.get::<_, i64>(0) > 0 {
                 break;
             }

@@ -4,7 +4,7 @@
 use super::encode::{KeyedRows, PgPage};
 use super::fresh::{pick, Fresh, PageIds};
 use super::known::Known;
-use crate::error::Result;
+use crate::error::{Error, Kind, Result};
 use crate::write::copy::CopyBuf;
 use crate::write::sql::{self, EntityTable};
 use crate::write::WriteStats;
@@ -301,10 +301,19 @@ pub(super) async fn copy_in(
 pub(super) async fn stage(
     client: &mut Client,
     page: &PgPage,
+    job: i64,
     run_id: Option<i64>,
     stats: &mut WriteStats,
 ) -> Result<()> {
     let tx = client.transaction().await?;
+    // The fold locks the job's row: a page staged after it would never be folded.
+    let open: Option<bool> = tx.query_opt(sql::STAGED_JOB_OPEN, &[&job]).await?.map(|r| r.get(0));
+    if open != Some(true) {
+        return Err(Error::new(
+            Kind::Database,
+            format!("backfill job {job} was folded while this page was being staged: its unit is loaded again by the next run"),
+        ));
+    }
     if let Some(rows) = &page.content {
         copy_in(&tx, &sql::COPY_BULK_CONTENT, &rows.all()).await?;
         stats.staged = rows.len() as u64;

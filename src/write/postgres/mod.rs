@@ -52,8 +52,8 @@ pub struct PgSink {
     run_id: Option<i64>,
     /// Whether the first phase asks about creators and communities ([`PgSink::bulk`]).
     ask_entities: bool,
-    /// Pages go to the staging tables of a staged load ([`PgSink::staged`]).
-    staged: bool,
+    /// Pages go to the staging tables of this staged job ([`PgSink::staged`]).
+    staged: Option<i64>,
     in_flight: std::sync::Arc<InFlight>,
 }
 
@@ -72,7 +72,7 @@ impl PgSink {
             schema: schema.to_owned(),
             run_id,
             ask_entities: true,
-            staged: false,
+            staged: None,
             in_flight: Default::default(),
         })
     }
@@ -95,9 +95,10 @@ impl PgSink {
 
     /// For a staged first load (docs/backfill.md): every page is appended to the unlogged
     /// staging tables, unmerged; the job folds them into the canonical tables at its end
-    /// ([`crate::backfill`]).
-    pub fn staged(mut self, staged: bool) -> Self {
-        self.staged = staged;
+    /// ([`crate::backfill`]). `job` is the job's id: a page staged after the job was folded
+    /// (a unit claimed meanwhile) fails, and its unit is loaded again by the next run.
+    pub fn staged(mut self, job: Option<i64>) -> Self {
+        self.staged = job;
         self
     }
 }
@@ -235,8 +236,8 @@ impl PgWriter {
         self.ensure_connected().await?;
         let client = self.client.as_mut().expect("connected above");
         let mut stats = WriteStats::default();
-        if self.sink.staged && position.is_none() {
-            stage(client, page, run_id, &mut stats).await?;
+        if let (Some(job), None) = (self.sink.staged, position) {
+            stage(client, page, job, run_id, &mut stats).await?;
             return Ok(stats);
         }
         let mut t = Timings::start();
