@@ -207,25 +207,40 @@ async fn killed_at_random_moments_across_rollovers_and_splits_the_follower_loses
     assert!(children_read >= 8, "the test must read children: {children_read}");
 }
 
-#[tokio::test]
-async fn records_trimmed_before_they_were_read_are_a_gap_up_to_the_first_record_left_and_the_rest_is_read() {
+/// A one-shard stream of `n` puts stamped a second apart from 2026-11-20T00:00:00Z, and a
+/// store that has applied its first `applied` (position and last record time set).
+async fn applied_up_to(
+    n: usize,
+    applied: usize,
+) -> (Arc<MemoryStream>, Arc<MemFollow>, Vec<ChangeKind>, String) {
     let stream = Arc::new(MemoryStream::new());
     let store = Arc::new(MemFollow::default());
     let mut changes = Vec::new();
-    for v in 0..10 {
+    for v in 0..n {
         let kind = ChangeKind::Put(item(v, v));
         stream.write(kind.clone(), Timestamp::parse(&format!("2026-11-20T00:00:{v:02}Z")));
         changes.push(kind);
     }
     let shard = stream.topology()[0].0.clone();
-    // A follower applied the first two changes, then was down while the shard's oldest six
-    // were trimmed.
     store.state.lock().unwrap().arn = Some(crate::stream::memory::ARN.into());
     store
         .register(crate::stream::memory::ARN, &[Shard { id: shard.clone(), parent: None, closed: false }])
         .await
         .unwrap();
-    store.state.lock().unwrap().shards.get_mut(&shard).unwrap().position = Some(format!("{:021}", 2));
+    {
+        let mut s = store.state.lock().unwrap();
+        let e = s.shards.get_mut(&shard).unwrap();
+        e.position = Some(format!("{applied:021}"));
+        e.last_at = Timestamp::parse(&format!("2026-11-20T00:00:{:02}Z", applied - 1));
+    }
+    (stream, store, changes, shard)
+}
+
+#[tokio::test]
+async fn records_trimmed_before_they_were_read_are_a_gap_up_to_the_first_record_left_and_the_rest_is_read() {
+    // A follower applied the first two changes, then was down while the shard's oldest six
+    // were trimmed.
+    let (stream, store, changes, shard) = applied_up_to(10, 2).await;
     stream.trim(&shard, 6);
     let want = expected(&changes[6..]).await;
     follow_to_the_end(&stream, &store, &want).await;
@@ -238,27 +253,8 @@ async fn records_trimmed_before_they_were_read_are_a_gap_up_to_the_first_record_
 
 #[tokio::test]
 async fn a_trimmed_answer_for_records_still_kept_reapplies_nothing_before_the_position() {
-    let stream = Arc::new(MemoryStream::new());
-    let store = Arc::new(MemFollow::default());
-    let mut changes = Vec::new();
-    for v in 0..10 {
-        let kind = ChangeKind::Put(item(v, v));
-        stream.write(kind.clone(), Timestamp::parse(&format!("2026-11-20T00:00:{v:02}Z")));
-        changes.push(kind);
-    }
-    let shard = stream.topology()[0].0.clone();
     // Applied up to the third change; the stream then says "trimmed" though it keeps all.
-    store.state.lock().unwrap().arn = Some(crate::stream::memory::ARN.into());
-    store
-        .register(crate::stream::memory::ARN, &[Shard { id: shard.clone(), parent: None, closed: false }])
-        .await
-        .unwrap();
-    {
-        let mut s = store.state.lock().unwrap();
-        let e = s.shards.get_mut(&shard).unwrap();
-        e.position = Some(format!("{:021}", 3));
-        e.last_at = Timestamp::parse("2026-11-20T00:00:02Z");
-    }
+    let (stream, store, changes, _) = applied_up_to(10, 3).await;
     stream.answer_trimmed_once();
     let want = expected(&changes[3..]).await;
     follow_to_the_end(&stream, &store, &want).await;
@@ -310,27 +306,8 @@ fn sequence_numbers_compare_as_numbers_whatever_their_padding() {
 
 #[tokio::test]
 async fn a_trim_with_nothing_after_the_position_is_a_gap_until_now() {
-    let stream = Arc::new(MemoryStream::new());
-    let store = Arc::new(MemFollow::default());
-    let mut changes = Vec::new();
-    for v in 0..3 {
-        let kind = ChangeKind::Put(item(v, v));
-        stream.write(kind.clone(), Timestamp::parse(&format!("2026-11-20T00:00:{v:02}Z")));
-        changes.push(kind);
-    }
-    let shard = stream.topology()[0].0.clone();
     // Everything applied; then a trim is answered, and the shard has nothing after it.
-    store.state.lock().unwrap().arn = Some(crate::stream::memory::ARN.into());
-    store
-        .register(crate::stream::memory::ARN, &[Shard { id: shard.clone(), parent: None, closed: false }])
-        .await
-        .unwrap();
-    {
-        let mut s = store.state.lock().unwrap();
-        let e = s.shards.get_mut(&shard).unwrap();
-        e.position = Some(format!("{:021}", 3));
-        e.last_at = Timestamp::parse("2026-11-20T00:00:02Z");
-    }
+    let (stream, store, _, _) = applied_up_to(3, 3).await;
     stream.answer_trimmed_once();
     let stop = Stop::new();
     let f = Follower::new(stream.clone(), store.clone(), "t", tuning(), stop.clone());
