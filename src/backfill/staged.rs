@@ -171,21 +171,30 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
     if !ready {
         return Ok(None);
     }
-    tx.batch_execute("set local work_mem = '256MB'; set local maintenance_work_mem = '512MB'").await?;
-    tx.execute(sql::FOLD_CREATORS, &[]).await?;
-    tx.execute(sql::FOLD_COMMUNITIES, &[]).await?;
-    tx.execute(sql::FOLD_TAGS, &[]).await?;
-    // From here no one else writes content: the fold sees it as it is, and lands in one go.
-    tx.batch_execute("lock table content, content_tags in access exclusive mode").await?;
-    let empty: bool = tx.query_one("select not exists (select 1 from content)", &[]).await?.get(0);
-    // Keys to take off: content's and its edges' primary and unique keys; possible only when
-    // no foreign key (the bulk load took them off) references content.
-    let referenced: bool = tx
-        .query_one("select exists (select 1 from pg_constraint where confrelid = 'content'::regclass)", &[])
-        .await?
-        .get(0);
-    let mut out = Folded::default();
-    if empty && !referenced {
+    tx.batch_execute(FOLD_MEMORY).await?;
+    // Creators, communities and tags are merged on a connection of their own and committed
+    // apart, while this one picks the content's winners: the two take both cores. The
+    // entities' merges take only newer versions, so a fold killed after them leaves rows the
+    // next fold merges again to the same, as a page's upserts would. The content rows
+    // reference the entities' ids, so they are written once both are done.
+    let entities = fold_entities(url, &q);
+    let winners = async {
+        // From here no one else writes content: the fold sees it as it is, and lands in one go.
+        tx.batch_execute("lock table content, content_tags in access exclusive mode").await?;
+        let empty: bool = tx.query_one("select not exists (select 1 from content)", &[]).await?.get(0);
+        // Keys to take off: content's and its edges' primary and unique keys; possible only
+        // when no foreign key (the bulk load took them off) references content.
+        let referenced: bool = tx
+            .query_one(
+                "select exists (select 1 from pg_constraint where confrelid = 'content'::regclass)",
+                &[],
+            )
+            .await?
+            .get(0);
+        if !empty || referenced {
+            tx.execute(sql::STAGE_BULK_WINNERS.as_str(), &[]).await?;
+            return Ok::<_, Error>(None);
+        }
         let keys = tx
             .query(
                 "select conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) from pg_constraint
@@ -201,25 +210,27 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
             on.push_str(&format!("alter table {table} add constraint \"{name}\" {def};"));
         }
         tx.batch_execute(&off).await?;
-        tx.batch_execute(&format!(
-            "create temp table fold on commit drop as
-             select nextval(pg_get_serial_sequence('content', 'id')) as id, w.* from ({}) w",
-            sql::BULK_WINNERS
-        ))
-        .await?;
-        out.content = tx.execute(sql::FOLD_INSERT_CONTENT, &[]).await?;
-        out.edges = tx.execute(sql::FOLD_INSERT_EDGES, &[]).await?;
-        tx.batch_execute(&on).await?;
-        out.into_empty = true;
-    } else {
-        // Written to meanwhile: the writer's own merges, over every folded row at once.
-        tx.execute(&format!("insert into stage_content select * from ({}) w", sql::BULK_WINNERS), &[])
-            .await?;
-        out.content = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
-        tx.execute(sql::STAGE_EDGES, &[]).await?;
-        tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
-        out.edges = tx.execute(sql::INSERT_EDGES, &[]).await?;
-        out.content += tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
+        tx.batch_execute(&sql::FOLD_WINNERS).await?;
+        Ok(Some(on))
+    };
+    let (entities, winners) = tokio::join!(entities, winners);
+    entities?;
+    let mut out = Folded::default();
+    match winners? {
+        Some(keys_on) => {
+            out.content = tx.execute(sql::FOLD_INSERT_CONTENT, &[]).await?;
+            out.edges = tx.execute(sql::FOLD_INSERT_EDGES, &[]).await?;
+            tx.batch_execute(&keys_on).await?;
+            out.into_empty = true;
+        }
+        None => {
+            // Written to meanwhile: the writer's own merges, over every folded row at once.
+            out.content = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
+            tx.execute(sql::STAGE_EDGES, &[]).await?;
+            tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
+            out.edges = tx.execute(sql::INSERT_EDGES, &[]).await?;
+            out.content += tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
+        }
     }
     tx.execute("update backfill_jobs set folded_at = now() where id = $1", &[&id]).await?;
     tx.batch_execute(&format!("truncate {TABLES}")).await?;
@@ -234,6 +245,24 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
         "staged rows folded into the tables"
     );
     Ok(Some(out))
+}
+
+/// The fold's sessions sort and hash in memory: a million staged keys and their versions fit.
+const FOLD_MEMORY: &str = "set local work_mem = '256MB'; set local maintenance_work_mem = '512MB'";
+
+/// The fold's first part, on a connection of its own: the staged creators, communities and
+/// tags merged into their tables, committed.
+async fn fold_entities(url: &str, q: &str) -> Result<()> {
+    let client = db::connect(url).await?;
+    client
+        .batch_execute(&format!(
+            "set search_path = {q}; set jit = off; begin; {FOLD_MEMORY}; {}; {}; {}; commit",
+            sql::FOLD_CREATORS,
+            sql::FOLD_COMMUNITIES,
+            sql::FOLD_TAGS
+        ))
+        .await?;
+    Ok(())
 }
 
 /// Empties the staging tables of a job started again (`--restart`; no worker is running).

@@ -126,7 +126,8 @@ async fn an_hourly_sync_during_a_bulk_backfill_leaves_the_keys_off_until_the_end
             "--to".into(),
             to.clone(),
             "--page-size".into(),
-            "5".into(),
+            // Small pages keep the load running while the sync beside it runs, even on a busy machine.
+            "2".into(),
             "--fetchers".into(),
             "1".into(),
             "--writers".into(),
