@@ -15,7 +15,15 @@ const PEERS: &[&str] = &["dlt[postgres]==1.31.0", "sling-linux-amd64==1.4.11"];
 /// (dlt adds a child table for the tags list).
 const DLT_SCRIPT: &str = r#"
 import json, sys, dlt
+from urllib.parse import urlsplit, urlunsplit
 url, path = sys.argv[1], sys.argv[2]
+# dlt refuses credentials without a password (its PostgresCredentials requires one), even
+# where the server trusts the connection and ignores it: give it one it will not need.
+u = urlsplit(url)
+if u.password is None:
+    host = u.hostname + (f":{u.port}" if u.port else "")
+    u = u._replace(scheme="postgresql", netloc=f"{u.username or 'postgres'}:unused@{host}")
+url = urlunsplit(u)
 
 @dlt.resource(name="content", write_disposition="merge", primary_key=["platform", "external_id"])
 def rows():
@@ -110,10 +118,17 @@ pub async fn run(spec: &BenchSpec, c: &Client, venv: &Path, export: &Path) -> Ve
     out
 }
 
+/// The last lines of a peer's output, led by its first exception line (a Python traceback
+/// ends in hints that would push the cause out of the last lines).
 fn tail(b: &[u8]) -> String {
     let t = String::from_utf8_lossy(b);
     let lines: Vec<&str> = t.lines().collect();
-    lines[lines.len().saturating_sub(8)..].join(" | ")
+    let cause = lines.iter().find(|l| l.contains("Exception: ") || l.contains("Error: "));
+    let last = lines[lines.len().saturating_sub(8)..].join(" | ");
+    match cause {
+        Some(c) if !last.contains(c) => format!("{} | … | {last}", c.trim()),
+        _ => last,
+    }
 }
 
 /// Makes the peers' virtualenv unless it holds them already.
