@@ -3,13 +3,15 @@
 //! no question asked of the store, no merge, no index to keep), and folds them into the
 //! canonical tables once, set-based, when its last unit is done.
 //!
-//! - **The fold** ([`fold`]) is one transaction: the newest version per key of creators,
-//!   communities and content, as the writer's own fold and merges would leave them, then
-//!   the staging tables emptied and the job marked folded. Into a `content` that is still
-//!   empty, its rows are inserted with the table's keys off and built after (the
-//!   empty-store limit of `loadgen bench`); a content table someone wrote to meanwhile (an
-//!   hourly sync beside the load) gets the rows through the writer's merge statements
-//!   instead, so what the sync wrote wins where it is newer.
+//! - **The fold** ([`fold`]): the newest version per key of creators, communities and
+//!   content, as the writer's own fold and merges would leave them, then the staging tables
+//!   emptied and the job marked folded. The content, its edges and the mark are one
+//!   transaction; the entities are merged beside it on a second connection and committed
+//!   apart (their merges take only newer versions, so a second fold merges them to the
+//!   same). Into a `content` that is still empty, its rows are inserted with the table's
+//!   keys off and built after (the empty-store limit of `loadgen bench`); a content table
+//!   someone wrote to meanwhile (an hourly sync beside the load) gets the rows through the
+//!   writer's merge statements instead, so what the sync wrote wins where it is newer.
 //! - **Resumable by unit.** Units are done when their pages are staged; a killed worker's
 //!   units are claimed again (pages staged twice fold to the same rows); a killed fold rolls
 //!   back and the next worker (or the same command again) folds.
