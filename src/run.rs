@@ -215,7 +215,8 @@ pub mod fault {
     /// The environment variable that names the fault: `checkpoint-first` (the checkpoint
     /// written before the pages: the fault suite must then report mismatches),
     /// `exit-after-checkpoint` (the process dies right after the checkpoint moved) or
-    /// `exit-before-fold` (a staged backfill worker dies with its units staged, unfolded).
+    /// `exit-before-fold` (a staged backfill worker dies with its units staged, unfolded) or
+    /// `exit-after-fold-edges` (it dies in its fold, the edges committed and the content not).
     pub const VAR: &str = "SCANSYNC_TEST_BREAK";
 
     /// Tells whether the fault `name` is asked for.

@@ -5,13 +5,16 @@
 //!
 //! - **The fold** ([`fold`]): the newest version per key of creators, communities and
 //!   content, as the writer's own fold and merges would leave them, then the staging tables
-//!   emptied and the job marked folded. The content, its edges and the mark are one
-//!   transaction; the entities are merged beside it on a second connection and committed
-//!   apart (their merges take only newer versions, so a second fold merges them to the
-//!   same). Into a `content` that is still empty, its rows are inserted with the table's
-//!   keys off and built after (the empty-store limit of `loadgen bench`); a content table
-//!   someone wrote to meanwhile (an hourly sync beside the load) gets the rows through the
-//!   writer's merge statements instead, so what the sync wrote wins where it is newer.
+//!   emptied and the job marked folded. The entities are merged on a connection of their
+//!   own and committed apart (their merges take only newer versions, so a second fold
+//!   merges them to the same) while the content's winners are picked into `bulk_fold`.
+//!   Into a `content` that is still empty, its rows and their edges are inserted at once on
+//!   two connections, each table's keys off and built after (the empty-store limit of
+//!   `loadgen bench`); the edges commit just before the content and the mark, and edges
+//!   left without content by a fold killed between the two are removed by the next. A
+//!   content table someone wrote to meanwhile (an hourly sync beside the load) gets the
+//!   rows through the writer's merge statements instead, in one transaction, so what the
+//!   sync wrote wins where it is newer.
 //! - **Resumable by unit.** Units are done when their pages are staged; a killed worker's
 //!   units are claimed again (pages staged twice fold to the same rows); a killed fold rolls
 //!   back and the next worker (or the same command again) folds.
@@ -27,7 +30,7 @@ use crate::write::sql;
 use tokio_postgres::Client;
 
 /// The staging tables, emptied by a fold or a restart.
-const TABLES: &str = "bulk_content, bulk_creators, bulk_communities, bulk_tags";
+const TABLES: &str = "bulk_content, bulk_creators, bulk_communities, bulk_tags, bulk_fold";
 
 /// Decides whether job `id` is staged: a job that is staged already stays so until folded;
 /// a new one (no unit done) is when it loads in bulk into an empty store and no other job is
@@ -174,65 +177,103 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
         return Ok(None);
     }
     tx.batch_execute(FOLD_MEMORY).await?;
+    // The job's row is locked from here: no page lands in the staging tables until the end.
     // Creators, communities and tags are merged on a connection of their own and committed
-    // apart, while this one picks the content's winners: the two take both cores. The
-    // entities' merges take only newer versions, so a fold killed after them leaves rows the
-    // next fold merges again to the same, as a page's upserts would. The content rows
-    // reference the entities' ids, so they are written once both are done.
-    let entities = fold_entities(url, &q);
-    let winners = async {
-        // From here no one else writes content: the fold sees it as it is, and lands in one go.
-        tx.batch_execute("lock table content, content_tags in access exclusive mode").await?;
-        let empty: bool = tx.query_one("select not exists (select 1 from content)", &[]).await?.get(0);
-        // Keys to take off: content's and its edges' primary and unique keys; possible only
-        // when no foreign key (the bulk load took them off) references content.
-        let referenced: bool = tx
+    // apart, while a second one picks the content's winners into `bulk_fold` (committed: the
+    // edges are written from it on that connection): the two take both cores. The entities'
+    // merges take only newer versions, so a fold killed after them leaves rows the next fold
+    // merges again to the same, as a page's upserts would.
+    let mut helper = db::connect(url).await?;
+    helper.batch_execute(&format!("set search_path = {q}; set jit = off")).await?;
+    let pick = format!("begin; {FOLD_MEMORY}; {}; commit", sql::PICK_WINNERS.as_str());
+    let winners = helper.batch_execute(&pick);
+    let (entities, winners) = tokio::join!(fold_entities(url, &q), winners);
+    entities?;
+    winners?;
+    // From here no one else writes content (a page writes content before its edges, so no
+    // writer waits for this lock holding one on the edges): the fold sees it as it is, and
+    // lands in one go.
+    tx.batch_execute("lock table content in access exclusive mode").await?;
+    let empty: bool = tx.query_one("select not exists (select 1 from content)", &[]).await?.get(0);
+    // Keys to take off: content's and its edges' primary and unique keys; possible only
+    // when no foreign key (the bulk load took them off) references content.
+    let referenced: bool = tx
+        .query_one("select exists (select 1 from pg_constraint where confrelid = 'content'::regclass)", &[])
+        .await?
+        .get(0);
+    let mut out = Folded::default();
+    if empty && !referenced {
+        // Into an empty store: the content on this connection, its edges on the other, at
+        // once, each with its keys off and built after. The edges are committed first and
+        // the content with the job's mark right after: a fold killed between the two leaves
+        // edges of no content row, which the next fold removes (into an empty `content` no
+        // edge is anyone's: they are truncated; else they are deleted by
+        // `DELETE_ORPHAN_EDGES`).
+        let (content_off, content_on) = keys(&tx, "content").await?;
+        tx.batch_execute(&content_off).await?;
+        // This connection waits for the edges' commit inside PostgreSQL, on a lock their
+        // transaction holds, not here: a wait PostgreSQL cannot see would hide a deadlock
+        // from it (a reader holding `content_tags` while it waits for `content`).
+        let edges_done = format!("select pg_advisory_xact_lock({LOCK_KEY_SQL})");
+        let edges_key = format!("scansync-fold-edges:{schema}");
+        let edges_tx = helper.transaction().await?;
+        edges_tx.execute(&edges_done, &[&edges_key]).await?;
+        let edges = async move {
+            // One core each: a parallel build of the edges' keys would take the content's.
+            edges_tx
+                .batch_execute(&format!(
+                    "{FOLD_MEMORY}; set local max_parallel_maintenance_workers = 0; truncate content_tags"
+                ))
+                .await?;
+            let (off, on) = keys(&edges_tx, "content_tags").await?;
+            edges_tx.batch_execute(&off).await?;
+            let n = edges_tx.execute(sql::FOLD_INSERT_EDGES, &[]).await?;
+            edges_tx.batch_execute(&on).await?;
+            // The bulk load's index of the edges by tag, which it would build after the fold,
+            // is built here, while the content is still being written (measured: 1.3 s per
+            // two million edges off the load's end).
+            for (_, name, columns) in crate::bulk::INDEXES.iter().filter(|(t, _, _)| *t == "content_tags") {
+                edges_tx
+                    .batch_execute(&format!("create index if not exists {name} on content_tags {columns}"))
+                    .await?;
+            }
+            edges_tx.commit().await?;
+            Ok::<_, Error>(n)
+        };
+        let content = async {
+            let n = tx.execute(sql::FOLD_INSERT_CONTENT, &[]).await?;
+            tx.batch_execute(&content_on).await?;
+            tx.execute(&edges_done, &[&edges_key]).await?;
+            Ok::<_, Error>(n)
+        };
+        let (edges, content) = tokio::join!(edges, content);
+        (out.content, out.edges, out.into_empty) = (content?, edges?, true);
+        #[cfg(feature = "fault-injection")]
+        if crate::run::fault::is("exit-after-fold-edges") {
+            std::process::exit(99);
+        }
+    } else {
+        // Written to meanwhile: the writer's own merges, over every folded row at once.
+        tx.batch_execute("lock table content_tags in access exclusive mode").await?;
+        // Edges of no content row (a fold killed after its edges' commit) can be there
+        // unless a validated foreign key says they cannot.
+        let checked: bool = tx
             .query_one(
-                "select exists (select 1 from pg_constraint where confrelid = 'content'::regclass)",
+                "select exists (select 1 from pg_constraint where conrelid = 'content_tags'::regclass
+                                and confrelid = 'content'::regclass and convalidated)",
                 &[],
             )
             .await?
             .get(0);
-        if !empty || referenced {
-            tx.execute(sql::STAGE_BULK_WINNERS.as_str(), &[]).await?;
-            return Ok::<_, Error>(None);
+        if !checked {
+            tx.execute(sql::DELETE_ORPHAN_EDGES, &[]).await?;
         }
-        let keys = tx
-            .query(
-                "select conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) from pg_constraint
-                 where conrelid in ('content'::regclass, 'content_tags'::regclass) and contype in ('p', 'u')",
-                &[],
-            )
-            .await?;
-        let mut off = String::new();
-        let mut on = String::new();
-        for k in &keys {
-            let (table, name, def): (String, String, String) = (k.get(0), k.get(1), k.get(2));
-            off.push_str(&format!("alter table {table} drop constraint \"{name}\";"));
-            on.push_str(&format!("alter table {table} add constraint \"{name}\" {def};"));
-        }
-        tx.batch_execute(&off).await?;
-        tx.batch_execute(&sql::FOLD_WINNERS).await?;
-        Ok(Some(on))
-    };
-    let (entities, winners) = tokio::join!(entities, winners);
-    entities?;
-    let mut out = Folded::default();
-    match winners? {
-        Some(keys_on) => {
-            out.content = tx.execute(sql::FOLD_INSERT_CONTENT, &[]).await?;
-            out.edges = tx.execute(sql::FOLD_INSERT_EDGES, &[]).await?;
-            tx.batch_execute(&keys_on).await?;
-            out.into_empty = true;
-        }
-        None => {
-            // Written to meanwhile: the writer's own merges, over every folded row at once.
-            out.content = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
-            tx.execute(sql::STAGE_EDGES, &[]).await?;
-            tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
-            out.edges = tx.execute(sql::INSERT_EDGES, &[]).await?;
-            out.content += tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
-        }
+        tx.execute(sql::STAGE_BULK_WINNERS, &[]).await?;
+        out.content = tx.execute(sql::MERGE_CONTENT_LIVE, &[]).await?;
+        tx.execute(sql::STAGE_EDGES, &[]).await?;
+        tx.execute(sql::DELETE_STALE_EDGES, &[]).await?;
+        out.edges = tx.execute(sql::INSERT_EDGES, &[]).await?;
+        out.content += tx.execute(sql::MERGE_CONTENT_TOMBSTONES, &[]).await?;
     }
     tx.execute("update backfill_jobs set folded_at = now() where id = $1", &[&id]).await?;
     tx.batch_execute(&format!("truncate {TABLES}")).await?;
@@ -251,6 +292,25 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
 
 /// The fold's sessions sort and hash in memory: a million staged keys and their versions fit.
 const FOLD_MEMORY: &str = "set local work_mem = '256MB'; set local maintenance_work_mem = '512MB'";
+
+/// The statements that take `table`'s primary and unique keys off, and those that put them
+/// back as they were.
+async fn keys(tx: &tokio_postgres::Transaction<'_>, table: &str) -> Result<(String, String)> {
+    let keys = tx
+        .query(
+            "select conname::text, pg_get_constraintdef(oid) from pg_constraint
+             where conrelid = $1::text::regclass and contype in ('p', 'u')",
+            &[&table],
+        )
+        .await?;
+    let (mut off, mut on) = (String::new(), String::new());
+    for k in &keys {
+        let (name, def): (String, String) = (k.get(0), k.get(1));
+        off.push_str(&format!("alter table {table} drop constraint \"{name}\";"));
+        on.push_str(&format!("alter table {table} add constraint \"{name}\" {def};"));
+    }
+    Ok((off, on))
+}
 
 /// The fold's first part, on a connection of its own: the staged creators, communities and
 /// tags merged into their tables, committed.

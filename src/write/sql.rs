@@ -492,33 +492,34 @@ cross join lateral (
 ) x
 "#;
 
-/// The winners of [`BULK_WINNERS`] with their staged columns, in the staging table's column
-/// order: the rows the writer's own merge statements take, put in `stage_content`.
-pub static STAGE_BULK_WINNERS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "insert into stage_content
-         select w.platform, w.external_id, b.source_updated_at, b.source_scan_id, b.url, b.caption,
-                b.view_count, b.like_count, b.comment_count, b.share_count, b.posted_at, b.metadata, b.extra,
-                b.creator_external_id, b.community_external_id, b.tags, w.deleted_at, w.deleted_scan_id, w.removed_at
-         from ({BULK_WINNERS}) w left join bulk_content b on b.ctid = w.t"
-    )
-});
+/// The fold's winners (`bulk_fold`, [`PICK_WINNERS`]) with their staged columns, in the
+/// staging table's column order: the rows the writer's own merge statements take, put in
+/// `stage_content`.
+pub const STAGE_BULK_WINNERS: &str = "
+insert into stage_content
+select w.platform, w.external_id, b.source_updated_at, b.source_scan_id, b.url, b.caption,
+       b.view_count, b.like_count, b.comment_count, b.share_count, b.posted_at, b.metadata, b.extra,
+       b.creator_external_id, b.community_external_id, b.tags, w.deleted_at, w.deleted_scan_id, w.removed_at
+from bulk_fold w left join bulk_content b on b.ctid = w.t
+";
 
-/// The session's temporary table `fold`: each winner of [`BULK_WINNERS`] with a fresh id,
-/// the sequence looked up once (a lookup per row cost 1.7 s per million rows), and analyzed,
-/// so that the statements below hash it rather than the wide staging table.
-pub static FOLD_WINNERS: LazyLock<String> = LazyLock::new(|| {
+/// The fold's winners into `bulk_fold`: each winner of [`BULK_WINNERS`] with a fresh id, the
+/// sequence looked up once (a lookup per row cost 1.7 s per million rows), and analyzed, so
+/// that the statements below hash it rather than the wide staging table. A table, not a
+/// temporary one: the edges are written from it on a second connection.
+pub static PICK_WINNERS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "create temp table fold on commit drop as
-         select nextval((select pg_get_serial_sequence('content', 'id'))::regclass) as id, w.*
+        "truncate bulk_fold;
+         insert into bulk_fold
+         select nextval((select pg_get_serial_sequence('content', 'id'))::regclass), w.*
          from ({BULK_WINNERS}) w;
-         analyze fold"
+         analyze bulk_fold"
     )
 });
 
-/// Into an empty `content` (its indexes off): every folded row (`fold`) with its staged
-/// columns (by address: the narrow `fold` is hashed, the staging table read once) and its
-/// creator's and community's ids by key, as the merges would leave it.
+/// Into an empty `content` (its keys off): every folded row (`bulk_fold`) with its staged
+/// columns (by address: the narrow `bulk_fold` is hashed, the staging table read once) and
+/// its creator's and community's ids by key, as the merges would leave it.
 pub const FOLD_INSERT_CONTENT: &str = "
 insert into content (id, platform, external_id, url, caption, creator_id, community_id,
     view_count, like_count, comment_count, share_count, posted_at, source_updated_at,
@@ -527,7 +528,7 @@ overriding system value
 select f.id, f.platform, f.external_id, b.url, b.caption, cr.id, cm.id,
        b.view_count, b.like_count, b.comment_count, b.share_count, b.posted_at, b.source_updated_at,
        b.source_scan_id, b.metadata::jsonb, b.extra::jsonb, f.deleted_at, f.deleted_scan_id, f.removed_at
-from fold f
+from bulk_fold f
 left join bulk_content b on b.ctid = f.t
 left join creators cr on cr.platform = f.platform and cr.external_id = b.creator_external_id
 left join communities cm on cm.platform = f.platform and cm.external_id = b.community_external_id
@@ -538,9 +539,14 @@ left join communities cm on cm.platform = f.platform and cm.external_id = b.comm
 pub const FOLD_INSERT_EDGES: &str = "
 insert into content_tags (content_id, tag_id)
 select f.id, t.id
-from fold f join bulk_content b on b.ctid = f.t
+from bulk_fold f join bulk_content b on b.ctid = f.t
 cross join lateral unnest(b.tags) as n(name) join tags t on t.name = n.name
 ";
+
+/// Edges whose content row does not exist: left by a fold killed after its edges were
+/// committed and before its content was (a foreign key, when on, forbids them).
+pub const DELETE_ORPHAN_EDGES: &str =
+    "delete from content_tags ct where not exists (select 1 from content c where c.id = ct.content_id)";
 
 /// The rows of the staging table that differ from the store (`scansync verify`), as
 /// (platform, external id, [`Verdict`](super::postgres::Verdict) number): 0 the store is

@@ -4,7 +4,7 @@
 //! back; the tables come out as a plain load's; an hourly sync beside a bulk load leaves
 //! the tables of the sequential order. A bulk load into an empty store is staged (its rows
 //! folded into the tables at its end): the same tables as the merged load, killed at any
-//! step (staging, before the fold) or losing its staged rows to a PostgreSQL crash.
+//! step (staging, before the fold, between its edges and its content) or losing its staged rows to a PostgreSQL crash.
 
 use crate::backfill_jobs::{export_args_with, export_files, records, spawn, two_day_history, wait};
 use crate::support::*;
@@ -242,6 +242,62 @@ async fn a_staged_load_killed_while_staging_or_before_its_fold_ends_with_the_tab
     assert_exit(&out, 0);
     assert_eq!(staged(&c).await, (true, true));
     assert_same_rows(&dump_logical(&c, "scansync").await, &want, "killed, resumed, folded");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Edges whose content row does not exist.
+async fn orphan_edges(c: &tokio_postgres::Client) -> i64 {
+    let sql = "select count(*) from scansync.content_tags ct
+               where not exists (select 1 from scansync.content e where e.id = ct.content_id)";
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fold_killed_between_its_edges_and_its_content_leaves_edges_the_next_fold_removes() {
+    let dir = write_export(&export_files(&records(4000, 36), 8));
+    let d = dir.to_str().unwrap();
+    let args = export_args_with(d, "50", "1", "1");
+    let clean = TestDb::new().await;
+    assert_exit(&scansync(&clean, &args).await, 0);
+    let cc = clean.client().await;
+    let want = dump_logical(&cc, "scansync").await;
+    // A key of the load whose newest record is live: written meanwhile, below.
+    let key = cc
+        .query_one(
+            "select platform, external_id from scansync.content where deleted_at is null order by 1, 2 limit 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (platform, external_id): (String, String) = (key.get(0), key.get(1));
+
+    // Into the store left empty, and into one someone wrote an older version to meanwhile
+    // (the fold then merges): either way no edge is left without its content.
+    for written_meanwhile in [false, true] {
+        let db = TestDb::new().await;
+        let c = db.client().await;
+        let out = scansync_env(&db, &args, &[("SCANSYNC_TEST_BREAK", "exit-after-fold-edges".into())]).await;
+        assert_eq!(out.status.code(), Some(99), "{out:?}");
+        let content: i64 = c.query_one("select count(*) from scansync.content", &[]).await.unwrap().get(0);
+        assert_eq!(content, 0, "the content was not committed");
+        assert!(orphan_edges(&c).await > 0, "the edges were committed first");
+        assert_eq!(staged(&c).await, (true, false));
+        if written_meanwhile {
+            c.execute(
+                "insert into scansync.content (platform, external_id, source_updated_at, source_scan_id)
+                 values ($1, $2, '2001-01-01', 'older')",
+                &[&platform, &external_id],
+            )
+            .await
+            .unwrap();
+        }
+        let out = scansync(&db, &args).await;
+        assert_exit(&out, 0);
+        assert_eq!(staged(&c).await, (true, true));
+        assert_eq!(orphan_edges(&c).await, 0, "written meanwhile: {written_meanwhile}");
+        assert_eq!(keys(&c).await, VALIDATED, "the edges' foreign key holds");
+        assert_same_rows(&dump_logical(&c, "scansync").await, &want, "killed in the fold, folded again");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
