@@ -224,10 +224,22 @@ async fn a_follower_down_for_more_than_a_day_of_the_streams_clock_records_the_ga
     let text = [&log, &log2].map(|l| std::fs::read_to_string(l).unwrap_or_default()).concat();
     assert_same_rows(&got, &want, &format!("after the outage, healed (the follower's log: {text})"));
     let c = db.client().await;
-    let gaps = c
-        .query("select reason, healed_at is not null, heal_error from scansync.stream_gaps order by id", &[])
-        .await
-        .unwrap();
+    // The rows can be caught up (by an earlier gap's heal) before a later gap's own heal has
+    // run: every gap is waited for, up to a minute, then each must be healed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let gaps = loop {
+        let gaps = c
+            .query(
+                "select reason, healed_at is not null, heal_error from scansync.stream_gaps order by id",
+                &[],
+            )
+            .await
+            .unwrap();
+        if gaps.iter().all(|g| g.get::<_, bool>(1)) || Instant::now() > deadline {
+            break gaps;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     assert!(!gaps.is_empty(), "the outage is a gap");
     for g in &gaps {
         assert!(
