@@ -7,7 +7,6 @@ use super::tally::{Table, Tally};
 use crate::db;
 use crate::error::Result;
 use crate::parse::{ParsedPage, Record};
-use crate::time::Day;
 use crate::write::batch::{Batch, Version};
 use crate::write::postgres::{compare, prepare_reader, PgPage, Verdict};
 use crate::write::{PageWriter, Sink, WriteStats};
@@ -22,9 +21,9 @@ pub fn key_hash(platform: &str, external_id: &str) -> u64 {
 /// A page ready to compare: the writer's own encoding, and per row what the tally needs.
 pub struct VerifyPage {
     pg: PgPage,
-    /// Per content row (in the page's key order): key hash, day and instant (µs) of its
+    /// Per content row (in the page's key order): key hash and the instant (µs) of its
     /// newest version.
-    content: Vec<(u64, Day, i64)>,
+    content: Vec<(u64, i64)>,
     /// Per creator and community row: key hash.
     entities: [Vec<u64>; 2],
     /// With a repair: the page's records, and per content row, creator and community the
@@ -73,7 +72,7 @@ impl Sink for VerifySink {
                     (None, Some(l)) => l.updated_at,
                     (None, None) => unreachable!("a folded key has a live record or a tombstone"),
                 };
-                (key_hash(platform, ext), at.day(), at.0)
+                (key_hash(platform, ext), at.0)
             })
             .collect();
         let entities = [
@@ -152,13 +151,13 @@ impl PageWriter for VerifyWriter {
         let take = |ix: &[usize]| {
             page.records.as_ref().map(|c| ix.iter().map(|&i| c.records[i].clone()).collect::<Vec<_>>())
         };
-        for (i, (&(hash, day, at), verdict)) in page.content.iter().zip(verdicts).enumerate() {
+        for (i, (&(hash, at), verdict)) in page.content.iter().zip(verdicts).enumerate() {
             let name = || {
                 let (p, e) = page.pg.content_key(i);
                 format!("{p}/{e}")
             };
             let records = || take(page.records.as_ref().map_or(&[][..], |c| &c.content[i]));
-            tally.content(hash, day, at, verdict, name, records);
+            tally.content(hash, at, verdict, name, records);
         }
         for (t, (table, list)) in
             [(Table::Creators, &found.creators), (Table::Communities, &found.communities)]

@@ -1,6 +1,6 @@
-//! What a verify found, key by key, in bounded memory: per content key its verdict, the day
-//! it is counted on and the instant of its newest version seen (16 bytes a key); per
-//! creator and community its verdict. Key text and records are kept only for divergent
+//! What a verify found, key by key, in little memory: per content key its verdict and the
+//! instant of its newest version seen (16 bytes a key, with its hash); per creator and
+//! community its verdict (16 bytes a key too). Key text and records are kept only for divergent
 //! keys (to list them, and to repair them).
 //!
 //! A key compared in several pages ends with the verdict of its newest version, which is
@@ -69,13 +69,33 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Seen {
-    verdict: Verdict,
-    /// The UTC day of the newest version seen: where the key is counted.
-    day: i64,
-    /// The newest version's instant (µs).
-    at: i64,
+/// A content key's state, in one word: the instant (µs) of its newest version seen, shifted
+/// left by three bits, and its verdict in them. The day it is counted on is that instant's
+/// UTC day. With the key's hash, an entry is 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen(i64);
+
+impl Seen {
+    const BITS: u32 = 3;
+
+    /// Instants span the years 1 to 9999 (±2^58 µs), so the shift keeps them whole.
+    fn new(at: i64, verdict: Verdict) -> Self {
+        debug_assert!(at.unsigned_abs() < 1 << 60, "an instant out of range: {at}");
+        Self(at << Self::BITS | verdict as i64)
+    }
+
+    fn at(self) -> i64 {
+        self.0 >> Self::BITS
+    }
+
+    fn verdict(self) -> Verdict {
+        let n = (self.0 & ((1 << Self::BITS) - 1)) as usize;
+        Verdict::ALL[n]
+    }
+
+    fn day(self) -> Day {
+        crate::time::Timestamp(self.at()).day()
+    }
 }
 
 /// The keys compared so far.
@@ -120,24 +140,19 @@ impl Found {
 }
 
 impl Tally {
-    /// Notes a content key's comparison: its version's instant `at` (µs), on `day`;
-    /// `name` gives its text (asked only when divergent); `records` its records in the page
-    /// (kept only when divergent, and only when given: a repair).
+    /// Notes a content key's comparison: its version's instant `at` (µs; the key is counted
+    /// on its UTC day); `name` gives its text (asked only when divergent); `records` its
+    /// records in the page (kept only when divergent, and only when given: a repair).
     pub fn content(
         &mut self,
         hash: u64,
-        day: Day,
         at: i64,
         verdict: Verdict,
         name: impl FnOnce() -> String,
         records: impl FnOnce() -> Option<Vec<Record>>,
     ) {
-        let e = self.content.entry(hash).or_insert(Seen { verdict, day: day.0, at });
-        if at > e.at {
-            e.at = at;
-            e.day = day.0;
-        }
-        e.verdict = e.verdict.max(verdict);
+        let e = self.content.entry(hash).or_insert(Seen::new(at, verdict));
+        *e = Seen::new(e.at().max(at), e.verdict().max(verdict));
         if verdict.divergent() {
             self.keep(Table::Content, hash, name, records);
         }
@@ -177,8 +192,8 @@ impl Tally {
     pub fn found(&self, keys: usize) -> Found {
         let mut f = Found::default();
         for s in self.content.values() {
-            f.content.add(s.verdict);
-            f.days.entry(Day(s.day)).or_default().add(s.verdict);
+            f.content.add(s.verdict());
+            f.days.entry(s.day()).or_default().add(s.verdict());
         }
         for (map, counts) in self.entities.iter().zip([&mut f.creators, &mut f.communities]) {
             for v in map.values() {
@@ -200,7 +215,7 @@ impl Tally {
 
     fn verdict(&self, table: Table, hash: u64) -> Option<Verdict> {
         match table {
-            Table::Content => self.content.get(&hash).map(|s| s.verdict),
+            Table::Content => self.content.get(&hash).map(|s| s.verdict()),
             Table::Creators => self.entities[0].get(&hash).copied(),
             Table::Communities => self.entities[1].get(&hash).copied(),
         }
@@ -224,19 +239,39 @@ impl Tally {
 mod tests {
     use super::*;
 
+    const DAY: i64 = 86_400_000_000;
+
     fn v(n: i64) -> Day {
         Day(n)
     }
 
     #[test]
+    fn a_content_key_is_kept_in_sixteen_bytes_with_its_instant_and_verdict_whole() {
+        assert_eq!(std::mem::size_of::<(u64, Seen)>(), 16);
+        let extremes = [
+            crate::time::Timestamp::parse("0001-01-01T00:00:00Z").expect("valid").0,
+            crate::time::Timestamp::parse("9999-12-31T23:59:59.999999Z").expect("valid").0,
+            -1,
+            0,
+        ];
+        for at in extremes {
+            for verdict in Verdict::ALL {
+                let s = Seen::new(at, verdict);
+                assert_eq!((s.at(), s.verdict()), (at, verdict));
+                assert_eq!(s.day(), crate::time::Timestamp(at).day());
+            }
+        }
+    }
+
+    #[test]
     fn a_key_ends_with_the_verdict_of_its_newest_version_in_any_page_order() {
         // Store holds version 20. Versions 10 (ahead), 20 (same) and 30 (stale).
-        let seen = [(10, Verdict::Ahead), (20, Verdict::Same), (30, Verdict::Stale)];
+        let seen = [(DAY, Verdict::Ahead), (2 * DAY, Verdict::Same), (3 * DAY + 5, Verdict::Stale)];
         for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1]] {
             let mut t = Tally::default();
             for i in order {
                 let (at, verdict) = seen[i];
-                t.content(7, v(at / 10), at, verdict, || "x/1".into(), || None);
+                t.content(7, at, verdict, || "x/1".into(), || None);
             }
             let f = t.found(10);
             assert_eq!(f.content.get(Verdict::Stale), 1, "{order:?}");
@@ -253,9 +288,9 @@ mod tests {
     #[test]
     fn a_key_the_store_holds_alike_is_not_ahead_because_an_older_version_was_seen_too() {
         let mut t = Tally::default();
-        t.content(1, v(1), 10, Verdict::Ahead, String::new, || None);
-        t.content(1, v(2), 20, Verdict::Same, String::new, || None);
-        t.content(2, v(1), 10, Verdict::Ahead, String::new, || None);
+        t.content(1, 10, Verdict::Ahead, String::new, || None);
+        t.content(1, 20, Verdict::Same, String::new, || None);
+        t.content(2, 10, Verdict::Ahead, String::new, || None);
         let f = t.found(10);
         assert_eq!((f.content.get(Verdict::Same), f.content.get(Verdict::Ahead)), (1, 1));
         assert_eq!(f.divergent(), 0);
@@ -283,10 +318,10 @@ mod tests {
             removal: None,
         };
         let mut t = Tally::default();
-        t.content(1, v(1), 10, Verdict::Missing, || "x/a".into(), || Some(vec![rec("a")]));
-        t.content(2, v(1), 10, Verdict::Diverged, || "x/b".into(), || Some(vec![rec("b")]));
+        t.content(1, 10, Verdict::Missing, || "x/a".into(), || Some(vec![rec("a")]));
+        t.content(2, 10, Verdict::Diverged, || "x/b".into(), || Some(vec![rec("b")]));
         t.entity(Table::Creators, 2, Verdict::Stale, || "x/c".into(), || Some(vec![rec("c")]));
-        t.content(3, v(1), 10, Verdict::Same, || "x/d".into(), || Some(vec![rec("d")]));
+        t.content(3, 10, Verdict::Same, || "x/d".into(), || Some(vec![rec("d")]));
         let mut ids: Vec<String> = t.take_records().into_iter().map(|r| r.scan_id).collect();
         ids.sort();
         assert_eq!(ids, ["a", "b", "c"]);
