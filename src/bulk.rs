@@ -160,12 +160,21 @@ async fn restore(client: &Client, helper: Option<&Client>, schema: &str) -> Resu
             edges_then_indexes.await?;
         }
     }
+    // A bulk load filled the tables faster than autovacuum analyzes them: without
+    // statistics, the next run plans its page statements on defaults (a probe of a unique
+    // key estimated at a 40,000th of the table), whose cost grows with the store. Measured
+    // on a 5M-record store: the 10 % re-run took 152 s unanalyzed, 113 s analyzed. A few
+    // seconds at most: ANALYZE reads a sample of each table.
+    client.batch_execute(&format!("analyze {}", ANALYZED.map(|t| format!("{q}.{t}")).join(", "))).await?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
-        "foreign keys and indexes restored and validated"
+        "foreign keys and indexes restored and validated, the tables analyzed"
     );
     Ok(())
 }
+
+/// The tables a bulk load fills, analyzed at its end.
+const ANALYZED: [&str; 5] = ["content", "content_tags", "creators", "communities", "tags"];
 
 /// Validates the foreign keys `keys` ((table, constraint) pairs), one after another.
 async fn validate(client: &Client, schema: &str, keys: &[(&str, &str)]) -> Result<()> {
