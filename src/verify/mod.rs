@@ -4,8 +4,9 @@
 //! One pass over the source, page by page, through the pipeline a sync uses: each page is
 //! folded and encoded by the writer's own code and compared with the store's rows by key
 //! ([`sink`]), on read-only connections. Each key gets a verdict (missing, stale, diverged,
-//! same, ahead), kept in a [`tally`] of 16 bytes a key (its memory grows with the keys). With `--repair` the divergent keys'
-//! records go through the normal writer and are compared again ([`repair`]).
+//! same, ahead), kept in a [`tally`] of 16 bytes a key (its memory grows with the keys).
+//! With `--repair` the divergent keys' records go through the normal writer and are compared
+//! again ([`repair`]).
 //!
 //! A verify that only reads writes nothing at all, not even its ledger row; with `--record`
 //! (serve's and the Lambda's scheduled verifies) or `--repair` it is a `sync_runs` row of

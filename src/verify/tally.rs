@@ -1,7 +1,7 @@
 //! What a verify found, key by key, in little memory: per content key its verdict and the
 //! instant of its newest version seen (16 bytes a key, with its hash); per creator and
-//! community its verdict (16 bytes a key too). Key text and records are kept only for divergent
-//! keys (to list them, and to repair them).
+//! community its verdict (16 bytes a key too). Key text and records are kept only for
+//! divergent keys (to list them, and to repair them).
 //!
 //! A key compared in several pages ends with the verdict of its newest version, which is
 //! the greatest verdict of all its comparisons ([`Verdict`]'s order): a version newer than

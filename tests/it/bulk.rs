@@ -214,7 +214,8 @@ async fn a_staged_first_load_ends_with_the_tables_of_a_merged_load_and_verifies_
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The tables of `schema` the planner holds statistics for, of the five a load fills.
+/// The tables of the `scansync` schema the planner holds statistics for, of the five a load
+/// fills.
 async fn analyzed(c: &tokio_postgres::Client) -> Vec<String> {
     column(
         c,
