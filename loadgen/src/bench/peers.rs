@@ -3,7 +3,7 @@
 //! of each, as scansync's parser reads them), each merging on the post's key; timed beside
 //! scansync in the same run, their landed rows counted.
 
-use super::{err, for_each_record, names, BenchSpec, Figure};
+use super::{err, for_each_record, names, settle, BenchSpec, Figure};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tokio_postgres::Client;
@@ -60,9 +60,11 @@ pub async fn run(spec: &BenchSpec, c: &Client, venv: &Path, export: &Path) -> Ve
     let mut out = Vec::new();
     let _ = c.batch_execute("drop schema if exists bench_dlt cascade; drop schema if exists bench_dlt_staging cascade; drop schema if exists bench_sling cascade; create schema bench_sling").await;
     // dlt
+    let settled = settle(c).await;
     let script = work.join("dlt_bench.py");
     let figure = (|| {
         std::fs::write(&script, DLT_SCRIPT).map_err(err)?;
+        settled?;
         let t = Instant::now();
         let o = std::process::Command::new(venv.join("bin/python"))
             .arg(&script)
@@ -82,7 +84,9 @@ pub async fn run(spec: &BenchSpec, c: &Client, venv: &Path, export: &Path) -> Ve
         Err(e) => fail(names::DLT, e),
     });
     // sling
+    let settled = settle(c).await;
     let figure = (|| {
+        settled?;
         let bin = sling_binary(venv)?;
         let t = Instant::now();
         let o = std::process::Command::new(bin)
