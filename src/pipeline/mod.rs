@@ -126,7 +126,6 @@ pub async fn execute<S: Source, K: Sink>(
                         }
                     }
                     let broken = broken_input(&page.unit, &parsed, origins.as_ref(), max_unreadable_percent);
-                    let prepared = sink.prepare(&parsed);
                     let info = PageInfo {
                         unit: page.unit,
                         tags,
@@ -134,12 +133,13 @@ pub async fn execute<S: Source, K: Sink>(
                         read: parsed.read,
                         skipped: parsed.skipped,
                         rejects: parsed.rejects.iter().map(|r| r.reason.code()).collect(),
-                        stamps: parsed.stamps,
-                        repairs: parsed.repairs,
-                        drift: parsed.drift,
+                        stamps: std::mem::take(&mut parsed.stamps),
+                        repairs: std::mem::take(&mut parsed.repairs),
+                        drift: std::mem::take(&mut parsed.drift),
                         removals: parsed.removals,
                         ttl_removals_ignored: parsed.ttl_removals_ignored,
                     };
+                    let prepared = sink.prepare_owned(parsed);
                     // Blocks this rayon thread while the writers are behind: back-pressure.
                     let _ = tx.send_blocking((info, prepared));
                     drop(permit);

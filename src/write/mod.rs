@@ -30,6 +30,14 @@ pub trait Sink: Send + Sync + 'static {
     /// Prepares a page for writing. CPU only: runs on the rayon pool, never on tokio.
     fn prepare(&self, page: &ParsedPage) -> Self::Prepared;
 
+    /// Prepares a page the caller no longer needs (the pipeline's): a sink may keep its
+    /// records and leave work to its writer that the writer may find it need not do (the
+    /// PostgreSQL sink encodes only the rows its first phase keeps). The default:
+    /// [`Sink::prepare`].
+    fn prepare_owned(&self, page: ParsedPage) -> Self::Prepared {
+        self.prepare(&page)
+    }
+
     /// Opens one writer.
     fn writer(&self) -> impl Future<Output = Result<Self::Writer>> + Send;
 

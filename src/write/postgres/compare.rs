@@ -74,7 +74,7 @@ pub async fn compare(client: &mut Client, page: &PgPage) -> Result<Compared> {
     let mut out = Compared::default();
     let tx = client.transaction().await?;
     if let Some(rows) = &page.content {
-        copy_in(&tx, sql::COPY_CONTENT, &rows.all()).await?;
+        copy_in(&tx, sql::COPY_CONTENT, &page.whole_payload()).await?;
         for r in tx.query(sql::COMPARE_CONTENT, &[]).await? {
             let (platform, external_id): (&str, &str) = (r.get(0), r.get(1));
             let (Some(i), Some(v)) = (rows.position(platform, external_id), Verdict::of(r.get(2))) else {

@@ -1,6 +1,7 @@
 //! A page encoded for COPY: each table's rows with their keys and versions (for the first
 //! phase), the content rows' COPY payload, and what a new row needs to skip the merges.
 
+use crate::parse::Record;
 pub(super) use crate::write::batch::Batch;
 use crate::write::batch::Version;
 use crate::write::copy::CopyBuf;
@@ -18,6 +19,9 @@ pub struct PgPage {
     pub(super) q_partition: Vec<String>,
     pub(super) q_raw: Vec<String>,
     pub(super) q_origin: Vec<String>,
+    /// The records the content payload is encoded from, where it was not encoded whole
+    /// ([`PgSink::prepare_owned`](super::PgSink)).
+    pub(super) pending: Option<Pending>,
 }
 
 /// Where a stream shard was read up to, written in the same transaction as the page that
@@ -106,27 +110,6 @@ impl KeyedRows {
         }
         None
     }
-
-    /// The whole COPY payload.
-    pub fn all(&self) -> Option<Bytes> {
-        (!self.is_empty()).then(|| self.data.clone())
-    }
-
-    /// The COPY payload of the rows at `keep` (ascending indexes), or `None` for none.
-    pub fn select(&self, keep: &[usize]) -> Option<Bytes> {
-        if keep.len() == self.ends.len() {
-            return self.all();
-        }
-        if keep.is_empty() {
-            return None;
-        }
-        let start = |i: usize| if i == 0 { 0 } else { self.ends[i - 1] };
-        let mut out = Vec::with_capacity(keep.iter().map(|&i| self.ends[i] - start(i)).sum());
-        for &i in keep {
-            out.extend_from_slice(&self.data[start(i)..self.ends[i]]);
-        }
-        Some(Bytes::from(out))
-    }
 }
 
 /// Builds [`KeyedRows`]: [`Keyed::key`], then the row's fields on [`Keyed::buf`], then
@@ -214,6 +197,19 @@ pub struct Encoded {
 
 /// Encodes a folded batch as the three COPY payloads, with their keys and versions.
 pub fn encode(batch: &Batch) -> Encoded {
+    encode_with(batch, None).0
+}
+
+/// Encodes a folded batch's keys and versions, and what a new row needs besides its payload,
+/// but no content payload: for each content row, the index in `records` (the slice the batch
+/// was folded from) of the live record whose payload [`PgPage::payload`] encodes once the
+/// first phase has said which rows it needs (a re-run needs a tenth of them).
+pub(super) fn encode_keys(batch: &Batch, records: &[Record]) -> (Encoded, Vec<Option<u32>>) {
+    encode_with(batch, Some(records))
+}
+
+/// [`encode`] when `records` is `None`; else [`encode_keys`].
+fn encode_with(batch: &Batch, records: Option<&[Record]>) -> (Encoded, Vec<Option<u32>>) {
     let mut cr = Keyed::with_capacity(batch.creators.len());
     for ((platform, ext), v, c) in &batch.creators {
         let own = [c.handle.as_deref(), c.display_name.as_deref(), c.followers.as_deref()];
@@ -224,6 +220,7 @@ pub fn encode(batch: &Batch) -> Encoded {
         cm.entity(platform, ext, v, [c.name.as_deref(), None, None], false);
     }
     let mut ct = Keyed::with_capacity(batch.content.len());
+    let mut live_ix = Vec::with_capacity(if records.is_some() { batch.content.len() } else { 0 });
     for ((platform, ext), f) in &batch.content {
         let live_at = f.live.as_ref().map(|r| r.updated_at.to_pg());
         let tomb_at = f.tomb.as_ref().map(|v| v.at.to_pg());
@@ -233,27 +230,26 @@ pub fn encode(batch: &Batch) -> Encoded {
             live_at.clone().zip(f.live.as_ref().map(|r| r.scan_id.as_str())),
             tomb_at.clone().zip(f.tomb.as_ref().map(|v| v.scan_id.as_str())),
         );
-        let b = &mut ct.buf;
-        b.text(platform);
-        b.text(ext);
-        // The columns shared with a new row's COPY, then those only staging has.
-        match &f.live {
-            Some(r) => {
-                b.opt(live_at.as_deref());
-                b.text(&r.scan_id);
-                b.opt(r.url.as_deref());
-                b.opt(r.caption.as_deref());
-                for s in &r.stats {
-                    b.opt(s.as_deref());
-                }
-                b.opt(r.posted_at.map(|t| t.to_pg()).as_deref());
-                b.opt(r.metadata.as_deref());
-                b.opt(r.extra.as_deref());
+        let removed_at = f.tomb.as_ref().and(f.removed_at).map(|t| t.to_pg());
+        match records {
+            None => {
+                let mid = payload_row(
+                    &mut ct.buf,
+                    PayloadRow {
+                        platform,
+                        external_id: ext,
+                        live_at: live_at.as_deref(),
+                        live: f.live,
+                        tomb: tomb_at.as_deref().zip(f.tomb.as_ref().map(|v| v.scan_id.as_str())),
+                        removed_at: removed_at.as_deref(),
+                    },
+                );
+                ct.rows.new.mids.push(mid);
+                ct.end_row();
             }
-            None => (0..11).for_each(|_| b.null()),
+            Some(records) => live_ix.push(f.live.map(|r| index_in(records, r))),
         }
         let new = &mut ct.rows.new;
-        new.mids.push(b.len());
         // One fixed seed: every writer of the process must hash a key alike.
         new.hashes
             .push(std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), (platform, ext)));
@@ -262,9 +258,6 @@ pub fn encode(batch: &Batch) -> Encoded {
         let community_ix = |ext: &str| batch.communities.binary_search_by(|(k, ..)| by_key(k, ext)).ok();
         match &f.live {
             Some(r) => {
-                b.opt(r.creator.as_ref().map(|c| c.external_id.as_str()));
-                b.opt(r.community.as_ref().map(|c| c.external_id.as_str()));
-                b.text_array(&r.tags);
                 new.creator
                     .push(r.creator.as_ref().and_then(|c| creator_ix(&c.external_id)).map(|i| i as u32));
                 new.community
@@ -277,7 +270,6 @@ pub fn encode(batch: &Batch) -> Encoded {
                 );
             }
             None => {
-                (0..3).for_each(|_| b.null());
                 new.creator.push(None);
                 new.community.push(None);
                 new.tags.push(Vec::new());
@@ -287,27 +279,241 @@ pub fn encode(batch: &Batch) -> Encoded {
             (Some(t), Some(l)) => *t > Version::of(l),
             (tomb, _) => tomb.is_some(),
         });
-        let removed_at = f.tomb.as_ref().and(f.removed_at).map(|t| t.to_pg());
-        match &f.tomb {
-            Some(v) => {
-                b.opt(tomb_at.as_deref());
-                b.text(&v.scan_id);
+        ct.rows.removed_at.push(removed_at);
+    }
+    let encoded = Encoded { creators: cr.finish(), communities: cm.finish(), content: ct.finish() };
+    (encoded, live_ix)
+}
+
+/// The index of `r` in `records`, which holds it.
+fn index_in(records: &[Record], r: &Record) -> u32 {
+    let offset = (r as *const Record as usize) - (records.as_ptr() as usize);
+    (offset / std::mem::size_of::<Record>()) as u32
+}
+
+/// What one content row's staging payload is made of.
+struct PayloadRow<'a> {
+    platform: &'a str,
+    external_id: &'a str,
+    /// The live record's instant (PostgreSQL text form), and the record.
+    live_at: Option<&'a str>,
+    live: Option<&'a Record>,
+    /// The tombstone's instant and scan id.
+    tomb: Option<(&'a str, &'a str)>,
+    removed_at: Option<&'a str>,
+}
+
+/// Encodes one content row's fields for [`COPY_CONTENT`](crate::write::sql::COPY_CONTENT) (the
+/// caller ends the row); returns where its part shared with a new row's COPY ends (after
+/// `extra`).
+fn payload_row(b: &mut CopyBuf, row: PayloadRow<'_>) -> usize {
+    b.text(row.platform);
+    b.text(row.external_id);
+    // The columns shared with a new row's COPY, then those only staging has.
+    match row.live {
+        Some(r) => {
+            b.opt(row.live_at);
+            b.text(&r.scan_id);
+            b.opt(r.url.as_deref());
+            b.opt(r.caption.as_deref());
+            for s in &r.stats {
+                b.opt(s.as_deref());
             }
-            None => {
-                b.null();
-                b.null();
+            b.opt(r.posted_at.map(|t| t.to_pg()).as_deref());
+            b.opt(r.metadata.as_deref());
+            b.opt(r.extra.as_deref());
+        }
+        None => (0..11).for_each(|_| b.null()),
+    }
+    let mid = b.len();
+    match row.live {
+        Some(r) => {
+            b.opt(r.creator.as_ref().map(|c| c.external_id.as_str()));
+            b.opt(r.community.as_ref().map(|c| c.external_id.as_str()));
+            b.text_array(&r.tags);
+        }
+        None => (0..3).for_each(|_| b.null()),
+    }
+    match row.tomb {
+        Some((at, scan)) => {
+            b.text(at);
+            b.text(scan);
+        }
+        None => {
+            b.null();
+            b.null();
+        }
+    }
+    b.opt(row.removed_at);
+    mid
+}
+
+/// The records a page was folded from, kept until its writer knows which content rows it
+/// needs the payload of ([`PgPage::payload`]).
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    pub(super) records: Vec<Record>,
+    /// Per content row, the index of its live record in `records`.
+    pub(super) live: Vec<Option<u32>>,
+}
+
+/// The COPY payload of a page's content rows, or of some of them, addressed by the page's
+/// index of each row.
+#[derive(Debug)]
+pub(super) enum Payload<'a> {
+    /// Every row, encoded when the page was prepared.
+    Whole(&'a KeyedRows),
+    /// The rows at `rows` (ascending page indexes), encoded for the writer.
+    Some { data: Bytes, ends: Vec<usize>, mids: Vec<usize>, rows: Vec<usize> },
+}
+
+impl Payload<'_> {
+    /// The position of row `i` in the payload, and the payload's `data`, `ends` and `mids`.
+    fn locate(&self, i: usize) -> (usize, &Bytes, &[usize], &[usize]) {
+        match self {
+            Payload::Whole(r) => (i, &r.data, &r.ends, &r.new.mids),
+            Payload::Some { data, ends, mids, rows } => {
+                let j = rows.binary_search(&i).unwrap_or_else(|_| panic!("content row {i} was not encoded"));
+                (j, data, ends, mids)
             }
         }
-        b.opt(removed_at.as_deref());
-        ct.rows.removed_at.push(removed_at);
-        ct.end_row();
     }
-    Encoded { creators: cr.finish(), communities: cm.finish(), content: ct.finish() }
+
+    /// Row `i`'s bytes up to the end of its part shared with a new row's COPY.
+    pub(super) fn head(&self, i: usize) -> &[u8] {
+        let (j, data, ends, mids) = self.locate(i);
+        let start = if j == 0 { 0 } else { ends[j - 1] };
+        &data[start..mids[j]]
+    }
+
+    /// The COPY payload of the rows at `keep` (ascending page indexes), or `None` for none.
+    pub(super) fn select(&self, keep: &[usize]) -> Option<Bytes> {
+        if keep.is_empty() {
+            return None;
+        }
+        let (data, ends, held) = match self {
+            Payload::Whole(r) => (&r.data, &r.ends, r.ends.len()),
+            Payload::Some { data, ends, rows, .. } => (data, ends, rows.len()),
+        };
+        if keep.len() == held {
+            return Some(data.clone());
+        }
+        let mut out = Vec::new();
+        for &i in keep {
+            let (j, ..) = self.locate(i);
+            let start = if j == 0 { 0 } else { ends[j - 1] };
+            out.extend_from_slice(&data[start..ends[j]]);
+        }
+        Some(Bytes::from(out))
+    }
+}
+
+impl PgPage {
+    /// The content payload of the rows at `rows` (ascending indexes): the page's own if it
+    /// was encoded whole, else those rows encoded now.
+    pub(super) fn payload(&self, rows: &[usize]) -> Payload<'_> {
+        let Some(content) = &self.content else {
+            return Payload::Some {
+                data: Bytes::new(),
+                ends: Vec::new(),
+                mids: Vec::new(),
+                rows: Vec::new(),
+            };
+        };
+        let Some(pending) = &self.pending else { return Payload::Whole(content) };
+        let mut buf = CopyBuf::new();
+        let (mut ends, mut mids) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
+        for &i in rows {
+            let c = content;
+            let mid = payload_row(
+                &mut buf,
+                PayloadRow {
+                    platform: &c.platform[i],
+                    external_id: &c.external_id[i],
+                    live_at: c.at[i].as_deref(),
+                    live: pending.live[i].map(|r| &pending.records[r as usize]),
+                    tomb: c.tomb_at[i].as_deref().zip(c.tomb_scan[i].as_deref()),
+                    removed_at: c.removed_at[i].as_deref(),
+                },
+            );
+            buf.end_row();
+            mids.push(mid);
+            ends.push(buf.len());
+        }
+        Payload::Some { data: Bytes::from(buf.into_bytes()), ends, mids, rows: rows.to_vec() }
+    }
+
+    /// The content payload of every row.
+    pub(super) fn whole_payload(&self) -> Option<Bytes> {
+        let n = self.content.as_ref().map_or(0, KeyedRows::len);
+        let all: Vec<usize> = (0..n).collect();
+        self.payload(&all).select(&all)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::write::Sink;
+
+    /// Every record of the sample export (dirty: duplicates, tombstones, odd text), and a
+    /// removal of one of them, as one page.
+    fn sample_page() -> crate::parse::ParsedPage {
+        use crate::attr::{Attr, Item};
+        use std::io::BufRead;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/export/data");
+        let mut raw = Vec::new();
+        for file in ["part-00.json.gz", "part-01.json.gz"] {
+            let f = std::fs::File::open(format!("{dir}/{file}")).expect("the sample export");
+            for line in std::io::BufReader::new(flate2::read::GzDecoder::new(f)).split(b'\n') {
+                raw.push(crate::parse::export::read_export_line(line.unwrap()));
+            }
+        }
+        let old: Item = [
+            ("scanId", "scan-9"),
+            ("updatedAt", "2030-01-01T00:00:00Z"),
+            ("platform", "x"),
+            ("postId", "gone"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Attr::S(v.to_string())))
+        .collect();
+        let at = crate::time::Timestamp::parse("2030-01-02T00:00:00Z");
+        raw.push(crate::parse::RawRecord::Removal {
+            item: old,
+            removal: crate::parse::Removal { at, by_ttl: false },
+        });
+        crate::parse::parse_page("", raw, &crate::parse::Filter::default())
+    }
+
+    #[test]
+    fn a_page_whose_payload_is_left_to_its_writer_encodes_any_of_its_rows_as_a_page_encoded_whole() {
+        let sink = super::super::PgSink::new("postgres://localhost/x", "scansync", None).unwrap();
+        let page = sample_page();
+        let whole = sink.prepare(&page);
+        let left = sink.prepare_owned(page);
+        assert!(whole.pending.is_none() && left.pending.is_some());
+        let (w, l) = (whole.content.as_ref().unwrap(), left.content.as_ref().unwrap());
+        assert!(l.data.is_empty(), "nothing of the payload is encoded before the writer asks");
+        assert_eq!(
+            (&w.platform, &w.external_id, &w.at, &w.tomb_at),
+            (&l.platform, &l.external_id, &l.at, &l.tomb_at)
+        );
+        assert!(
+            w.tomb_at.iter().any(Option::is_some) && w.removed_at.iter().any(Option::is_some),
+            "tombstones and a removal"
+        );
+        let all: Vec<usize> = (0..w.len()).collect();
+        assert_eq!(left.whole_payload(), whole.whole_payload());
+        let some: Vec<usize> = (0..w.len()).filter(|i| i % 3 != 1).collect();
+        let (w, l) = (whole.payload(&all), left.payload(&some));
+        let kept: Vec<usize> = some.iter().copied().filter(|i| i % 2 == 0).collect();
+        assert_eq!(l.select(&kept), w.select(&kept));
+        assert_eq!(l.select(&some), w.select(&some));
+        for &i in &some {
+            assert_eq!(l.head(i), w.head(i), "row {i}");
+        }
+    }
 
     #[test]
     fn selected_rows_are_the_kept_rows_bytes_in_order() {
@@ -318,8 +524,9 @@ mod tests {
             k.end_row();
         }
         let rows = &k.finish().unwrap();
-        assert_eq!(rows.select(&[0, 2]).as_deref(), Some(&b"a\nccc\n"[..]));
-        assert_eq!(rows.select(&[]), None);
-        assert_eq!(rows.select(&[0, 1, 2]).as_deref(), Some(&b"a\nbb\nccc\n"[..]));
+        let whole = Payload::Whole(rows);
+        assert_eq!(whole.select(&[0, 2]).as_deref(), Some(&b"a\nccc\n"[..]));
+        assert_eq!(whole.select(&[]), None);
+        assert_eq!(whole.select(&[0, 1, 2]).as_deref(), Some(&b"a\nbb\nccc\n"[..]));
     }
 }

@@ -1,7 +1,7 @@
 //! The first phase of a page: which of its rows may change the store, asked with only their
 //! keys and versions, and the ids the page's new rows need.
 
-use super::encode::{KeyedRows, PgPage};
+use super::encode::{KeyedRows, Payload, PgPage};
 use super::known::Known;
 use crate::error::Result;
 use crate::write::sql::{self, FreshTable};
@@ -45,13 +45,13 @@ pub(super) struct PageIds {
 
 impl Fresh {
     /// Sends the absent content rows for which `merge` holds through the merges instead,
-    /// and builds the staging payload of every row to merge.
-    pub(super) fn merge_absent(&mut self, page: &PgPage, merge: impl Fn(usize) -> bool) {
-        let Some(rows) = &page.content else { return };
+    /// and builds the staging payload of every row to merge from `payload` (which holds at
+    /// least the rows kept).
+    pub(super) fn merge_absent(&mut self, payload: &Payload<'_>, merge: impl Fn(usize) -> bool) {
         self.absent.retain(|&i| !merge(i));
         let merged: Vec<usize> =
             self.kept.iter().copied().filter(|i| self.absent.binary_search(i).is_err()).collect();
-        self.content = rows.select(&merged);
+        self.content = payload.select(&merged);
     }
 }
 

@@ -1,7 +1,7 @@
 //! What lands a page: the short entity transaction, then in the page's transaction the new
 //! rows COPYed straight in, the rest merged, and the quarantine.
 
-use super::encode::{KeyedRows, PgPage};
+use super::encode::{KeyedRows, Payload, PgPage};
 use super::fresh::{pick, Fresh, PageIds};
 use super::known::Known;
 use crate::error::{Error, Kind, Result};
@@ -103,6 +103,7 @@ pub(super) struct NewRows {
 pub(super) async fn new_rows(
     client: &Client,
     page: &PgPage,
+    payload: &Payload<'_>,
     fresh: &Fresh,
     known: &mut Known,
 ) -> Result<Option<NewRows>> {
@@ -199,8 +200,7 @@ pub(super) async fn new_rows(
         } else {
             (0..3).for_each(|_| b.null());
         }
-        let start = if i == 0 { 0 } else { rows.ends[i - 1] };
-        b.encoded(&rows.data[start..parts.mids[i]]);
+        b.encoded(payload.head(i));
         b.end_row();
         content_rows += 1 + u64::from(parts.tomb_applies[i] && rows.at[i].is_some());
         for &t in &parts.tags[i] {
@@ -315,7 +315,7 @@ pub(super) async fn stage(
         ));
     }
     if let Some(rows) = &page.content {
-        copy_in(&tx, &sql::COPY_BULK_CONTENT, &rows.all()).await?;
+        copy_in(&tx, &sql::COPY_BULK_CONTENT, &page.whole_payload()).await?;
         stats.staged = rows.len() as u64;
     }
     for (stmt, rows) in [(sql::STAGE_CREATORS, &page.creators), (sql::STAGE_COMMUNITIES, &page.communities)] {

@@ -29,6 +29,7 @@ mod land;
 
 pub use compare::{compare, demote, prepare_reader, Compared, Verdict};
 pub use encode::{encode, Encoded, KeyedRows, PgPage, ShardPosition};
+use encode::{encode_keys, Pending};
 
 use super::{PageWriter, Sink, WriteStats};
 use crate::db;
@@ -109,14 +110,22 @@ impl Sink for PgSink {
 
     fn prepare(&self, page: &ParsedPage) -> PgPage {
         let mut p = PgPage::of_batch(&Batch::fold(&page.records));
-        for r in &page.rejects {
-            p.q_reason.push(r.reason.code().to_owned());
-            p.q_scan.push(r.scan_id.clone());
-            p.q_partition.push(r.partition.clone());
-            p.q_origin.push(r.origin.clone());
-            // `text` refuses NUL: keep it visible as an escape instead of losing the record.
-            p.q_raw.push(r.raw.replace('\0', "\\u0000"));
-        }
+        p.quarantine_rejects(page);
+        p
+    }
+
+    /// Encodes the keys and versions only, and keeps the records: the writer encodes the
+    /// payload of the content rows its first phase keeps ([`PgPage::payload`]). On a re-run
+    /// that changes a tenth of the rows, encoding every row's payload first was a fifth of
+    /// scansync's CPU, nine tenths of it for rows then found stale (measured with `perf`).
+    fn prepare_owned(&self, page: ParsedPage) -> PgPage {
+        let batch = Batch::fold(&page.records);
+        let (Encoded { creators, communities, content }, live) = encode_keys(&batch, &page.records);
+        let tags = batch.tags.iter().map(|t| t.to_string()).collect();
+        drop(batch);
+        let mut p = PgPage { creators, communities, content, tags, ..PgPage::default() };
+        p.quarantine_rejects(&page);
+        p.pending = Some(Pending { records: page.records, live });
         p
     }
 
@@ -152,6 +161,19 @@ impl Sink for PgSink {
 }
 
 impl PgPage {
+    /// Adds the page's rejected records, for the quarantine table.
+    fn quarantine_rejects(&mut self, page: &ParsedPage) {
+        let p = self;
+        for r in &page.rejects {
+            p.q_reason.push(r.reason.code().to_owned());
+            p.q_scan.push(r.scan_id.clone());
+            p.q_partition.push(r.partition.clone());
+            p.q_origin.push(r.origin.clone());
+            // `text` refuses NUL: keep it visible as an escape instead of losing the record.
+            p.q_raw.push(r.raw.replace('\0', "\\u0000"));
+        }
+    }
+
     /// A folded batch encoded for the writer, without quarantine rows.
     pub fn of_batch(batch: &Batch) -> Self {
         let Encoded { creators, communities, content } = encode(batch);
@@ -252,8 +274,9 @@ impl PgWriter {
         t.lap("fresh");
         write_entities(client, page, &mut fresh, &mut stats).await?;
         t.lap("entities");
-        fresh.merge_absent(page, |i| shared[i]);
-        let mut new = new_rows(client, page, &fresh, &mut self.known).await?;
+        let payload = page.payload(&fresh.kept);
+        fresh.merge_absent(&payload, |i| shared[i]);
+        let mut new = new_rows(client, page, &payload, &fresh, &mut self.known).await?;
         t.lap("ids");
         loop {
             let tx = client.transaction().await?;
@@ -275,7 +298,7 @@ impl PgWriter {
                             "a new content row was inserted meanwhile: merging the page"
                         );
                         drop(tx);
-                        fresh.merge_absent(page, |_| true);
+                        fresh.merge_absent(&payload, |_| true);
                         new = None;
                         continue;
                     }
