@@ -27,7 +27,8 @@ pub trait Sink: Send + Sync + 'static {
     /// One writer; the pipeline runs several at once, each on its own connection.
     type Writer: PageWriter<Prepared = Self::Prepared>;
 
-    /// Prepares a page for writing. CPU only: runs on the rayon pool, never on tokio.
+    /// Prepares a page for writing. CPU only: runs on the rayon pool, never on tokio (a
+    /// writer's own CPU work is bounded by what it writes: [`Sink::prepare_owned`]).
     fn prepare(&self, page: &ParsedPage) -> Self::Prepared;
 
     /// Prepares a page the caller no longer needs (the pipeline's): a sink may keep its
