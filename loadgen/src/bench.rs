@@ -10,6 +10,7 @@
 //!     `scansync verify` of that export against the store: both read and compare everything,
 //!     one to write nothing, the other to prove nothing needs writing.
 //! Every figure is also given as a ratio to (a), which holds whatever the machine's speed.
+//! Every path starts on a server at rest ([`settle`]).
 
 use crate::export::{write_export, ExportSpec, ExportStats};
 use loadgen::Mix;

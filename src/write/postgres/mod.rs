@@ -119,8 +119,12 @@ impl Sink for PgSink {
     /// payload of the content rows its first phase keeps ([`PgPage::payload`]), and a re-run
     /// that changes a tenth of the rows encodes a tenth of them (measured at 1M records:
     /// scansync's user CPU 13.5 -> 12.7-13.0 s on the re-run, 11.3-11.9 -> 10.8-11.2 s on a
-    /// replay).
+    /// replay). A staged load's pages need every row's payload: theirs is encoded here, on
+    /// the rayon pool, as [`Sink::prepare`] does.
     fn prepare_owned(&self, page: ParsedPage) -> PgPage {
+        if self.staged.is_some() {
+            return self.prepare(&page);
+        }
         let batch = Batch::fold(&page.records);
         let (Encoded { creators, communities, content }, live) = encode_keys(&batch, &page.records);
         let tags = batch.tags.iter().map(|t| t.to_string()).collect();
