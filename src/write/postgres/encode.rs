@@ -1,5 +1,7 @@
 //! A page encoded for COPY: each table's rows with their keys and versions (for the first
-//! phase), the content rows' COPY payload, and what a new row needs to skip the merges.
+//! phase), the content rows' COPY payload (or the records to encode it from once the first
+//! phase has said which rows it needs: [`PgPage::payload`]), and what a new row needs to skip
+//! the merges.
 
 use crate::parse::Record;
 pub(super) use crate::write::batch::Batch;
@@ -42,8 +44,9 @@ pub struct ShardPosition {
 }
 
 /// The rows of one table: each row's key and version(s) for the first phase of a page
-/// ([`fresh_rows`]); for content, their COPY payload and where each row ends in it; for
-/// creators and communities, their own columns, which the upserts take as arrays.
+/// ([`fresh_rows`]); for content, their COPY payload and where each row ends in it (empty
+/// where the page keeps its records instead: [`Pending`]); for creators and communities,
+/// their own columns, which the upserts take as arrays.
 #[derive(Debug, Default)]
 pub struct KeyedRows {
     pub(super) data: Bytes,
