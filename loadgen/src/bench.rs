@@ -114,10 +114,10 @@ fn err(e: impl std::fmt::Display) -> String {
 /// minutes), the benchmark's own tables vacuumed and analyzed (what autovacuum would do to
 /// them next; not an empty one: a freshly made table has never been analyzed, and statistics
 /// saying it is empty made the row-by-row floor's plans seq-scan as it grew), and every dirty
-/// buffer written by a checkpoint. A store at rest is what an
-/// hourly run meets; without this the re-run followed the model ceilings' three copies of
-/// the store and paid for their checkpoint and vacuums (measured at 1M: 41.8k records/s in
-/// the benchmark, 53.8k standalone on the same store).
+/// buffer written by a checkpoint. A store at rest is what an hourly run meets; without this
+/// the re-run followed the model ceilings' three copies of the store and paid for their
+/// checkpoint and vacuums (measured at 1M: 41.8k records/s in the benchmark, 53.8k
+/// standalone on the same store).
 pub(crate) async fn settle(c: &Client) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

@@ -8,6 +8,7 @@ pub(super) use crate::write::batch::Batch;
 use crate::write::batch::Version;
 use crate::write::copy::CopyBuf;
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// A page encoded for COPY, plus its quarantine rows.
 #[derive(Debug, Default)]
@@ -288,10 +289,12 @@ fn encode_with(batch: &Batch, records: Option<&[Record]>) -> (Encoded, Vec<Optio
     (encoded, live_ix)
 }
 
-/// The index of `r` in `records`, which holds it.
+/// The index of `r` in `records`, which holds it (the batch borrows its records from there).
 fn index_in(records: &[Record], r: &Record) -> u32 {
     let offset = (r as *const Record as usize) - (records.as_ptr() as usize);
-    (offset / std::mem::size_of::<Record>()) as u32
+    let i = offset / std::mem::size_of::<Record>();
+    debug_assert!(std::ptr::eq(&records[i], r), "the record is not one of the page's");
+    i as u32
 }
 
 /// What one content row's staging payload is made of.
@@ -361,32 +364,43 @@ pub(super) struct Pending {
 }
 
 /// The COPY payload of a page's content rows, or of some of them, addressed by the page's
-/// index of each row.
+/// index of each row: row `j` of the payload ends at `ends[j]`, its part shared with a new
+/// row's COPY at `mids[j]`.
 #[derive(Debug)]
-pub(super) enum Payload<'a> {
-    /// Every row, encoded when the page was prepared.
-    Whole(&'a KeyedRows),
-    /// The rows at `rows` (ascending page indexes), encoded for the writer.
-    Some { data: Bytes, ends: Vec<usize>, mids: Vec<usize>, rows: Vec<usize> },
+pub(super) struct Payload<'a> {
+    data: Bytes,
+    ends: Cow<'a, [usize]>,
+    mids: Cow<'a, [usize]>,
+    /// The page's index of each row held (ascending); `None`: every row, in order.
+    rows: Option<Vec<usize>>,
 }
 
-impl Payload<'_> {
-    /// The position of row `i` in the payload, and the payload's `data`, `ends` and `mids`.
-    fn locate(&self, i: usize) -> (usize, &Bytes, &[usize], &[usize]) {
-        match self {
-            Payload::Whole(r) => (i, &r.data, &r.ends, &r.new.mids),
-            Payload::Some { data, ends, mids, rows } => {
-                let j = rows.binary_search(&i).unwrap_or_else(|_| panic!("content row {i} was not encoded"));
-                (j, data, ends, mids)
-            }
+impl<'a> Payload<'a> {
+    /// Every row of `content`, as encoded when the page was prepared.
+    pub(super) fn whole(content: &'a KeyedRows) -> Self {
+        Payload {
+            data: content.data.clone(),
+            ends: Cow::Borrowed(&content.ends),
+            mids: Cow::Borrowed(&content.new.mids),
+            rows: None,
         }
+    }
+
+    /// Where the payload holds row `i`, and where that row starts.
+    fn locate(&self, i: usize) -> (usize, usize) {
+        let j = match &self.rows {
+            None => i,
+            Some(rows) => {
+                rows.binary_search(&i).unwrap_or_else(|_| panic!("content row {i} was not encoded"))
+            }
+        };
+        (j, if j == 0 { 0 } else { self.ends[j - 1] })
     }
 
     /// Row `i`'s bytes up to the end of its part shared with a new row's COPY.
     pub(super) fn head(&self, i: usize) -> &[u8] {
-        let (j, data, ends, mids) = self.locate(i);
-        let start = if j == 0 { 0 } else { ends[j - 1] };
-        &data[start..mids[j]]
+        let (j, start) = self.locate(i);
+        &self.data[start..self.mids[j]]
     }
 
     /// The COPY payload of the rows at `keep` (ascending page indexes), or `None` for none.
@@ -394,18 +408,13 @@ impl Payload<'_> {
         if keep.is_empty() {
             return None;
         }
-        let (data, ends, held) = match self {
-            Payload::Whole(r) => (&r.data, &r.ends, r.ends.len()),
-            Payload::Some { data, ends, rows, .. } => (data, ends, rows.len()),
-        };
-        if keep.len() == held {
-            return Some(data.clone());
+        if keep.len() == self.ends.len() {
+            return Some(self.data.clone());
         }
         let mut out = Vec::new();
         for &i in keep {
-            let (j, ..) = self.locate(i);
-            let start = if j == 0 { 0 } else { ends[j - 1] };
-            out.extend_from_slice(&data[start..ends[j]]);
+            let (j, start) = self.locate(i);
+            out.extend_from_slice(&self.data[start..self.ends[j]]);
         }
         Some(Bytes::from(out))
     }
@@ -416,14 +425,14 @@ impl PgPage {
     /// was encoded whole, else those rows encoded now.
     pub(super) fn payload(&self, rows: &[usize]) -> Payload<'_> {
         let Some(content) = &self.content else {
-            return Payload::Some {
+            return Payload {
                 data: Bytes::new(),
-                ends: Vec::new(),
-                mids: Vec::new(),
-                rows: Vec::new(),
+                ends: Cow::Borrowed(&[]),
+                mids: Cow::Borrowed(&[]),
+                rows: None,
             };
         };
-        let Some(pending) = &self.pending else { return Payload::Whole(content) };
+        let Some(pending) = &self.pending else { return Payload::whole(content) };
         let mut buf = CopyBuf::new();
         let (mut ends, mut mids) = (Vec::with_capacity(rows.len()), Vec::with_capacity(rows.len()));
         for &i in rows {
@@ -443,7 +452,12 @@ impl PgPage {
             mids.push(mid);
             ends.push(buf.len());
         }
-        Payload::Some { data: Bytes::from(buf.into_bytes()), ends, mids, rows: rows.to_vec() }
+        Payload {
+            data: Bytes::from(buf.into_bytes()),
+            ends: Cow::Owned(ends),
+            mids: Cow::Owned(mids),
+            rows: Some(rows.to_vec()),
+        }
     }
 
     /// The content payload of every row.
@@ -527,7 +541,7 @@ mod tests {
             k.end_row();
         }
         let rows = &k.finish().unwrap();
-        let whole = Payload::Whole(rows);
+        let whole = Payload::whole(rows);
         assert_eq!(whole.select(&[0, 2]).as_deref(), Some(&b"a\nccc\n"[..]));
         assert_eq!(whole.select(&[]), None);
         assert_eq!(whole.select(&[0, 1, 2]).as_deref(), Some(&b"a\nbb\nccc\n"[..]));
