@@ -425,32 +425,40 @@ pub const STAGE_TAGS: &str = "insert into bulk_tags select unnest($1::text[])";
 /// The fold of a staged load, step 1: the newest version of each staged creator, merged as
 /// [`UPSERT_CREATORS`] merges (a row another run wrote meanwhile is replaced only by a
 /// newer version).
-pub const FOLD_CREATORS: &str = "
+///
+/// The fold's sorts (here, [`FOLD_COMMUNITIES`], [`BULK_WINNERS`]) only group rows by key, so
+/// they sort by external id first, in the "C" collation: the database's collation compares
+/// text with `strcoll` and leaves the sort no abbreviated keys, and the platform, a handful
+/// of values, made a poor first key. Equality is byte equality either way, so the groups
+/// are the same. Measured on 1M staged records: the winners' pick took 4.6–5.3 s against
+/// 6.4–7.0 s, the creators' 3.5 s against 4.4–4.7 s.
+pub const FOLD_CREATORS: &str = r#"
 insert into creators as c (platform, external_id, handle, display_name, follower_count,
                            source_updated_at, source_scan_id, deleted_at)
-select distinct on (platform, external_id)
+select distinct on (external_id collate "C", platform collate "C")
        platform, external_id, handle, display_name, follower_count, source_updated_at, source_scan_id,
        case when deleted then source_updated_at end
 from bulk_creators
-order by platform, external_id, source_updated_at desc, source_scan_id desc
+order by external_id collate "C", platform collate "C", source_updated_at desc, source_scan_id desc
 on conflict (platform, external_id) do update set
     handle = excluded.handle, display_name = excluded.display_name,
     follower_count = excluded.follower_count, source_updated_at = excluded.source_updated_at,
     source_scan_id = excluded.source_scan_id, deleted_at = excluded.deleted_at
 where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
-";
+"#;
 
 /// As [`FOLD_CREATORS`], for communities.
-pub const FOLD_COMMUNITIES: &str = "
+pub const FOLD_COMMUNITIES: &str = r#"
 insert into communities as c (platform, external_id, name, source_updated_at, source_scan_id)
-select distinct on (platform, external_id) platform, external_id, name, source_updated_at, source_scan_id
+select distinct on (external_id collate "C", platform collate "C")
+       platform, external_id, name, source_updated_at, source_scan_id
 from bulk_communities
-order by platform, external_id, source_updated_at desc, source_scan_id desc
+order by external_id collate "C", platform collate "C", source_updated_at desc, source_scan_id desc
 on conflict (platform, external_id) do update set
     name = excluded.name, source_updated_at = excluded.source_updated_at,
     source_scan_id = excluded.source_scan_id
 where (c.source_updated_at, c.source_scan_id) < (excluded.source_updated_at, excluded.source_scan_id)
-";
+"#;
 
 /// Every staged tag into the dictionary (as [`MERGE_TAGS`]).
 pub const FOLD_TAGS: &str = "
@@ -470,20 +478,22 @@ on conflict (name) do nothing
 /// sorting the whole staged rows spilled half a gigabyte to disk per million records.
 pub const BULK_WINNERS: &str = r#"
 with live as (
-    select distinct on (platform, external_id) ctid as t, platform, external_id, source_updated_at, source_scan_id
+    select distinct on (external_id collate "C", platform collate "C")
+           ctid as t, platform, external_id, source_updated_at, source_scan_id
     from bulk_content where source_updated_at is not null
-    order by platform, external_id, source_updated_at desc, source_scan_id desc
+    order by external_id collate "C", platform collate "C", source_updated_at desc, source_scan_id desc
 ), tomb as (
-    select distinct on (platform, external_id) platform, external_id, deleted_at, deleted_scan_id, removed_at
+    select distinct on (external_id collate "C", platform collate "C")
+           platform, external_id, deleted_at, deleted_scan_id, removed_at
     from bulk_content where deleted_at is not null
-    order by platform, external_id, deleted_at desc, deleted_scan_id desc
+    order by external_id collate "C", platform collate "C", deleted_at desc, deleted_scan_id desc
 )
 select l.t, coalesce(l.platform, t.platform) as platform, coalesce(l.external_id, t.external_id) as external_id,
        case when x.newer then t.deleted_at end as deleted_at,
        case when x.newer then t.deleted_scan_id end as deleted_scan_id,
        case when x.newer then t.removed_at end as removed_at
 from live l
-full join tomb t on t.platform = l.platform and t.external_id = l.external_id
+full join tomb t on t.external_id collate "C" = l.external_id collate "C" and t.platform collate "C" = l.platform collate "C"
 cross join lateral (
     select t.deleted_at is not null
            and (l.source_updated_at is null
