@@ -99,6 +99,24 @@ impl Figure {
     }
 }
 
+/// `url` for every tool the benchmark runs (scansync, the peers), on the transport of its
+/// own connections, which measure the ceiling: plaintext. A URL that names no `sslmode`
+/// gets `sslmode=disable`: libpq's default (`prefer`, scansync's too) would encrypt every
+/// tool's connections but the ceiling's, on a server with TLS on (measured here: TLS cost
+/// scansync's client about 5 % of its CPU). A URL that asks for TLS is refused.
+pub fn plaintext(url: &str) -> Result<String, String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    match query.split('&').find_map(|kv| kv.strip_prefix("sslmode=")) {
+        None if query.is_empty() => Ok(format!("{url}?sslmode=disable")),
+        None => Ok(format!("{url}&sslmode=disable")),
+        Some("disable") => Ok(url.to_owned()),
+        Some(mode) => Err(format!(
+            "--database-url asks for sslmode={mode}, but the benchmark's ceiling (raw COPY) connects without TLS: \
+             give a URL with sslmode=disable (or none) so that every path is measured on the same transport"
+        )),
+    }
+}
+
 async fn connect(url: &str) -> Result<Client, String> {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.map_err(|e| format!("connect: {e}"))?;
     tokio::spawn(conn);
@@ -538,6 +556,7 @@ pub fn run_scansync(bin: &Path, url: &str, args: &[&str]) -> Result<(Duration, u
 /// The whole benchmark. Returns the figures: ceiling, floor, first load, re-run, model
 /// ceiling with foreign keys, model ceiling without, replay, verify.
 pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
+    let spec = &BenchSpec { database_url: plaintext(&spec.database_url)?, ..spec.clone() };
     let per_day = (spec.records / 10).max(1000);
     let start = scansync_parse::time::Timestamp::parse("2026-01-01T00:00:00Z").expect("valid");
     let export = |dir: &Path, bump: Option<u64>| -> Result<ExportStats, String> {
@@ -678,4 +697,26 @@ pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
     }
     let _ = std::fs::remove_dir_all(&spec.work_dir);
     Ok(figures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plaintext;
+
+    #[test]
+    fn every_tool_is_given_the_ceilings_plaintext_transport_unless_the_url_names_one() {
+        let base = "postgres://postgres@127.0.0.1:5432/db";
+        assert_eq!(plaintext(base).unwrap(), format!("{base}?sslmode=disable"));
+        assert_eq!(
+            plaintext(&format!("{base}?connect_timeout=5")).unwrap(),
+            format!("{base}?connect_timeout=5&sslmode=disable")
+        );
+        assert_eq!(plaintext(&format!("{base}?sslmode=disable")).unwrap(), format!("{base}?sslmode=disable"));
+    }
+
+    #[test]
+    fn a_url_asking_for_tls_is_refused_with_what_to_give_instead() {
+        let e = plaintext("postgres://h/db?sslmode=require").unwrap_err();
+        assert!(e.contains("sslmode=require") && e.contains("sslmode=disable"), "{e}");
+    }
 }

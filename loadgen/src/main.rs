@@ -261,8 +261,10 @@ enum Command {
         /// Records for the row-by-row writer (slow; its rate does not depend on size).
         #[arg(long, default_value_t = 20_000)]
         row_by_row_records: u64,
-        /// PostgreSQL.
-        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        /// PostgreSQL, without TLS: every path runs on the ceiling's plaintext transport
+        /// (`sslmode=disable` is added; a URL asking for TLS is refused).
+        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+              value_parser = bench::plaintext)]
         database_url: String,
         /// The scansync binary (default: next to this one).
         #[arg(long, env = "LOADGEN_SCANSYNC")]
