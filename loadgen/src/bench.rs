@@ -30,7 +30,8 @@ pub struct BenchSpec {
     pub records: u64,
     /// Records for the row-by-row writer (it is slow; its rate does not depend on size).
     pub row_by_row_records: u64,
-    /// The database.
+    /// The database, on the ceiling's plaintext transport (the flag's parser, [`plaintext`],
+    /// made it so: every tool is given this URL).
     pub database_url: String,
     /// The scansync binary.
     pub scansync: PathBuf,
@@ -103,11 +104,15 @@ impl Figure {
 /// own connections, which measure the ceiling: plaintext. A URL that names no `sslmode`
 /// gets `sslmode=disable`: libpq's default (`prefer`, scansync's too) would encrypt every
 /// tool's connections but the ceiling's, on a server with TLS on (measured here: TLS cost
-/// scansync's client about 5 % of its CPU). A URL that asks for TLS is refused.
+/// scansync's client about 5 % of its CPU). A URL that asks for TLS is refused. Both of
+/// libpq's forms are taken: a URL (`postgres://…?sslmode=…`) and `key=value` words.
 pub fn plaintext(url: &str) -> Result<String, String> {
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    match query.split('&').find_map(|kv| kv.strip_prefix("sslmode=")) {
-        None if query.is_empty() => Ok(format!("{url}?sslmode=disable")),
+    let is_url = url.contains("://");
+    let params = if is_url { url.split_once('?').map_or("", |(_, q)| q) } else { url };
+    let sep = |c: char| if is_url { c == '&' } else { c.is_whitespace() };
+    match params.split(sep).find_map(|kv| kv.strip_prefix("sslmode=")) {
+        None if !is_url => Ok(format!("{url} sslmode=disable")),
+        None if params.is_empty() => Ok(format!("{url}?sslmode=disable")),
         None => Ok(format!("{url}&sslmode=disable")),
         Some("disable") => Ok(url.to_owned()),
         Some(mode) => Err(format!(
@@ -556,7 +561,6 @@ pub fn run_scansync(bin: &Path, url: &str, args: &[&str]) -> Result<(Duration, u
 /// The whole benchmark. Returns the figures: ceiling, floor, first load, re-run, model
 /// ceiling with foreign keys, model ceiling without, replay, verify.
 pub async fn run(spec: &BenchSpec) -> Result<Vec<Figure>, String> {
-    let spec = &BenchSpec { database_url: plaintext(&spec.database_url)?, ..spec.clone() };
     let per_day = (spec.records / 10).max(1000);
     let start = scansync_parse::time::Timestamp::parse("2026-01-01T00:00:00Z").expect("valid");
     let export = |dir: &Path, bump: Option<u64>| -> Result<ExportStats, String> {
@@ -712,11 +716,16 @@ mod tests {
             format!("{base}?connect_timeout=5&sslmode=disable")
         );
         assert_eq!(plaintext(&format!("{base}?sslmode=disable")).unwrap(), format!("{base}?sslmode=disable"));
+        assert_eq!(
+            plaintext("host=127.0.0.1 user=postgres").unwrap(),
+            "host=127.0.0.1 user=postgres sslmode=disable"
+        );
     }
 
     #[test]
     fn a_url_asking_for_tls_is_refused_with_what_to_give_instead() {
         let e = plaintext("postgres://h/db?sslmode=require").unwrap_err();
         assert!(e.contains("sslmode=require") && e.contains("sslmode=disable"), "{e}");
+        assert!(plaintext("host=h sslmode=verify-full").unwrap_err().contains("sslmode=verify-full"));
     }
 }

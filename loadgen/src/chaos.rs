@@ -629,8 +629,8 @@ async fn trial_once(
     Ok(())
 }
 
-/// Waits until the tables of `c` stop changing for 3 s (a follower caught up); returns their
-/// state and when it was first reached.
+/// Waits until the tables of `c` stop changing for 3 s (a follower caught up, or paused:
+/// the clean follow checks with verify); returns their state and when it was first reached.
 async fn settle(c: &Client, limit: Duration) -> Result<(String, Instant), String> {
     let started = Instant::now();
     let mut last: Option<(String, Instant)> = None;
