@@ -78,8 +78,11 @@ pub struct RunStats {
     /// Content rows an index-path sync changed while a follower of the schema was alive:
     /// writes the follower had not applied (None: no follower was alive).
     pub missed_by_follower: Option<u64>,
-    /// Wall time.
+    /// Wall time, from the first page to the end of whatever the run did after its last one.
     pub elapsed: Duration,
+    /// What a backfill worker did after its last page, within `elapsed`: the staged rows
+    /// folded into the tables, the bulk load's keys restored and validated.
+    pub after_pages: Option<Duration>,
 }
 
 impl RunStats {
@@ -155,8 +158,29 @@ impl RunStats {
         self.stamps.get(&StampForm::Epoch).copied().unwrap_or(0)
     }
 
+    /// Adds work done after the last page (`after_pages`), which the run's wall time covers.
+    pub fn add_after_pages(&mut self, d: Duration) {
+        self.elapsed += d;
+        self.after_pages = Some(self.after_pages.unwrap_or_default() + d);
+    }
+
     /// Returns records read per second of wall time.
     pub fn records_per_sec(&self) -> f64 {
         self.read as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_after_the_last_page_counts_in_the_wall_time_and_the_rate() {
+        let mut s = RunStats { read: 1000, elapsed: Duration::from_secs(2), ..Default::default() };
+        s.add_after_pages(Duration::from_secs(3));
+        s.add_after_pages(Duration::from_secs(5));
+        assert_eq!(s.elapsed, Duration::from_secs(10));
+        assert_eq!(s.after_pages, Some(Duration::from_secs(8)));
+        assert_eq!(s.records_per_sec(), 100.0);
     }
 }

@@ -39,6 +39,12 @@ pub fn print(label: &str, o: &Outcome) {
             w.staged
         );
     }
+    if let Some(after) = s.after_pages {
+        println!(
+            "  after the last page: {:.2} s (the staged rows folded into the tables, the bulk load's keys restored)",
+            after.as_secs_f64()
+        );
+    }
     if w.unchanged > 0 {
         println!(
             "  content rows already current: {} (found from keys and versions, not copied)",

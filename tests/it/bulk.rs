@@ -197,6 +197,15 @@ async fn a_staged_first_load_ends_with_the_tables_of_a_merged_load_and_verifies_
     assert_exit(&out, 0);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("content rows staged"), "{text}");
+    let seconds = |prefix: &str| -> f64 {
+        let line = text
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {text}"));
+        line.split_once(" s").and_then(|(n, _)| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+    };
+    let (wall, after) = (seconds("backfill succeeded in "), seconds("after the last page: "));
+    assert!(after > 0.0 && wall >= after, "the run's time covers its fold: {text}");
     let c = db.client().await;
     assert_eq!(staged(&c).await, (true, true), "auto stages a first load into an empty store, and folds it");
     assert_same_rows(&dump_logical(&c, "scansync").await, &want, "staged against merged");
