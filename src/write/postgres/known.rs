@@ -89,7 +89,7 @@ mod tests {
     fn page(creators: &[(&str, Version)], tags: &[&str]) -> PgPage {
         let mut k = Keyed::with_capacity(creators.len());
         for (id, v) in creators {
-            k.entity("x", id, v, [None, None, None], false);
+            k.entity("x", id, v, [None, None, None], false, true);
         }
         PgPage {
             creators: k.finish(),

@@ -30,7 +30,7 @@ mod land;
 
 pub use compare::{compare, demote, prepare_reader, Compared, Verdict};
 pub use encode::{encode, Encoded, KeyedRows, PgPage, ShardPosition};
-use encode::{encode_keys, Pending};
+use encode::{encode_keys, encode_staged, Pending};
 
 use super::{PageWriter, Sink, WriteStats};
 use crate::db;
@@ -119,11 +119,16 @@ impl Sink for PgSink {
     /// payload of the content rows its first phase keeps ([`PgPage::payload`]), and a re-run
     /// that changes a tenth of the rows encodes a tenth of them (measured at 1M records:
     /// scansync's user CPU 13.5 -> 12.7-13.0 s on the re-run, 11.3-11.9 -> 10.8-11.2 s on a
-    /// replay). A staged load's pages need every row's payload: theirs is encoded here, on
-    /// the rayon pool, as [`Sink::prepare`] does.
+    /// replay). A staged load's pages need every row's payload and none of the keys: theirs
+    /// is encoded here, on the rayon pool, without them ([`encode_staged`]).
     fn prepare_owned(&self, page: ParsedPage) -> PgPage {
         if self.staged.is_some() {
-            return self.prepare(&page);
+            let batch = Batch::fold(&page.records);
+            let Encoded { creators, communities, content } = encode_staged(&batch);
+            let tags = batch.tags.iter().map(|t| t.to_string()).collect();
+            let mut p = PgPage { creators, communities, content, tags, ..PgPage::default() };
+            p.quarantine_rejects(&page);
+            return p;
         }
         let batch = Batch::fold(&page.records);
         let (Encoded { creators, communities, content }, live) = encode_keys(&batch, &page.records);
