@@ -3,7 +3,7 @@
 
 use super::encode::{KeyedRows, Payload, PgPage};
 use super::fresh::{pick, Fresh, PageIds};
-use super::known::Known;
+use super::known::{key_of, remember, Known, Pair};
 use crate::error::{Error, Kind, Result};
 use crate::write::copy::CopyBuf;
 use crate::write::sql::{self, EntityTable};
@@ -112,7 +112,6 @@ pub(super) async fn new_rows(
     let parts = &rows.new;
     let none = KeyedRows::default();
     let [cr, cm] = [&page.creators, &page.communities].map(|r| r.as_ref().unwrap_or(&none));
-    let key = |r: &KeyedRows, i: usize| (r.platform[i].clone(), r.external_id[i].clone());
     let PageIds { creators: mut creator_ids, communities: mut community_ids, tags: mut tag_ids } =
         fresh.ids.clone();
     // What the absent rows reference and is still unknown is asked for.
@@ -126,11 +125,13 @@ pub(super) async fn new_rows(
         v.dedup();
     }
     ask_cr.retain(|&i| {
-        creator_ids[i] = creator_ids[i].or_else(|| known.creator_ids.get(&key(cr, i)).copied());
+        creator_ids[i] =
+            creator_ids[i].or_else(|| known.creator_ids.get(&key_of(cr, i) as &dyn Pair).copied());
         creator_ids[i].is_none()
     });
     ask_cm.retain(|&i| {
-        community_ids[i] = community_ids[i].or_else(|| known.community_ids.get(&key(cm, i)).copied());
+        community_ids[i] =
+            community_ids[i].or_else(|| known.community_ids.get(&key_of(cm, i) as &dyn Pair).copied());
         community_ids[i].is_none()
     });
     ask_tags.retain(|&i| {
@@ -165,17 +166,22 @@ pub(super) async fn new_rows(
     // same creators, and a creator this writer knows is current is not asked about again.
     for (i, id) in creator_ids.iter().enumerate() {
         if let Some(id) = id {
-            known.creator_ids.insert(key(cr, i), *id);
+            remember(&mut known.creator_ids, cr, i, *id);
         }
     }
     for (i, id) in community_ids.iter().enumerate() {
         if let Some(id) = id {
-            known.community_ids.insert(key(cm, i), *id);
+            remember(&mut known.community_ids, cm, i, *id);
         }
     }
     for (i, id) in tag_ids.iter().enumerate() {
         if let Some(id) = id {
-            known.tag_ids.insert(page.tags[i].clone(), *id);
+            match known.tag_ids.get_mut(page.tags[i].as_str()) {
+                Some(held) => *held = *id,
+                None => {
+                    known.tag_ids.insert(page.tags[i].clone(), *id);
+                }
+            }
         }
     }
     let mut content = CopyBuf::new();
