@@ -41,7 +41,7 @@ pub fn print(label: &str, o: &Outcome) {
     }
     if let Some(after) = s.after_pages {
         println!(
-            "  after the last page: {:.2} s (the staged rows folded into the tables, the bulk load's keys restored)",
+            "  after the last page: {:.2} s (the staged rows' fold and the bulk load's keys, if this worker was the last)",
             after.as_secs_f64()
         );
     }
