@@ -272,7 +272,13 @@ impl PgWriter {
         self.ensure_connected().await?;
         let client = self.client.as_mut().expect("connected above");
         let mut stats = WriteStats::default();
-        if let (Some(job), None) = (self.sink.staged, position) {
+        if let Some(job) = self.sink.staged {
+            if position.is_some() {
+                // A staged page holds no content keys ([`encode_staged`]): it can only be staged.
+                return Err(crate::error::Error::internal(
+                    "a staged load's page was written with a stream position: staged sinks only stage",
+                ));
+            }
             stage(client, page, job, run_id, &mut stats).await?;
             return Ok(stats);
         }
