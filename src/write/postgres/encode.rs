@@ -69,7 +69,8 @@ pub struct KeyedRows {
     pub(super) deleted: Vec<bool>,
     /// Content only: what a row needs to be COPYed straight into `content` ([`NewRows`]).
     pub(super) new: NewParts,
-    /// How many rows there are (a staged page's content has a payload and no keys).
+    /// How many rows there are: keys, payload rows or both ([`Keyed::finish`]; a staged
+    /// page's content has a payload and no keys, a writer's page keys before its payload).
     rows: usize,
 }
 
@@ -154,7 +155,6 @@ impl Keyed {
         tomb: Option<(String, &str)>,
     ) {
         let r = &mut self.rows;
-        r.rows += 1;
         r.platform.push(platform.to_owned());
         r.external_id.push(external_id.to_owned());
         let (at, scan) = live.map(|(a, s)| (a, s.to_owned())).unzip();
@@ -193,7 +193,8 @@ impl Keyed {
     }
 
     pub(super) fn finish(self) -> Option<KeyedRows> {
-        (!self.rows.is_empty()).then(|| KeyedRows { data: Bytes::from(self.buf.into_bytes()), ..self.rows })
+        let rows = self.rows.platform.len().max(self.rows.ends.len());
+        (rows > 0).then(|| KeyedRows { data: Bytes::from(self.buf.into_bytes()), rows, ..self.rows })
     }
 }
 
@@ -287,7 +288,6 @@ fn encode_with(batch: &Batch, mode: Mode<'_>) -> (Encoded, Vec<Option<u32>>) {
             ct.end_row();
         };
         if staged {
-            ct.rows.rows += 1;
             encode_payload(&mut ct);
             continue;
         }

@@ -56,12 +56,17 @@ pub(super) fn key_of(rows: &KeyedRows, i: usize) -> (&str, &str) {
     (rows.platform[i].as_str(), rows.external_id[i].as_str())
 }
 
+/// Row `i`'s key of `rows`, owned, to insert it.
+fn owned_key(rows: &KeyedRows, i: usize) -> Key {
+    (rows.platform[i].clone(), rows.external_id[i].clone())
+}
+
 /// Remembers `value` for row `i`'s key, cloning the key only when it is new.
 pub(super) fn remember<V>(map: &mut HashMap<Key, V>, rows: &KeyedRows, i: usize, value: V) {
     match map.get_mut(&key_of(rows, i) as &dyn Pair) {
         Some(v) => *v = value,
         None => {
-            map.insert((rows.platform[i].clone(), rows.external_id[i].clone()), value);
+            map.insert(owned_key(rows, i), value);
         }
     }
 }
@@ -121,7 +126,7 @@ impl Known {
                     Some(known) if *known >= *v => {}
                     Some(known) => *known = v.clone(),
                     None => {
-                        map.insert((rows.platform[i].clone(), rows.external_id[i].clone()), v.clone());
+                        map.insert(owned_key(rows, i), v.clone());
                     }
                 }
             }

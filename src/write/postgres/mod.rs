@@ -122,19 +122,15 @@ impl Sink for PgSink {
     /// replay). A staged load's pages need every row's payload and none of the keys: theirs
     /// is encoded here, on the rayon pool, without them ([`encode_staged`]).
     fn prepare_owned(&self, page: ParsedPage) -> PgPage {
+        let batch = Batch::fold(&page.records);
         if self.staged.is_some() {
-            let batch = Batch::fold(&page.records);
-            let Encoded { creators, communities, content } = encode_staged(&batch);
-            let tags = batch.tags.iter().map(|t| t.to_string()).collect();
-            let mut p = PgPage { creators, communities, content, tags, ..PgPage::default() };
+            let mut p = PgPage::of_encoded(encode_staged(&batch), &batch);
             p.quarantine_rejects(&page);
             return p;
         }
-        let batch = Batch::fold(&page.records);
-        let (Encoded { creators, communities, content }, live) = encode_keys(&batch, &page.records);
-        let tags = batch.tags.iter().map(|t| t.to_string()).collect();
+        let (encoded, live) = encode_keys(&batch, &page.records);
+        let mut p = PgPage::of_encoded(encoded, &batch);
         drop(batch);
-        let mut p = PgPage { creators, communities, content, tags, ..PgPage::default() };
         p.quarantine_rejects(&page);
         p.pending = Some(Pending { records: page.records, live });
         p
@@ -187,7 +183,12 @@ impl PgPage {
 
     /// A folded batch encoded for the writer, without quarantine rows.
     pub fn of_batch(batch: &Batch) -> Self {
-        let Encoded { creators, communities, content } = encode(batch);
+        Self::of_encoded(encode(batch), batch)
+    }
+
+    /// A page of `batch`'s rows as encoded, with its tags.
+    fn of_encoded(encoded: Encoded, batch: &Batch) -> Self {
+        let Encoded { creators, communities, content } = encoded;
         let tags = batch.tags.iter().map(|t| t.to_string()).collect();
         PgPage { creators, communities, content, tags, ..PgPage::default() }
     }
