@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../sql/005_verify.sql")),
     (6, include_str!("../sql/006_staged_load.sql")),
     (7, include_str!("../sql/007_fold_winners.sql")),
+    (8, include_str!("../sql/008_fold_losers.sql")),
 ];
 
 /// The newest migration applied to `schema`; `None` when it holds no scansync store. Reads

@@ -7,8 +7,9 @@
 //!   content, as the writer's own fold and merges would leave them, then the staging tables
 //!   emptied and the job marked folded. Creators and communities are merged on a connection
 //!   of their own and committed apart (their merges take only newer versions, so a second
-//!   fold merges them to the same) while the content's winners are picked into `bulk_fold`
-//!   and the tags merged.
+//!   fold merges them to the same) while the content's staged versions are ranked per key
+//!   (the losers into `bulk_losers`, the winning tombstones into `bulk_fold`; every other
+//!   staged live row wins, with the content id it drew as it was staged) and the tags merged.
 //!   Into a `content` that is still empty, its rows and their edges are inserted at once on
 //!   two connections, each table's keys off and built after (the empty-store limit of
 //!   `loadgen bench`); the edges commit just before the content and the mark, and edges
@@ -31,7 +32,7 @@ use crate::write::sql;
 use tokio_postgres::Client;
 
 /// The staging tables, emptied by a fold or a restart.
-const TABLES: &str = "bulk_content, bulk_creators, bulk_communities, bulk_tags, bulk_fold";
+const TABLES: &str = "bulk_content, bulk_creators, bulk_communities, bulk_tags, bulk_fold, bulk_losers";
 
 /// Decides whether job `id` is staged: a job that is staged already stays so until folded;
 /// a new one (no unit done) is when it loads in bulk into an empty store and no other job is
@@ -180,15 +181,16 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
     tx.batch_execute(FOLD_MEMORY).await?;
     // The job's row is locked from here: no page lands in the staging tables until the end.
     // Creators and communities are merged on a connection of their own and committed apart,
-    // while a second one picks the content's winners into `bulk_fold` (committed: the edges
-    // are written from it on that connection) and merges the tags: the two take both cores
+    // while a second one ranks the content's staged versions into `bulk_losers` and
+    // `bulk_fold` (committed: the edges are written from them on that connection) and merges
+    // the tags: the two take both cores
     // (measured on 1M records: 3.5 + 2.0 s of entities against 4.6–5.3 + 1.0 s; the tags on
     // the entities' side left the winners' connection idle for 2–3 s). The entities' and
     // tags' merges take only newer versions or missing names, so a fold killed after them
     // leaves rows the next fold merges again to the same, as a page's upserts would.
     let mut helper = db::connect(url).await?;
     helper.batch_execute(&format!("set search_path = {q}; set jit = off")).await?;
-    let pick = format!("begin; {FOLD_MEMORY}; {}; {}; commit", sql::PICK_WINNERS.as_str(), sql::FOLD_TAGS);
+    let pick = format!("begin; {FOLD_MEMORY}; {}; {}; commit", sql::PICK_WINNERS, sql::FOLD_TAGS);
     let winners = helper.batch_execute(&pick);
     let (entities, winners) = tokio::join!(fold_entities(url, &q), winners);
     entities?;

@@ -426,7 +426,7 @@ pub const STAGE_TAGS: &str = "insert into bulk_tags select unnest($1::text[])";
 /// [`UPSERT_CREATORS`] merges (a row another run wrote meanwhile is replaced only by a
 /// newer version).
 ///
-/// The fold's sorts (here, [`FOLD_COMMUNITIES`], [`BULK_WINNERS`]) only group rows by key, so
+/// The fold's sorts (here, [`FOLD_COMMUNITIES`], [`PICK_WINNERS`]) only group rows by key, so
 /// they sort by external id first, in the "C" collation: the database's collation compares
 /// text with `strcoll` and leaves the sort no abbreviated keys, and the platform, a handful
 /// of values, made a poor first key. Equality is byte equality either way, so the groups
@@ -469,89 +469,110 @@ order by 1
 on conflict (name) do nothing
 ";
 
-/// The staged content folded per key, as the writer's fold does it for a page: the staged
-/// row (`t`, its `ctid` in `bulk_content`) of the newest live record, and the newest
-/// tombstone only where it is newer than that live record (ties by scan id, byte order).
+/// The staged content folded per key, as the writer's fold does it for a page, in one sort
+/// of the staged live records by key and version: the staged rows that lose (`t`, their
+/// `ctid` in `bulk_content`) into `bulk_losers`, and into `bulk_fold` each key whose newest
+/// tombstone wins, with its winning live row where it has one (`t`) and a fresh content id
+/// where it has none (ties by scan id, byte order). Every staged live row not in
+/// `bulk_losers` is then its key's winner, with the content id it drew when it was staged.
 ///
 /// Only keys, versions and row addresses are sorted (a fifth of the rows' width: the sort
-/// stays in memory), and each winner's wide columns are then fetched once by its address:
-/// sorting the whole staged rows spilled half a gigabyte to disk per million records.
-pub const BULK_WINNERS: &str = r#"
-with live as (
-    select distinct on (external_id collate "C", platform collate "C")
-           ctid as t, platform, external_id, source_updated_at, source_scan_id
+/// stays in memory): sorting the whole staged rows spilled half a gigabyte to disk per
+/// million records. The sequence is looked up once (a lookup per row cost 1.7 s per million
+/// rows). Tables, not temporary ones: the edges are written from them on a second
+/// connection; analyzed, so that the statements below hash them, not the staging table.
+pub const PICK_WINNERS: &str = r#"
+truncate bulk_fold, bulk_losers;
+with live as materialized (
+    select ctid as t, platform, external_id, source_updated_at, source_scan_id,
+           row_number() over (partition by external_id collate "C", platform collate "C"
+                              order by source_updated_at desc, source_scan_id desc) as rank
     from bulk_content where source_updated_at is not null
-    order by external_id collate "C", platform collate "C", source_updated_at desc, source_scan_id desc
+), lost as (
+    insert into bulk_losers select t from live where rank > 1
 ), tomb as (
     select distinct on (external_id collate "C", platform collate "C")
            platform, external_id, deleted_at, deleted_scan_id, removed_at
     from bulk_content where deleted_at is not null
     order by external_id collate "C", platform collate "C", deleted_at desc, deleted_scan_id desc
 )
-select l.t, coalesce(l.platform, t.platform) as platform, coalesce(l.external_id, t.external_id) as external_id,
-       case when x.newer then t.deleted_at end as deleted_at,
-       case when x.newer then t.deleted_scan_id end as deleted_scan_id,
-       case when x.newer then t.removed_at end as removed_at
-from live l
-full join tomb t on t.external_id collate "C" = l.external_id collate "C" and t.platform collate "C" = l.platform collate "C"
-cross join lateral (
-    select t.deleted_at is not null
-           and (l.source_updated_at is null
-                or (t.deleted_at, t.deleted_scan_id collate "C") > (l.source_updated_at, l.source_scan_id collate "C"))
-           as newer
-) x
+insert into bulk_fold
+select case when l.t is null then nextval((select pg_get_serial_sequence('content', 'id'))::regclass) end,
+       l.t, t.platform, t.external_id, t.deleted_at, t.deleted_scan_id, t.removed_at
+from tomb t
+left join (select * from live where rank = 1) l
+       on l.external_id collate "C" = t.external_id collate "C" and l.platform collate "C" = t.platform collate "C"
+where l.t is null
+   or (t.deleted_at, t.deleted_scan_id collate "C") > (l.source_updated_at, l.source_scan_id collate "C");
+analyze bulk_fold, bulk_losers
 "#;
 
-/// The fold's winners (`bulk_fold`, [`PICK_WINNERS`]) with their staged columns, in the
-/// staging table's column order: the rows the writer's own merge statements take, put in
-/// `stage_content`.
-pub const STAGE_BULK_WINNERS: &str = "
+/// Whether the staged row `b` is its key's winning live row ([`PICK_WINNERS`]): the
+/// condition of the fold's statements below.
+macro_rules! staged_winner {
+    () => {
+        "b.source_updated_at is not null and not exists (select 1 from bulk_losers l where l.t = b.ctid)"
+    };
+}
+
+/// The fold's winners ([`PICK_WINNERS`]) with their staged columns, in the staging table's
+/// column order: the rows the writer's own merge statements take, put in `stage_content`.
+pub const STAGE_BULK_WINNERS: &str = concat!(
+    "
 insert into stage_content
-select w.platform, w.external_id, b.source_updated_at, b.source_scan_id, b.url, b.caption,
+select b.platform, b.external_id, b.source_updated_at, b.source_scan_id, b.url, b.caption,
        b.view_count, b.like_count, b.comment_count, b.share_count, b.posted_at, b.metadata, b.extra,
        b.creator_external_id, b.community_external_id, b.tags, w.deleted_at, w.deleted_scan_id, w.removed_at
-from bulk_fold w left join bulk_content b on b.ctid = w.t
-";
+from bulk_content b left join bulk_fold w on w.t = b.ctid
+where ",
+    staged_winner!(),
+    "
+union all
+select w.platform, w.external_id, null, null, null, null, null, null, null, null, null, null, null,
+       null, null, null, w.deleted_at, w.deleted_scan_id, w.removed_at
+from bulk_fold w where w.t is null
+"
+);
 
-/// The fold's winners into `bulk_fold`: each winner of [`BULK_WINNERS`] with a fresh id, the
-/// sequence looked up once (a lookup per row cost 1.7 s per million rows), and analyzed, so
-/// that the statements below hash it rather than the wide staging table. A table, not a
-/// temporary one: the edges are written from it on a second connection.
-pub static PICK_WINNERS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "truncate bulk_fold;
-         insert into bulk_fold
-         select nextval((select pg_get_serial_sequence('content', 'id'))::regclass), w.*
-         from ({BULK_WINNERS}) w;
-         analyze bulk_fold"
-    )
-});
-
-/// Into an empty `content` (its keys off): every folded row (`bulk_fold`) with its staged
-/// columns (by address: the narrow `bulk_fold` is hashed, the staging table read once) and
-/// its creator's and community's ids by key, as the merges would leave it.
-pub const FOLD_INSERT_CONTENT: &str = "
+/// Into an empty `content` (its keys off): every winning staged row ([`PICK_WINNERS`]) with
+/// the id it drew, read in one pass over the staging table, and its creator's and
+/// community's ids by key; then each key that has only tombstones. As the merges would
+/// leave them.
+pub const FOLD_INSERT_CONTENT: &str = concat!(
+    "
 insert into content (id, platform, external_id, url, caption, creator_id, community_id,
     view_count, like_count, comment_count, share_count, posted_at, source_updated_at,
     source_scan_id, metadata, extra, deleted_at, deleted_scan_id, removed_at)
 overriding system value
-select f.id, f.platform, f.external_id, b.url, b.caption, cr.id, cm.id,
+select b.id, b.platform, b.external_id, b.url, b.caption, cr.id, cm.id,
        b.view_count, b.like_count, b.comment_count, b.share_count, b.posted_at, b.source_updated_at,
-       b.source_scan_id, b.metadata::jsonb, b.extra::jsonb, f.deleted_at, f.deleted_scan_id, f.removed_at
-from bulk_fold f
-left join bulk_content b on b.ctid = f.t
-left join creators cr on cr.platform = f.platform and cr.external_id = b.creator_external_id
-left join communities cm on cm.platform = f.platform and cm.external_id = b.community_external_id
-";
+       b.source_scan_id, b.metadata::jsonb, b.extra::jsonb, w.deleted_at, w.deleted_scan_id, w.removed_at
+from bulk_content b
+left join bulk_fold w on w.t = b.ctid
+left join creators cr on cr.platform = b.platform and cr.external_id = b.creator_external_id
+left join communities cm on cm.platform = b.platform and cm.external_id = b.community_external_id
+where ",
+    staged_winner!(),
+    "
+union all
+select w.id, w.platform, w.external_id, null, null, null, null, null, null, null, null, null, null,
+       null, null, null, w.deleted_at, w.deleted_scan_id, w.removed_at
+from bulk_fold w where w.t is null
+"
+);
 
-/// The edges of the folded rows that have a live record: its tags (a record's tags are a
-/// set already: the parser folds duplicates).
-pub const FOLD_INSERT_EDGES: &str = "
+/// The edges of the winning staged rows: their tags (a record's tags are a set already:
+/// the parser folds duplicates).
+pub const FOLD_INSERT_EDGES: &str = concat!(
+    "
 insert into content_tags (content_id, tag_id)
-select f.id, t.id
-from bulk_fold f join bulk_content b on b.ctid = f.t
+select b.id, t.id
+from bulk_content b
 cross join lateral unnest(b.tags) as n(name) join tags t on t.name = n.name
-";
+where ",
+    staged_winner!(),
+    "\n"
+);
 
 /// Edges whose content row does not exist: left by a fold killed after its edges were
 /// committed and before its content was (a foreign key, when on, forbids them).
