@@ -242,6 +242,27 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
                     .batch_execute(&format!("create index if not exists {name} on content_tags {columns}"))
                     .await?;
             }
+            // So is the edges' foreign key to `tags` (all the tags are in), while the content's
+            // keys are built: the end of the load would validate it after the one to
+            // `content`, on the same table, one core idle (measured: 0.35 s of a 1M load).
+            for (table, name, def) in crate::bulk::FOREIGN_KEYS
+                .iter()
+                .filter(|(t, _, d)| *t == "content_tags" && d.contains("references tags "))
+            {
+                let absent: bool = edges_tx
+                    .query_one(
+                        "select not exists (select 1 from pg_constraint
+                                            where conrelid = $1::text::regclass and conname = $2)",
+                        &[table, name],
+                    )
+                    .await?
+                    .get(0);
+                if absent {
+                    edges_tx
+                        .batch_execute(&format!("alter table {table} add constraint {name} {def}"))
+                        .await?;
+                }
+            }
             edges_tx.commit().await?;
             Ok::<_, Error>(n)
         };
