@@ -183,9 +183,9 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
     // Creators and communities are merged on a connection of their own and committed apart,
     // while a second one ranks the content's staged versions into `bulk_losers` and
     // `bulk_fold` (committed: the edges are written from them on that connection) and merges
-    // the tags: the two take both cores
-    // (measured on 1M records: 3.5 + 2.0 s of entities against 4.6–5.3 + 1.0 s; the tags on
-    // the entities' side left the winners' connection idle for 2–3 s). The entities' and
+    // the tags: the two take both cores (measured on 1M records: 3.5 + 2.0 s of entities
+    // against 4.6–5.3 + 1.0 s; the tags on the entities' side left the winners' connection
+    // idle for 2–3 s). The entities' and
     // tags' merges take only newer versions or missing names, so a fold killed after them
     // leaves rows the next fold merges again to the same, as a page's upserts would.
     let mut helper = db::connect(url).await?;
@@ -245,10 +245,9 @@ pub async fn fold(url: &str, schema: &str, id: i64) -> Result<Option<Folded>> {
             // So is the edges' foreign key to `tags` (all the tags are in), while the content's
             // keys are built: the end of the load would validate it after the one to
             // `content`, on the same table, one core idle (measured: 0.35 s of a 1M load).
-            for (table, name, def) in crate::bulk::FOREIGN_KEYS
-                .iter()
-                .filter(|(t, _, d)| *t == "content_tags" && d.contains("references tags "))
-            {
+            let key =
+                crate::bulk::FOREIGN_KEYS.iter().find(|(_, name, _)| *name == "content_tags_tag_id_fkey");
+            if let Some((table, name, def)) = key {
                 let absent: bool = edges_tx
                     .query_one(
                         "select not exists (select 1 from pg_constraint
