@@ -2,9 +2,10 @@
 //!
 //! After the first phase ([`FRESH_ROWS`]), creators, communities and tags are written in a
 //! short transaction of their own ([`UPSERT_CREATORS`], [`UPSERT_COMMUNITIES`],
-//! [`MERGE_TAGS`]); then, in the page's transaction, after the staging table is filled by
-//! COPY: content (live) → tag edges → content (tombstones). Content rows the store does not
-//! hold skip the merges: [`COPY_NEW_CONTENT`].
+//! [`MERGE_TAGS`]); then, in the page's transaction: content rows the store does not hold
+//! are COPYed in ([`COPY_NEW_CONTENT`]), rows it holds updated by id ([`UPDATE_CONTENT_LIVE`]
+//! → tag edges → [`UPDATE_CONTENT_TOMBSTONES`]), and absent rows merged after all go through
+//! the staging table, filled by COPY: content (live) → tag edges → content (tombstones).
 //! Stale rows are filtered out *before* each upsert: a guarded `ON CONFLICT … WHERE` that
 //! skips a row still locks it and writes WAL, so a replay would cost as much as a load.
 //!
@@ -19,15 +20,18 @@ use std::sync::LazyLock;
 /// every commit.
 /// Scan ids are `collate "C"` like their target columns: ties compare byte by byte, as the
 /// in-page fold in Rust does, whatever the database's default collation.
-/// `metadata` and `extra` are staged as text and cast to `jsonb` only for rows that change:
-/// a replay does not pay for parsing JSON it then throws away.
+/// `metadata` and `extra` are `jsonb`, as in `content`: only rows the first phase keeps are
+/// staged, and those are written (a replay stages nothing); and a new row's COPY into
+/// `content` shares their encoding. (The table of releases before that, `stage_content`,
+/// had them as `text`: a new name, so that a session a pooler kept from an older release
+/// never receives `jsonb` into its `text` columns.)
 pub const CREATE_STAGING: &str = r#"
-create temp table if not exists stage_content (
+create temp table if not exists stage_rows (
     platform text, external_id text,
     source_updated_at timestamptz, source_scan_id text collate "C",
     url text, caption text,
     view_count numeric, like_count numeric, comment_count numeric, share_count numeric,
-    posted_at timestamptz, metadata text, extra text,
+    posted_at timestamptz, metadata jsonb, extra jsonb,
     creator_external_id text, community_external_id text, tags text[],
     deleted_at timestamptz, deleted_scan_id text collate "C", removed_at timestamptz
 ) on commit delete rows;
@@ -39,19 +43,20 @@ create temp table if not exists stage_edges (
 ) on commit delete rows;
 "#;
 
-/// COPY targets, column order matching the writer's encoding.
+/// COPY targets, column order matching the writer's encoding, in binary
+/// ([`crate::write::copy`]).
 /// COPY into the content staging table. The columns up to `extra` are also the tail of a
 /// row in [`COPY_NEW_CONTENT`]: a row's payload up to there is sent to either.
-pub const COPY_CONTENT: &str = "copy stage_content (platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, creator_external_id, community_external_id, tags, deleted_at, deleted_scan_id, removed_at) from stdin";
+pub const COPY_CONTENT: &str = "copy stage_rows (platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra, creator_external_id, community_external_id, tags, deleted_at, deleted_scan_id, removed_at) from stdin with (format binary)";
 
 /// Content rows the first phase found absent, COPYed straight into `content` with the ids
 /// resolved by [`ENTITY_IDS`] and the tombstone already applied: no staging, no upsert.
 /// A row another session inserted since fails the COPY on the unique key, and the page is
 /// merged instead.
-pub const COPY_NEW_CONTENT: &str = "copy content (id, creator_id, community_id, deleted_at, deleted_scan_id, removed_at, platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra) from stdin";
+pub const COPY_NEW_CONTENT: &str = "copy content (id, creator_id, community_id, deleted_at, deleted_scan_id, removed_at, platform, external_id, source_updated_at, source_scan_id, url, caption, view_count, like_count, comment_count, share_count, posted_at, metadata, extra) from stdin with (format binary)";
 
 /// The tag edges of the rows of [`COPY_NEW_CONTENT`]: new content ids, so no edge exists.
-pub const COPY_NEW_EDGES: &str = "copy content_tags (content_id, tag_id) from stdin";
+pub const COPY_NEW_EDGES: &str = "copy content_tags (content_id, tag_id) from stdin with (format binary)";
 
 /// The table a row of [`ENTITY_IDS`] answers for: its first column. The statement is built
 /// from these values, so the tags the writer reads and the SQL can never disagree.
@@ -128,10 +133,10 @@ impl FreshTable {
 /// The rows of a page that may change the store, and the ids the page's new content rows
 /// need, as ([`FreshTable`], 0-based index, id, changes) rows.
 ///
-/// [`FreshTable::Content`] is content the store holds and may change, [`FreshTable::Absent`]
-/// content it does not hold, with a fresh id from the sequence named `$16` for each ($1
-/// platform, $2 external id, $3/$4 live version, $5/$6 tombstone version; text, NULL where
-/// the row has none). Creators ($7–$10: platform, external id, version) and communities
+/// [`FreshTable::Content`] is content the store holds and may change, with its id,
+/// [`FreshTable::Absent`] content it does not hold, with a fresh id from the sequence named
+/// `$16` for each ($1 platform, $2 external id, $3/$4 live version, $5/$6 tombstone version;
+/// text, NULL where the row has none). Creators ($7–$10: platform, external id, version) and communities
 /// ($11–$14) list every row asked about, with its id if the store holds it and whether the
 /// page's version is newer (or the row absent); tags ($15: names) likewise, changing where
 /// absent.
@@ -141,12 +146,13 @@ impl FreshTable {
 /// [`MERGE_CONTENT_LIVE`] and [`MERGE_CONTENT_TOMBSTONES`]; for creators and communities
 /// the upserts' version guards; for tags [`MERGE_TAGS`]). Scan ids compare byte-wise, as
 /// everywhere. A new content row's id is taken here, in the same probe that found it
-/// absent; if the row is merged after all, its id is a gap in the sequence.
+/// absent (`coalesce` takes it only then); if the row is merged after all, its id is a gap
+/// in the sequence. A row the store holds is then updated by its id ([`UPDATE_CONTENT_LIVE`]).
 pub static FRESH_ROWS: LazyLock<String> = LazyLock::new(|| {
     format!(
         r#"
 select case when e.id is null then {absent} else {content} end, s.ord - 1,
-       case when e.id is null then nextval($16::text::regclass) end, true
+       coalesce(e.id, nextval($16::text::regclass)), true
 from unnest($1::text[], $2::text[], $3::text[]::timestamptz[], $4::text[],
             $5::text[]::timestamptz[], $6::text[])
      with ordinality as s(platform, external_id, live_at, live_scan, tomb_at, tomb_scan, ord)
@@ -258,7 +264,7 @@ with incoming as (
             where cr.platform = s.platform and cr.external_id = s.creator_external_id) as creator_id,
            (select cm.id from communities cm
             where cm.platform = s.platform and cm.external_id = s.community_external_id) as community_id
-    from stage_content s
+    from stage_rows s
     left join content e on e.platform = s.platform and e.external_id = s.external_id
     -- A row comparison with a NULL member is NULL, neither true nor false: a row that holds
     -- only a tombstone (no live version yet) is tested for explicitly, or it could never take
@@ -272,7 +278,7 @@ with incoming as (
         source_updated_at, source_scan_id, metadata, extra, synced_at)
     select platform, external_id, url, caption, creator_id, community_id,
         view_count, like_count, comment_count, share_count, posted_at,
-        source_updated_at, source_scan_id, metadata::jsonb, extra::jsonb, now()
+        source_updated_at, source_scan_id, metadata, extra, now()
     from incoming
     order by platform, external_id
     on conflict (platform, external_id) do update set
@@ -312,7 +318,7 @@ pub const STAGE_EDGES: &str = "
 insert into stage_edges (content_id, tag_id, inserted)
 select w.content_id, t.id, w.inserted
 from stage_winners w
-join stage_content s on s.platform = w.platform and s.external_id = w.external_id
+join stage_rows s on s.platform = w.platform and s.external_id = w.external_id
 cross join lateral unnest(s.tags) as n(name)
 join tags t on t.name = n.name
 ";
@@ -352,7 +358,7 @@ on conflict do nothing
 pub const MERGE_CONTENT_TOMBSTONES: &str = "
 insert into content as c (platform, external_id, deleted_at, deleted_scan_id, removed_at, synced_at)
 select s.platform, s.external_id, s.deleted_at, s.deleted_scan_id, s.removed_at, now()
-from stage_content s
+from stage_rows s
 left join content e on e.platform = s.platform and e.external_id = s.external_id
 where s.deleted_at is not null
   -- NULLs again: a missing live version compares as the oldest possible ('-infinity', ''),
@@ -371,6 +377,91 @@ where (excluded.deleted_at, excluded.deleted_scan_id)
   and (c.deleted_at is null or (excluded.deleted_at, excluded.deleted_scan_id) > (c.deleted_at, c.deleted_scan_id))
 returning (c.removed_at is not null)
 ";
+
+/// Live values of content rows the store holds, by the id the first phase found them under
+/// ([`FRESH_ROWS`]), with the creator's and community's ids the writer holds: the merge of
+/// [`MERGE_CONTENT_LIVE`] without its key lookups (the row by its key, its creator and
+/// community by subqueries) and without a speculative insert. The same rule: a row takes the
+/// page's record only if it is a newer live version, and a tombstone on it survives only
+/// while newer. Returns the id of each row it changed, for the edges. (An id never changes,
+/// and no content row is ever deleted.)
+///
+/// The rows come as arrays, sorted by id, so the plan is a probe of the primary key per
+/// row, taken in id order by every writer; and no staging table is touched: a transaction
+/// that touched one pays at its commit for emptying them all (measured: 2–14 ms a commit).
+/// ($1 ids, $2 creator ids, $3 community ids, $4 `updatedAt`, $5 scan ids, $6 url, $7
+/// caption, $8–$11 counts, $12 posted at, $13 metadata, $14 extra.)
+pub const UPDATE_CONTENT_LIVE: &str = r#"
+update content c set
+    url = s.url,
+    caption = s.caption,
+    creator_id = s.creator_id,
+    community_id = s.community_id,
+    view_count = s.view_count::numeric,
+    like_count = s.like_count::numeric,
+    comment_count = s.comment_count::numeric,
+    share_count = s.share_count::numeric,
+    posted_at = s.posted_at,
+    source_updated_at = s.at,
+    source_scan_id = s.scan,
+    metadata = s.metadata::jsonb,
+    extra = s.extra::jsonb,
+    synced_at = now(),
+    deleted_at = case when (c.deleted_at, c.deleted_scan_id) > (s.at, s.scan collate "C")
+                      then c.deleted_at end,
+    deleted_scan_id = case when (c.deleted_at, c.deleted_scan_id) > (s.at, s.scan collate "C")
+                           then c.deleted_scan_id end,
+    removed_at = case when (c.deleted_at, c.deleted_scan_id) > (s.at, s.scan collate "C")
+                      then c.removed_at end
+from unnest($1::int8[], $2::int8[], $3::int8[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::text[])
+     as s(id, creator_id, community_id, at, scan, url, caption, view_count, like_count, comment_count,
+          share_count, posted_at, metadata, extra)
+where c.id = s.id
+  and s.at is not null
+  and (c.source_updated_at is null or (c.source_updated_at, c.source_scan_id) < (s.at, s.scan collate "C"))
+returning c.id
+"#;
+
+/// Tag edges of the rows [`UPDATE_CONTENT_LIVE`] changed ($1) that their records no longer
+/// have ($2/$3: the page's edges of those rows, content id and tag id). A statement of its
+/// own after the update, as [`DELETE_STALE_EDGES`] is: it sees the edges another writer
+/// committed while the update waited for the row's lock.
+pub const DELETE_STALE_EDGES_BY_ID: &str = "
+delete from content_tags ct
+where ct.content_id = any($1::int8[])
+  and (ct.content_id, ct.tag_id) not in (select * from unnest($2::int8[], $3::int8[]))
+";
+
+/// The edges of the rows [`UPDATE_CONTENT_LIVE`] changed ($1) that are missing ($2/$3 as in
+/// [`DELETE_STALE_EDGES_BY_ID`]). No `ON CONFLICT`: every writer changes a content row's
+/// edges only while it holds the row's lock (an update, an upsert, or a row it inserts under
+/// a fresh id), and this transaction holds it, so no edge of these rows appears meanwhile.
+pub const INSERT_EDGES_BY_ID: &str = "
+insert into content_tags (content_id, tag_id)
+select e.content_id, e.tag_id
+from unnest($2::int8[], $3::int8[]) as e(content_id, tag_id)
+where e.content_id = any($1::int8[])
+  and not exists (select 1 from content_tags ct where ct.content_id = e.content_id and ct.tag_id = e.tag_id)
+order by 1, 2
+";
+
+/// Tombstones of content rows the store holds, by id: [`MERGE_CONTENT_TOMBSTONES`]'s rule
+/// without its key lookup and speculative insert ($1 ids, $2 the tombstones' instants, $3
+/// their scan ids, $4 when the source removed the item). Returns, per row it changed,
+/// whether a removal did.
+pub const UPDATE_CONTENT_TOMBSTONES: &str = r#"
+update content c set
+    deleted_at = s.at,
+    deleted_scan_id = s.scan,
+    removed_at = s.removed_at,
+    synced_at = now()
+from unnest($1::int8[], $2::timestamptz[], $3::text[], $4::timestamptz[]) as s(id, at, scan, removed_at)
+where c.id = s.id
+  and (s.at, s.scan collate "C") > (coalesce(c.source_updated_at, '-infinity'), coalesce(c.source_scan_id, ''))
+  and (c.deleted_at is null or (s.at, s.scan collate "C") > (c.deleted_at, c.deleted_scan_id))
+returning (c.removed_at is not null)
+"#;
 
 /// Quarantine: one row per (reason, raw record); seen again, nothing is added.
 pub const INSERT_QUARANTINE: &str = "
@@ -399,7 +490,7 @@ pub const STAGED_JOB_OPEN: &str =
 /// The staged first load (docs/backfill.md): a page's content rows COPYed as they are
 /// encoded for the writer's staging table, into the unlogged, unindexed `bulk_content`.
 pub static COPY_BULK_CONTENT: LazyLock<String> =
-    LazyLock::new(|| COPY_CONTENT.replacen("copy stage_content", "copy bulk_content", 1));
+    LazyLock::new(|| COPY_CONTENT.replacen("copy stage_rows", "copy bulk_content", 1));
 
 /// A page's creators, as [`UPSERT_CREATORS`] takes them, appended to `bulk_creators`.
 pub const STAGE_CREATORS: &str = "
@@ -516,13 +607,14 @@ macro_rules! staged_winner {
 }
 
 /// The fold's winners ([`PICK_WINNERS`]) with their staged columns, in the staging table's
-/// column order: the rows the writer's own merge statements take, put in `stage_content`.
+/// column order: the rows the writer's own merge statements take, put in `stage_rows`.
 pub const STAGE_BULK_WINNERS: &str = concat!(
     "
-insert into stage_content
+insert into stage_rows
 select b.platform, b.external_id, b.source_updated_at, b.source_scan_id, b.url, b.caption,
-       b.view_count, b.like_count, b.comment_count, b.share_count, b.posted_at, b.metadata, b.extra,
-       b.creator_external_id, b.community_external_id, b.tags, w.deleted_at, w.deleted_scan_id, w.removed_at
+       b.view_count, b.like_count, b.comment_count, b.share_count, b.posted_at, b.metadata::jsonb,
+       b.extra::jsonb, b.creator_external_id, b.community_external_id, b.tags, w.deleted_at,
+       w.deleted_scan_id, w.removed_at
 from bulk_content b left join bulk_fold w on w.t = b.ctid
 where ",
     staged_winner!(),
@@ -590,8 +682,7 @@ pub const DELETE_ORPHAN_EDGES: &str =
 /// which may come from outside the range compared), for a live row every column the writer
 /// writes, its creator's and community's keys, and its tags as a sorted set. They are
 /// compared as typed values, one row value against the other (`is not distinct from`): the
-/// staged text is cast to the columns' types first, so numbers, instants and `jsonb` compare
-/// as values. (Hashing both sides' text, `md5(row(…)::text)`, found the same and cost a
+/// staging table has the columns' types, so numbers, instants and `jsonb` compare as values. (Hashing both sides' text, `md5(row(…)::text)`, found the same and cost a
 /// quarter more: measured 66 ms against 49 ms a page of 2000 rows.) A row's tag names are
 /// looked up one index probe each: as a join, the planner hash-joined the whole `tags` table
 /// for every row (measured: 1.3 ms a row at 10k tags, 3.4 s a page of 2000).
@@ -606,7 +697,7 @@ select platform, external_id, verdict from (
                case when row(s.deleted_at, s.deleted_scan_id, s.removed_at)
                          is not distinct from row(c.deleted_at, c.deleted_scan_id, c.removed_at) then 1 else 2 end
              when row(s.url, s.caption, s.view_count, s.like_count, s.comment_count, s.share_count,
-                          s.posted_at, s.metadata::jsonb, s.extra::jsonb, s.creator_external_id,
+                          s.posted_at, s.metadata, s.extra, s.creator_external_id,
                           s.community_external_id,
                           array(select distinct n from unnest(s.tags) n order by 1))
                 is not distinct from row(c.url, c.caption, c.view_count, c.like_count, c.comment_count, c.share_count,
@@ -621,7 +712,7 @@ select platform, external_id, verdict from (
     from (select st.*,
                  coalesce(st.deleted_at, st.source_updated_at) as v_at,
                  case when st.deleted_at is not null then st.deleted_scan_id else st.source_scan_id end as v_scan
-          from stage_content st) s
+          from stage_rows st) s
     -- One index probe per staged row (`limit 1` keeps the subquery from being flattened):
     -- as a join, the planner, which has no statistics for the staging table, hash-joined
     -- the whole content table and spilled it to disk on every page (measured at 632k rows).

@@ -4,6 +4,7 @@
 mod backfill_jobs;
 mod bulk;
 mod claims;
+mod copy_binary;
 mod demo;
 mod deploy;
 mod differential;

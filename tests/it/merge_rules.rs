@@ -408,3 +408,91 @@ async fn new_rows_reference_a_creator_and_tag_another_session_inserted_meanwhile
         "both rows reference the other session's creator and tag"
     );
 }
+
+/// Each content row's caption, its scan id and its tags, as `p1: v2 (s2) [a,b]`.
+async fn rows_with_tags(db: &TestDb) -> Vec<String> {
+    column(
+        &db.client().await,
+        "select c.external_id || ': ' || c.caption || ' (' || c.source_scan_id || ') ['
+                || coalesce(string_agg(t.name, ',' order by t.name), '') || ']'
+         from scansync.content c left join scansync.content_tags ct on ct.content_id = c.id
+         left join scansync.tags t on t.id = ct.tag_id
+         group by c.external_id, c.caption, c.source_scan_id order by 1",
+    )
+    .await
+}
+
+/// A store holding p1 (version s1, tag "old"), and a writer with a page of p1's newer
+/// version s3 (tags "a" and "b").
+async fn p1_held_and_a_newer_page(
+    db: &TestDb,
+) -> (scansync::write::postgres::PgWriter, scansync::write::postgres::PgPage) {
+    use scansync::write::PageWriter;
+
+    let (mut writer, first) =
+        writer_and_page(db, vec![version("p1", "s1", "2026-01-10T00:00:01Z", "one", &["old"], "h0")]).await;
+    writer.write(&first).await.expect("the first page");
+    let (_, second) =
+        writer_and_page(db, vec![version("p1", "s3", "2026-01-10T00:00:03Z", "three", &["a", "b"], "h0")])
+            .await;
+    (writer, second)
+}
+
+/// In `tx` (held open by the caller), moves p1 to version (`at`, `scan`) with one tag,
+/// "theirs", in place of its edges.
+async fn move_p1(tx: &tokio_postgres::Transaction<'_>, at: &str, scan: &str) {
+    tx.execute(
+        "update scansync.content set caption = 'theirs', source_updated_at = $1::text::timestamptz,
+                source_scan_id = $2
+         where external_id = 'p1'",
+        &[&at, &scan],
+    )
+    .await
+    .unwrap();
+    tx.batch_execute(
+        "insert into scansync.tags (name) values ('theirs');
+         delete from scansync.content_tags where content_id = (select id from scansync.content where external_id = 'p1');
+         insert into scansync.content_tags
+           select c.id, t.id from scansync.content c, scansync.tags t where c.external_id = 'p1' and t.name = 'theirs'",
+    )
+    .await
+    .unwrap();
+}
+
+/// A row the store holds is updated by the id the first phase found it under. When another
+/// session moves it to a version newer than the page's meanwhile, the update waits for that
+/// session's lock, then leaves the row, and its edges, to the newer version.
+#[tokio::test]
+async fn a_row_another_session_made_newer_meanwhile_keeps_that_version_and_its_edges() {
+    use scansync::write::PageWriter;
+
+    let db = TestDb::new().await;
+    let (mut writer, page) = p1_held_and_a_newer_page(&db).await;
+    // The page's first phase does not see the other session's change: it finds p1 older
+    // than the page's version.
+    let mut other = db.client().await;
+    let tx = other.transaction().await.unwrap();
+    move_p1(&tx, "2026-01-10T00:00:04Z", "s4").await;
+    let (written, ()) = tokio::join!(writer.write(&page), commit_once_waited_on(&db, tx, "%content%"));
+    let stats = written.expect("the page is written");
+    assert_eq!((stats.content, stats.content_tags), (0, 0), "the page changed nothing");
+    assert_eq!(rows_with_tags(&db).await, ["p1: theirs (s4) [theirs]"]);
+}
+
+/// As above, but the other session's version is older than the page's: once its lock is
+/// released the page's update goes ahead, and its edges replace the ones the other session
+/// committed while the update waited (each edge statement sees what committed before it).
+#[tokio::test]
+async fn a_row_another_session_changed_meanwhile_to_an_older_version_takes_the_pages_version_and_edges() {
+    use scansync::write::PageWriter;
+
+    let db = TestDb::new().await;
+    let (mut writer, page) = p1_held_and_a_newer_page(&db).await;
+    let mut other = db.client().await;
+    let tx = other.transaction().await.unwrap();
+    move_p1(&tx, "2026-01-10T00:00:02Z", "s2").await;
+    let (written, ()) = tokio::join!(writer.write(&page), commit_once_waited_on(&db, tx, "%content%"));
+    let stats = written.expect("the page is written");
+    assert_eq!((stats.content, stats.content_tags), (1, 3), "p1 updated: one edge removed, two added");
+    assert_eq!(rows_with_tags(&db).await, ["p1: three (s3) [a,b]"]);
+}

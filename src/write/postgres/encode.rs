@@ -3,6 +3,7 @@
 //! phase has said which rows it needs: [`PgPage::payload`]), and what a new row needs to skip
 //! the merges.
 
+use crate::parse::time::Timestamp;
 use crate::parse::Record;
 pub(super) use crate::write::batch::Batch;
 use crate::write::batch::Version;
@@ -56,11 +57,13 @@ pub struct KeyedRows {
     pub(super) external_id: Vec<String>,
     pub(super) at: Vec<Option<String>>,
     pub(super) scan: Vec<Option<String>>,
-    /// Content only: the tombstone's version (NULL where the row has none).
+    /// Content only: the tombstone's version (NULL where the row has none), as text for the
+    /// first phase and as an instant for COPY.
     pub(super) tomb_at: Vec<Option<String>>,
     pub(super) tomb_scan: Vec<Option<String>>,
+    pub(super) tomb_instant: Vec<Option<Timestamp>>,
     /// Content only: when the source removed the item, where the tombstone is a removal.
-    pub(super) removed_at: Vec<Option<String>>,
+    pub(super) removed_at: Vec<Option<Timestamp>>,
     /// Creators and communities: each row's version, for the writer's [`Known`] versions.
     pub(super) versions: Vec<Version>,
     /// Creators: handle, display name, follower count; communities: name (and two empty).
@@ -137,6 +140,7 @@ impl Keyed {
             scan: Vec::with_capacity(n),
             tomb_at: Vec::with_capacity(n),
             tomb_scan: Vec::with_capacity(n),
+            tomb_instant: Vec::new(),
             removed_at: Vec::new(),
             versions: Vec::new(),
             own: Default::default(),
@@ -268,21 +272,22 @@ fn encode_with(batch: &Batch, mode: Mode<'_>) -> (Encoded, Vec<Option<u32>>) {
     };
     let mut ct = Keyed::with_capacity(if staged { 0 } else { batch.content.len() });
     let mut live_ix = Vec::with_capacity(if let Mode::Keys(_) = mode { batch.content.len() } else { 0 });
+    // A staged page's metadata goes to `bulk_content`'s text columns (cast to `jsonb` by the
+    // fold, for its winners only); every other payload's to `jsonb` columns.
+    let meta = if staged { Meta::Text } else { Meta::Jsonb };
     for ((platform, ext), f) in &batch.content {
-        let live_at = f.live.as_ref().map(|r| r.updated_at.to_pg());
-        let tomb_at = f.tomb.as_ref().map(|v| v.at.to_pg());
-        let removed_at = f.tomb.as_ref().and(f.removed_at).map(|t| t.to_pg());
+        let removed_at = f.tomb.as_ref().and(f.removed_at);
         let encode_payload = |ct: &mut Keyed| {
             let mid = payload_row(
                 &mut ct.buf,
                 PayloadRow {
                     platform,
                     external_id: ext,
-                    live_at: live_at.as_deref(),
                     live: f.live,
-                    tomb: tomb_at.as_deref().zip(f.tomb.as_ref().map(|v| v.scan_id.as_str())),
-                    removed_at: removed_at.as_deref(),
+                    tomb: f.tomb.as_ref().map(|v| (v.at, v.scan_id.as_str())),
+                    removed_at,
                 },
+                meta,
             );
             ct.rows.new.mids.push(mid);
             ct.end_row();
@@ -294,9 +299,10 @@ fn encode_with(batch: &Batch, mode: Mode<'_>) -> (Encoded, Vec<Option<u32>>) {
         ct.key(
             platform,
             ext,
-            live_at.clone().zip(f.live.as_ref().map(|r| r.scan_id.as_str())),
-            tomb_at.clone().zip(f.tomb.as_ref().map(|v| v.scan_id.as_str())),
+            f.live.as_ref().map(|r| (r.updated_at.to_pg(), r.scan_id.as_str())),
+            f.tomb.as_ref().map(|v| (v.at.to_pg(), v.scan_id.as_str())),
         );
+        ct.rows.tomb_instant.push(f.tomb.as_ref().map(|v| v.at));
         match mode {
             Mode::Keys(records) => live_ix.push(f.live.map(|r| index_in(records, r))),
             _ => encode_payload(&mut ct),
@@ -350,33 +356,54 @@ fn index_in(records: &[Record], r: &Record) -> u32 {
 struct PayloadRow<'a> {
     platform: &'a str,
     external_id: &'a str,
-    /// The live record's instant (PostgreSQL text form), and the record.
-    live_at: Option<&'a str>,
+    /// The live record.
     live: Option<&'a Record>,
     /// The tombstone's instant and scan id.
-    tomb: Option<(&'a str, &'a str)>,
-    removed_at: Option<&'a str>,
+    tomb: Option<(Timestamp, &'a str)>,
+    removed_at: Option<Timestamp>,
 }
 
-/// Encodes one content row's fields for [`COPY_CONTENT`](crate::write::sql::COPY_CONTENT) (the
-/// caller ends the row); returns where its part shared with a new row's COPY ends (after
-/// `extra`).
-fn payload_row(b: &mut CopyBuf, row: PayloadRow<'_>) -> usize {
+/// How a payload's `metadata` and `extra` are typed: as its table's columns are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Meta {
+    /// `jsonb`: the writer's staging table and `content` (a new row's COPY shares the
+    /// fields).
+    Jsonb,
+    /// `text`: a staged load's `bulk_content`, cast by the fold for the winners only.
+    Text,
+}
+
+/// The fields of a row of [`COPY_CONTENT`](crate::write::sql::COPY_CONTENT).
+const PAYLOAD_FIELDS: u16 = 19;
+
+/// Encodes one content row for [`COPY_CONTENT`](crate::write::sql::COPY_CONTENT) (the caller
+/// ends the row); returns where its part shared with a new row's COPY ends (after `extra`).
+/// That part starts after the row's field count ([`Payload::head`]).
+fn payload_row(b: &mut CopyBuf, row: PayloadRow<'_>, meta: Meta) -> usize {
+    b.begin_row(PAYLOAD_FIELDS);
     b.text(row.platform);
     b.text(row.external_id);
     // The columns shared with a new row's COPY, then those only staging has.
     match row.live {
         Some(r) => {
-            b.opt(row.live_at);
+            b.instant(Some(r.updated_at));
             b.text(&r.scan_id);
             b.opt(r.url.as_deref());
             b.opt(r.caption.as_deref());
             for s in &r.stats {
-                b.opt(s.as_deref());
+                b.numeric(s.as_deref());
             }
-            b.opt(r.posted_at.map(|t| t.to_pg()).as_deref());
-            b.opt(r.metadata.as_deref());
-            b.opt(r.extra.as_deref());
+            b.instant(r.posted_at);
+            match meta {
+                Meta::Jsonb => {
+                    b.jsonb(r.metadata.as_deref());
+                    b.jsonb(r.extra.as_deref());
+                }
+                Meta::Text => {
+                    b.opt(r.metadata.as_deref());
+                    b.opt(r.extra.as_deref());
+                }
+            }
         }
         None => (0..11).for_each(|_| b.null()),
     }
@@ -389,17 +416,9 @@ fn payload_row(b: &mut CopyBuf, row: PayloadRow<'_>) -> usize {
         }
         None => (0..3).for_each(|_| b.null()),
     }
-    match row.tomb {
-        Some((at, scan)) => {
-            b.text(at);
-            b.text(scan);
-        }
-        None => {
-            b.null();
-            b.null();
-        }
-    }
-    b.opt(row.removed_at);
+    b.instant(row.tomb.map(|(at, _)| at));
+    b.opt(row.tomb.map(|(_, scan)| scan));
+    b.instant(row.removed_at);
     mid
 }
 
@@ -446,10 +465,11 @@ impl<'a> Payload<'a> {
         (j, if j == 0 { 0 } else { self.ends[j - 1] })
     }
 
-    /// Row `i`'s bytes up to the end of its part shared with a new row's COPY.
+    /// Row `i`'s fields up to the end of its part shared with a new row's COPY (without the
+    /// row's field count).
     pub(super) fn head(&self, i: usize) -> &[u8] {
         let (j, start) = self.locate(i);
-        &self.data[start..self.mids[j]]
+        &self.data[start + 2..self.mids[j]]
     }
 
     /// The COPY payload of the rows at `keep` (ascending page indexes), or `None` for none.
@@ -491,11 +511,11 @@ impl PgPage {
                 PayloadRow {
                     platform: &c.platform[i],
                     external_id: &c.external_id[i],
-                    live_at: c.at[i].as_deref(),
                     live: pending.live[i].map(|r| &pending.records[r as usize]),
-                    tomb: c.tomb_at[i].as_deref().zip(c.tomb_scan[i].as_deref()),
-                    removed_at: c.removed_at[i].as_deref(),
+                    tomb: c.tomb_instant[i].zip(c.tomb_scan[i].as_deref()),
+                    removed_at: c.removed_at[i],
                 },
+                Meta::Jsonb,
             );
             buf.end_row();
             mids.push(mid);
@@ -556,9 +576,15 @@ mod tests {
     fn a_page_whose_payload_is_left_to_its_writer_encodes_any_of_its_rows_as_a_page_encoded_whole() {
         let sink = super::super::PgSink::new("postgres://localhost/x", "scansync", None).unwrap();
         let page = sample_page();
-        let whole = sink.prepare(&page);
+        let whole = PgPage::of_batch(&Batch::fold(&page.records));
+        let kept = sink.prepare(&page);
         let left = sink.prepare_owned(page);
-        assert!(whole.pending.is_none() && left.pending.is_some());
+        assert!(whole.pending.is_none() && left.pending.is_some() && kept.pending.is_some());
+        assert_eq!(
+            kept.whole_payload(),
+            whole.whole_payload(),
+            "a page the caller keeps keeps its records too"
+        );
         let (w, l) = (whole.content.as_ref().unwrap(), left.content.as_ref().unwrap());
         assert!(l.data.is_empty(), "nothing of the payload is encoded before the writer asks");
         assert_eq!(
@@ -591,7 +617,19 @@ mod tests {
         let (w, s) = (whole.content.as_ref().unwrap(), staged.content.as_ref().unwrap());
         assert_eq!(s.len(), w.len());
         assert!(s.platform.is_empty() && s.new.hashes.is_empty(), "no content keys are built");
-        assert_eq!(staged.whole_payload(), whole.whole_payload());
+        // Field for field the same rows, but `metadata` and `extra` (fields 11 and 12) typed
+        // `text` for `bulk_content`: `jsonb`'s binary form is a version byte and the text.
+        let (s, w) = (rows(&staged.whole_payload().unwrap()), rows(&whole.whole_payload().unwrap()));
+        assert_eq!(s.len(), w.len());
+        for (s, w) in s.iter().zip(&w) {
+            let as_jsonb = |f: &Option<Vec<u8>>| f.as_ref().map(|t| [&[1u8][..], t].concat());
+            let s: Vec<_> = s
+                .iter()
+                .enumerate()
+                .map(|(i, f)| if i == 11 || i == 12 { as_jsonb(f) } else { f.clone() })
+                .collect();
+            assert_eq!(&s, w);
+        }
         for (s, w) in [(&staged.creators, &whole.creators), (&staged.communities, &whole.communities)] {
             let (s, w) = (s.as_ref().unwrap(), w.as_ref().unwrap());
             assert_eq!(
@@ -604,18 +642,44 @@ mod tests {
         assert_eq!(staged.q_raw, whole.q_raw);
     }
 
+    /// A binary COPY payload's rows, field by field (`None`: NULL).
+    fn rows(mut b: &[u8]) -> Vec<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::new();
+        let take = |b: &mut &[u8], n: usize| {
+            let (head, rest) = b.split_at(n);
+            *b = rest;
+            head.to_vec()
+        };
+        while !b.is_empty() {
+            let n = u16::from_be_bytes(take(&mut b, 2).try_into().unwrap());
+            let row = (0..n)
+                .map(|_| {
+                    let len = i32::from_be_bytes(take(&mut b, 4).try_into().unwrap());
+                    (len >= 0).then(|| take(&mut b, len as usize))
+                })
+                .collect();
+            out.push(row);
+        }
+        out
+    }
+
     #[test]
     fn selected_rows_are_the_kept_rows_bytes_in_order() {
         let mut k = Keyed::with_capacity(3);
         for id in ["a", "bb", "ccc"] {
             k.key("x", id, None, None);
+            k.buf.begin_row(1);
             k.buf.text(id);
+            k.rows.new.mids.push(k.buf.len());
             k.end_row();
         }
         let rows = &k.finish().unwrap();
         let whole = Payload::whole(rows);
-        assert_eq!(whole.select(&[0, 2]).as_deref(), Some(&b"a\nccc\n"[..]));
+        let (a, bb, ccc) =
+            (&b"\0\x01\0\0\0\x01a"[..], &b"\0\x01\0\0\0\x02bb"[..], &b"\0\x01\0\0\0\x03ccc"[..]);
+        assert_eq!(whole.select(&[0, 2]).as_deref(), Some(&[a, ccc].concat()[..]));
         assert_eq!(whole.select(&[]), None);
-        assert_eq!(whole.select(&[0, 1, 2]).as_deref(), Some(&b"a\nbb\nccc\n"[..]));
+        assert_eq!(whole.select(&[0, 1, 2]).as_deref(), Some(&[a, bb, ccc].concat()[..]));
+        assert_eq!(whole.head(1), &bb[2..], "a row's head starts after its field count");
     }
 }

@@ -9,12 +9,15 @@ use crate::write::WriteStats;
 use bytes::Bytes;
 use tokio_postgres::Client;
 
-/// What of a page may change the store: COPY payloads of the rows newer than the store's
-/// (or not in it), and the tags it lacks; and the ids its new content rows need.
+/// What of a page may change the store: its content rows newer than the store's (or not in
+/// it), the creators and communities newer than the store's, and the tags it lacks; and the
+/// ids its content rows need.
 ///
-/// Content rows the store does not hold at all (`absent`) can skip staging and the upsert
-/// ([`new_rows`]); `content` holds the payload of the others, built by
-/// [`Fresh::merge_absent`] once the page knows which absent rows it must merge after all.
+/// Content rows the store does not hold at all (`absent`) are COPYed in ([`new_rows`]), rows
+/// it holds (`updates`) updated by their id ([`updates`]): neither is staged or upserted.
+/// Only absent rows the page must merge after all (another writer of the process holds the
+/// key, or inserted it meanwhile) are: `content` holds their payload, built by
+/// [`Fresh::merge_absent`].
 #[derive(Debug, Default)]
 pub(super) struct Fresh {
     /// Indexes of the creators and communities newer than the store's (ascending).
@@ -24,13 +27,16 @@ pub(super) struct Fresh {
     pub(super) tags: Vec<String>,
     /// Indexes of the content rows absent from the store (ascending).
     pub(super) absent: Vec<usize>,
+    /// Indexes of the content rows the store holds, kept (ascending).
+    pub(super) updates: Vec<usize>,
     /// Indexes of every content row kept, absent or not (ascending).
     pub(super) kept: Vec<usize>,
     /// The ids of the page's creators, communities and tags that the first phase found and
     /// [`write_entities`] inserted or updated.
     pub(super) ids: PageIds,
-    /// A fresh id for each absent content row (by the page's index; `None` elsewhere),
-    /// taken by the first phase. A row merged after all leaves its id unused.
+    /// Each kept content row's id (by the page's index; `None` elsewhere), as the first
+    /// phase answered: the store's for a row it holds, a fresh one for an absent row (a row
+    /// merged after all leaves it unused).
     pub(super) content_ids: Vec<Option<i64>>,
 }
 
@@ -45,12 +51,16 @@ pub(super) struct PageIds {
 
 impl Fresh {
     /// Sends the absent content rows for which `merge` holds through the merges instead,
-    /// and builds the staging payload of every row to merge from `payload` (which holds at
-    /// least the rows kept).
+    /// and builds their staging payload from `payload` (which holds at least the rows kept).
     pub(super) fn merge_absent(&mut self, payload: &Payload<'_>, merge: impl Fn(usize) -> bool) {
         self.absent.retain(|&i| !merge(i));
-        let merged: Vec<usize> =
-            self.kept.iter().copied().filter(|i| self.absent.binary_search(i).is_err()).collect();
+        let (absent, updates) = (&self.absent, &self.updates);
+        let merged: Vec<usize> = self
+            .kept
+            .iter()
+            .copied()
+            .filter(|i| absent.binary_search(i).is_err() && updates.binary_search(i).is_err())
+            .collect();
         self.content = payload.select(&merged);
     }
 }
@@ -142,8 +152,7 @@ pub(super) async fn fresh_rows(
             FreshTable::Creators => ids.creators[i] = id,
             FreshTable::Communities => ids.communities[i] = id,
             FreshTable::Tags => ids.tags[i] = id,
-            FreshTable::Absent => content_ids[i] = id,
-            FreshTable::Content => {}
+            FreshTable::Absent | FreshTable::Content => content_ids[i] = id,
         }
         if changes {
             keep[table as usize].push(i);
@@ -162,6 +171,7 @@ pub(super) async fn fresh_rows(
         communities,
         tags: tags.iter().map(|&i| page.tags[i].clone()).collect(),
         absent,
+        updates: present,
         kept,
         ids,
         content_ids,

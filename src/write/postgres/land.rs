@@ -5,7 +5,7 @@ use super::encode::{KeyedRows, Payload, PgPage};
 use super::fresh::{pick, Fresh, PageIds};
 use super::known::{key_of, remember, Known, Pair};
 use crate::error::{Error, Kind, Result};
-use crate::write::copy::CopyBuf;
+use crate::write::copy::{framed, CopyBuf};
 use crate::write::sql::{self, EntityTable};
 use crate::write::WriteStats;
 use bytes::Bytes;
@@ -93,33 +93,33 @@ pub(super) struct NewRows {
     pub(super) removals: u64,
 }
 
-/// Encodes the absent rows with the ids they reference: each row is what the merges would
-/// make of it in a store without it (its live values, deleted if its tombstone is newer,
-/// an edge to every tag). The ids come from the first phase and the entity inserts (see
-/// [`Fresh`]), else from what this writer remembers, else from one more query
-/// ([`ENTITY_IDS`](sql::ENTITY_IDS)), which a page needs only when another session inserted
-/// an entity meanwhile. A creator, community or tag not found is NULL or no edge, as in the
-/// merges' joins (none is missing: the page's own were inserted before this runs).
-pub(super) async fn new_rows(
+/// The ids of the creators, communities and tags the page's absent and updated content
+/// rows reference: from the first phase and the entity inserts (see [`Fresh`]), else from
+/// what this writer remembers, else from one more query ([`ENTITY_IDS`](sql::ENTITY_IDS)),
+/// which a page needs only when another session inserted an entity meanwhile. One not found
+/// stays `None`: NULL or no edge, as in the merges' joins (none is missing: the page's own
+/// were inserted before this runs). Every id found is remembered.
+pub(super) async fn entity_ids(
     client: &Client,
     page: &PgPage,
-    payload: &Payload<'_>,
     fresh: &Fresh,
     known: &mut Known,
-) -> Result<Option<NewRows>> {
-    let absent = &fresh.absent;
-    let (Some(rows), false) = (&page.content, absent.is_empty()) else { return Ok(None) };
+) -> Result<PageIds> {
+    let PageIds { creators: mut creator_ids, communities: mut community_ids, tags: mut tag_ids } =
+        fresh.ids.clone();
+    let Some(rows) = &page.content else {
+        return Ok(PageIds { creators: creator_ids, communities: community_ids, tags: tag_ids });
+    };
     let parts = &rows.new;
     let none = KeyedRows::default();
     let [cr, cm] = [&page.creators, &page.communities].map(|r| r.as_ref().unwrap_or(&none));
-    let PageIds { creators: mut creator_ids, communities: mut community_ids, tags: mut tag_ids } =
-        fresh.ids.clone();
-    // What the absent rows reference and is still unknown is asked for.
+    // What the rows reference and is still unknown is asked for.
+    let referencing = || fresh.absent.iter().chain(&fresh.updates);
     let mut ask_cr: Vec<usize> =
-        absent.iter().filter_map(|&i| parts.creator[i]).map(|i| i as usize).collect();
+        referencing().filter_map(|&i| parts.creator[i]).map(|i| i as usize).collect();
     let mut ask_cm: Vec<usize> =
-        absent.iter().filter_map(|&i| parts.community[i]).map(|i| i as usize).collect();
-    let mut ask_tags: Vec<usize> = absent.iter().flat_map(|&i| &parts.tags[i]).map(|&i| i as usize).collect();
+        referencing().filter_map(|&i| parts.community[i]).map(|i| i as usize).collect();
+    let mut ask_tags: Vec<usize> = referencing().flat_map(|&i| &parts.tags[i]).map(|&i| i as usize).collect();
     for v in [&mut ask_cr, &mut ask_cm, &mut ask_tags] {
         v.sort_unstable();
         v.dedup();
@@ -184,24 +184,36 @@ pub(super) async fn new_rows(
             }
         }
     }
+    Ok(PageIds { creators: creator_ids, communities: community_ids, tags: tag_ids })
+}
+
+/// Encodes the absent rows with the ids they reference ([`entity_ids`]): each row is what
+/// the merges would make of it in a store without it (its live values, deleted if its
+/// tombstone is newer, an edge to every tag).
+pub(super) fn new_rows(
+    page: &PgPage,
+    payload: &Payload<'_>,
+    fresh: &Fresh,
+    ids: &PageIds,
+) -> Result<Option<NewRows>> {
+    let absent = &fresh.absent;
+    let (Some(rows), false) = (&page.content, absent.is_empty()) else { return Ok(None) };
+    let parts = &rows.new;
     let mut content = CopyBuf::new();
     let mut edges = CopyBuf::new();
     let mut content_rows = 0;
     let mut removals = 0;
     for &i in absent {
-        let Some(id) = fresh.content_ids[i] else {
-            return Err(crate::error::Error::internal(format!(
-                "the first phase took no content id for new row {i}"
-            )));
-        };
+        let id = content_id(fresh, i)?;
         let b = &mut content;
+        b.begin_row(NEW_CONTENT_FIELDS);
         b.int(Some(id));
-        b.int(parts.creator[i].and_then(|c| creator_ids[c as usize]));
-        b.int(parts.community[i].and_then(|c| community_ids[c as usize]));
+        b.int(parts.creator[i].and_then(|c| ids.creators[c as usize]));
+        b.int(parts.community[i].and_then(|c| ids.communities[c as usize]));
         if parts.tomb_applies[i] {
-            b.opt(rows.tomb_at[i].as_deref());
+            b.instant(rows.tomb_instant[i]);
             b.opt(rows.tomb_scan[i].as_deref());
-            b.opt(rows.removed_at[i].as_deref());
+            b.instant(rows.removed_at[i]);
             removals += u64::from(rows.removed_at[i].is_some());
         } else {
             (0..3).for_each(|_| b.null());
@@ -210,7 +222,8 @@ pub(super) async fn new_rows(
         b.end_row();
         content_rows += 1 + u64::from(parts.tomb_applies[i] && rows.at[i].is_some());
         for &t in &parts.tags[i] {
-            if let Some(tag) = tag_ids[t as usize] {
+            if let Some(tag) = ids.tags[t as usize] {
+                edges.begin_row(2);
                 edges.int(Some(id));
                 edges.int(Some(tag));
                 edges.end_row();
@@ -227,6 +240,147 @@ pub(super) async fn new_rows(
     }))
 }
 
+/// The id the first phase answered for kept content row `i`.
+fn content_id(fresh: &Fresh, i: usize) -> Result<i64> {
+    fresh.content_ids[i]
+        .ok_or_else(|| Error::internal(format!("the first phase answered no content id for kept row {i}")))
+}
+
+/// The content rows the store holds that the page has newer versions of, as the arrays
+/// [`UPDATE_CONTENT_LIVE`](sql::UPDATE_CONTENT_LIVE) and
+/// [`UPDATE_CONTENT_TOMBSTONES`](sql::UPDATE_CONTENT_TOMBSTONES) take, sorted by id; and
+/// the tag edges of their live records. Borrowed from the page's records.
+#[derive(Debug, Default)]
+pub(super) struct Updates<'p> {
+    ids: Vec<i64>,
+    creator_ids: Vec<Option<i64>>,
+    community_ids: Vec<Option<i64>>,
+    at: Vec<Option<std::time::SystemTime>>,
+    scan: Vec<Option<&'p str>>,
+    url: Vec<Option<&'p str>>,
+    caption: Vec<Option<&'p str>>,
+    counts: [Vec<Option<&'p str>>; 4],
+    posted_at: Vec<Option<std::time::SystemTime>>,
+    metadata: Vec<Option<&'p str>>,
+    extra: Vec<Option<&'p str>>,
+    /// The rows with a tombstone: ids, instants, scan ids, removals.
+    tomb_ids: Vec<i64>,
+    tomb_at: Vec<Option<std::time::SystemTime>>,
+    tomb_scan: Vec<Option<&'p str>>,
+    removed_at: Vec<Option<std::time::SystemTime>>,
+    /// The live records' edges: content id and tag id.
+    edge_content: Vec<i64>,
+    edge_tag: Vec<i64>,
+}
+
+/// An instant as the driver sends a `timestamptz`.
+fn system_time(t: crate::parse::time::Timestamp) -> std::time::SystemTime {
+    let at = std::time::Duration::from_micros(t.0.unsigned_abs());
+    if t.0 >= 0 {
+        std::time::UNIX_EPOCH + at
+    } else {
+        std::time::UNIX_EPOCH - at
+    }
+}
+
+/// The updates of the page's rows the store holds ([`Updates`]), with the ids they
+/// reference ([`entity_ids`]). `None` when there are none.
+pub(super) fn updates<'p>(page: &'p PgPage, fresh: &Fresh, ids: &PageIds) -> Result<Option<Updates<'p>>> {
+    let (Some(rows), false) = (&page.content, fresh.updates.is_empty()) else { return Ok(None) };
+    let Some(pending) = &page.pending else {
+        return Err(Error::internal(
+            "a page encoded without its records cannot update the rows the store holds",
+        ));
+    };
+    let parts = &rows.new;
+    let mut order: Vec<(i64, usize)> =
+        fresh.updates.iter().map(|&i| content_id(fresh, i).map(|id| (id, i))).collect::<Result<_>>()?;
+    order.sort_unstable();
+    let mut u = Updates::default();
+    for (id, i) in order {
+        let live = pending.live[i].map(|r| &pending.records[r as usize]);
+        u.ids.push(id);
+        u.creator_ids.push(parts.creator[i].and_then(|c| ids.creators[c as usize]));
+        u.community_ids.push(parts.community[i].and_then(|c| ids.communities[c as usize]));
+        u.at.push(live.map(|r| system_time(r.updated_at)));
+        u.scan.push(live.map(|r| r.scan_id.as_str()));
+        u.url.push(live.and_then(|r| r.url.as_deref()));
+        u.caption.push(live.and_then(|r| r.caption.as_deref()));
+        for (col, k) in u.counts.iter_mut().zip(0..) {
+            col.push(live.and_then(|r| r.stats[k].as_deref()));
+        }
+        u.posted_at.push(live.and_then(|r| r.posted_at).map(system_time));
+        u.metadata.push(live.and_then(|r| r.metadata.as_deref()));
+        u.extra.push(live.and_then(|r| r.extra.as_deref()));
+        if let Some(at) = rows.tomb_instant[i] {
+            u.tomb_ids.push(id);
+            u.tomb_at.push(Some(system_time(at)));
+            u.tomb_scan.push(rows.tomb_scan[i].as_deref());
+            u.removed_at.push(rows.removed_at[i].map(system_time));
+        }
+        for &t in &parts.tags[i] {
+            if let Some(tag) = ids.tags[t as usize] {
+                u.edge_content.push(id);
+                u.edge_tag.push(tag);
+            }
+        }
+    }
+    Ok(Some(u))
+}
+
+/// Updates the rows the store holds, by id: live values, then the edges of the rows that
+/// changed, then tombstones (the merges' order and rules).
+pub(super) async fn update_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    u: &Updates<'_>,
+    stats: &mut WriteStats,
+) -> Result<()> {
+    let [views, likes, comments, shares] = &u.counts;
+    let changed: Vec<i64> = tx
+        .query(
+            sql::UPDATE_CONTENT_LIVE,
+            &[
+                &u.ids,
+                &u.creator_ids,
+                &u.community_ids,
+                &u.at,
+                &u.scan,
+                &u.url,
+                &u.caption,
+                views,
+                likes,
+                comments,
+                shares,
+                &u.posted_at,
+                &u.metadata,
+                &u.extra,
+            ],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !changed.is_empty() {
+        let edges: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&changed, &u.edge_content, &u.edge_tag];
+        let removed = tx.execute(sql::DELETE_STALE_EDGES_BY_ID, &edges).await?;
+        let added = tx.execute(sql::INSERT_EDGES_BY_ID, &edges).await?;
+        stats.content_tags += removed + added;
+    }
+    stats.content += changed.len() as u64;
+    if !u.tomb_ids.is_empty() {
+        let tombs = tx
+            .query(sql::UPDATE_CONTENT_TOMBSTONES, &[&u.tomb_ids, &u.tomb_at, &u.tomb_scan, &u.removed_at])
+            .await?;
+        stats.removals_applied += tombs.iter().filter(|r| r.get::<_, bool>(0)).count() as u64;
+        stats.content += tombs.len() as u64;
+    }
+    Ok(())
+}
+
+/// The fields of a row of [`COPY_NEW_CONTENT`](sql::COPY_NEW_CONTENT): the ids and the
+/// tombstone, then a payload row's head ([`Payload::head`]).
+const NEW_CONTENT_FIELDS: u16 = 19;
+
 /// COPYs the new rows and their edges; the driver's own error, so a unique violation can be
 /// told from the rest.
 pub(super) async fn copy_new(
@@ -237,10 +391,7 @@ pub(super) async fn copy_new(
         [(sql::COPY_NEW_CONTENT, Some(&new.content)), (sql::COPY_NEW_EDGES, new.edges.as_ref())]
     {
         let Some(data) = data else { continue };
-        let sink = tx.copy_in::<_, Bytes>(stmt).await?;
-        futures_util::pin_mut!(sink);
-        sink.send(data.clone()).await?;
-        sink.finish().await?;
+        copy_framed(tx, stmt, data).await?;
     }
     Ok(())
 }
@@ -293,11 +444,23 @@ pub(super) async fn copy_in(
     data: &Option<Bytes>,
 ) -> Result<()> {
     if let Some(data) = data {
-        let sink = tx.copy_in::<_, Bytes>(stmt).await?;
-        futures_util::pin_mut!(sink);
-        sink.send(data.clone()).await?;
-        sink.finish().await?;
+        copy_framed(tx, stmt, data).await?;
     }
+    Ok(())
+}
+
+/// One binary COPY of `rows`, framed.
+async fn copy_framed(
+    tx: &tokio_postgres::Transaction<'_>,
+    stmt: &str,
+    rows: &Bytes,
+) -> Result<(), tokio_postgres::Error> {
+    let sink = tx.copy_in::<_, Bytes>(stmt).await?;
+    futures_util::pin_mut!(sink);
+    for part in framed(rows.clone()) {
+        sink.feed(part).await?;
+    }
+    sink.finish().await?;
     Ok(())
 }
 

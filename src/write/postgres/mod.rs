@@ -1,5 +1,5 @@
-//! The PostgreSQL sink: new rows COPYed straight in, the rest COPYed into staging tables
-//! and merged set-based.
+//! The PostgreSQL sink: new rows COPYed straight in, rows the store holds updated by their
+//! id, and what must be merged after all COPYed into staging tables and merged set-based.
 //!
 //! A page is a query and two transactions. The query sends only the rows' keys and versions
 //! and learns which rows are newer than the store's, and which the store does not hold at
@@ -8,18 +8,21 @@
 //! the creators and communities the page has newer versions of, and the tags that do not
 //! exist yet ([`write_entities`]; so writers do not queue behind each other on a first
 //! load). Then the page's own: content rows the store does not hold are COPYed straight into
-//! `content` and `content_tags` ([`new_rows`]), the others are merged.
+//! `content` and `content_tags` ([`new_rows`]), rows it holds are updated by the id the
+//! first phase found ([`update_rows`]), and absent rows another writer holds or inserted
+//! meanwhile are merged.
 //! Why this is fast: each page costs a handful of round trips whatever its size (at most
 //! three COPYs and about ten statements over two commits), every row is folded and its key
 //! and versions encoded on the rayon pool before the transactions open (the payload only of
-//! the rows the first phase keeps, by the writer), new rows skip the upserts, and stale
-//! versions are filtered before them so a replay writes (almost) nothing.
+//! the rows the first phase keeps, by the writer), new and held rows skip the upserts, and
+//! stale versions are filtered before them so a replay writes (almost) nothing.
 
 //!
 //! The writer's files, by concern: [`encode`] (a page encoded for COPY, with its keys and
 //! versions), [`known`] (what a writer remembers the store holds), [`in_flight`] (the keys
 //! other writers of the process are writing), [`fresh`] (the first phase: which rows may
-//! change the store), [`land`] (the entity transaction, new rows, merges, quarantine).
+//! change the store), [`land`] (the entity transaction, new rows, updates, merges,
+//! quarantine).
 
 mod compare;
 mod encode;
@@ -42,7 +45,10 @@ use encode::Batch;
 use fresh::fresh_rows;
 use in_flight::InFlight;
 use known::Known;
-use land::{copy_in, copy_new, merge_content, new_rows, quarantine, stage, write_entities};
+use land::{
+    copy_in, copy_new, entity_ids, merge_content, new_rows, quarantine, stage, update_rows, updates,
+    write_entities,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
@@ -109,31 +115,22 @@ impl Sink for PgSink {
     type Prepared = PgPage;
     type Writer = PgWriter;
 
+    /// As [`Sink::prepare_owned`], on a copy of the page's records (the follower and a
+    /// repair keep their pages).
     fn prepare(&self, page: &ParsedPage) -> PgPage {
-        let mut p = PgPage::of_batch(&Batch::fold(&page.records));
-        p.quarantine_rejects(page);
-        p
+        self.prepare_records(page, page.records.clone())
     }
 
     /// Encodes the keys and versions only, and keeps the records: the writer encodes the
-    /// payload of the content rows its first phase keeps ([`PgPage::payload`]), and a re-run
-    /// that changes a tenth of the rows encodes a tenth of them (measured at 1M records:
-    /// scansync's user CPU 13.5 -> 12.7-13.0 s on the re-run, 11.3-11.9 -> 10.8-11.2 s on a
-    /// replay). A staged load's pages need every row's payload and none of the keys: theirs
-    /// is encoded here, on the rayon pool, without them ([`encode_staged`]).
-    fn prepare_owned(&self, page: ParsedPage) -> PgPage {
-        let batch = Batch::fold(&page.records);
-        if self.staged.is_some() {
-            let mut p = PgPage::of_encoded(encode_staged(&batch), &batch);
-            p.quarantine_rejects(&page);
-            return p;
-        }
-        let (encoded, live) = encode_keys(&batch, &page.records);
-        let mut p = PgPage::of_encoded(encoded, &batch);
-        drop(batch);
-        p.quarantine_rejects(&page);
-        p.pending = Some(Pending { records: page.records, live });
-        p
+    /// payload of the new content rows its first phase finds ([`PgPage::payload`]) and
+    /// updates the rows the store holds from their records, and a re-run that changes a
+    /// tenth of the rows encodes a tenth of them (measured at 1M records: scansync's user
+    /// CPU 13.5 -> 12.7-13.0 s on the re-run, 11.3-11.9 -> 10.8-11.2 s on a replay). A staged
+    /// load's pages need every row's payload and none of the keys: theirs is encoded here,
+    /// on the rayon pool, without them ([`encode_staged`]).
+    fn prepare_owned(&self, mut page: ParsedPage) -> PgPage {
+        let records = std::mem::take(&mut page.records);
+        self.prepare_records(&page, records)
     }
 
     async fn writer(&self) -> Result<PgWriter> {
@@ -164,6 +161,24 @@ impl Sink for PgSink {
             .execute(&format!("update {schema}.sync_runs set pages = pages where id = $1"), &[&run_id])
             .await?;
         Ok(())
+    }
+}
+
+impl PgSink {
+    /// [`Sink::prepare_owned`] of `page`'s rejects and `records`.
+    fn prepare_records(&self, page: &ParsedPage, records: Vec<crate::parse::Record>) -> PgPage {
+        let batch = Batch::fold(&records);
+        if self.staged.is_some() {
+            let mut p = PgPage::of_encoded(encode_staged(&batch), &batch);
+            p.quarantine_rejects(page);
+            return p;
+        }
+        let (encoded, live) = encode_keys(&batch, &records);
+        let mut p = PgPage::of_encoded(encoded, &batch);
+        drop(batch);
+        p.quarantine_rejects(page);
+        p.pending = Some(Pending { records, live });
+        p
     }
 }
 
@@ -292,9 +307,13 @@ impl PgWriter {
         t.lap("fresh");
         write_entities(client, page, &mut fresh, &mut stats).await?;
         t.lap("entities");
-        let payload = page.payload(&fresh.kept);
+        // Rows the store holds are updated from their records; only absent rows need their
+        // payload (to COPY them in, or to merge them after all).
+        let payload = page.payload(&fresh.absent);
         fresh.merge_absent(&payload, |i| shared[i]);
-        let mut new = new_rows(client, page, &payload, &fresh, &mut self.known).await?;
+        let ids = entity_ids(client, page, &fresh, &mut self.known).await?;
+        let mut new = new_rows(page, &payload, &fresh, &ids)?;
+        let updated = updates(page, &fresh, &ids)?;
         t.lap("ids");
         loop {
             let tx = client.transaction().await?;
@@ -324,6 +343,10 @@ impl PgWriter {
                 }
             }
             t.lap("new");
+            if let Some(u) = &updated {
+                update_rows(&tx, u, &mut stats).await?;
+            }
+            t.lap("updates");
             // The content rows to merge, into the staging table (emptied at commit).
             copy_in(&tx, sql::COPY_CONTENT, &fresh.content).await?;
             t.lap("copy");
