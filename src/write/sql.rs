@@ -152,7 +152,7 @@ pub static FRESH_ROWS: LazyLock<String> = LazyLock::new(|| {
     format!(
         r#"
 select case when e.id is null then {absent} else {content} end, s.ord - 1,
-       coalesce(e.id, nextval($16::text::regclass)), true
+       coalesce(e.id, nextval($16::text::regclass)), true, null::timestamptz, null::text
 from unnest($1::text[], $2::text[], $3::text[]::timestamptz[], $4::text[],
             $5::text[]::timestamptz[], $6::text[])
      with ordinality as s(platform, external_id, live_at, live_scan, tomb_at, tomb_scan, ord)
@@ -167,23 +167,25 @@ where e.id is null
        and (e.deleted_at is null
             or (s.tomb_at, s.tomb_scan collate "C") > (e.deleted_at, e.deleted_scan_id)))
 union all
-select {creators}, s.ord - 1, e.id, coalesce(e.older, true)
+select {creators}, s.ord - 1, e.id, coalesce(e.older, true), e.source_updated_at, e.source_scan_id
 from unnest($7::text[], $8::text[], $9::text[]::timestamptz[], $10::text[])
      with ordinality as s(platform, external_id, at, scan, ord)
 left join lateral (
-    select c.id, (c.source_updated_at, c.source_scan_id) < (s.at, s.scan collate "C") as older
+    select c.id, (c.source_updated_at, c.source_scan_id) < (s.at, s.scan collate "C") as older,
+           c.source_updated_at, c.source_scan_id
     from creators c where c.platform = s.platform and c.external_id = s.external_id
 ) e on true
 union all
-select {communities}, s.ord - 1, e.id, coalesce(e.older, true)
+select {communities}, s.ord - 1, e.id, coalesce(e.older, true), e.source_updated_at, e.source_scan_id
 from unnest($11::text[], $12::text[], $13::text[]::timestamptz[], $14::text[])
      with ordinality as s(platform, external_id, at, scan, ord)
 left join lateral (
-    select c.id, (c.source_updated_at, c.source_scan_id) < (s.at, s.scan collate "C") as older
+    select c.id, (c.source_updated_at, c.source_scan_id) < (s.at, s.scan collate "C") as older,
+           c.source_updated_at, c.source_scan_id
     from communities c where c.platform = s.platform and c.external_id = s.external_id
 ) e on true
 union all
-select {tags}, n.ord - 1, t.id, t.id is null
+select {tags}, n.ord - 1, t.id, t.id is null, null, null
 from unnest($15::text[]) with ordinality as n(name, ord)
 left join lateral (select t.id from tags t where t.name = n.name) t on true
 "#,

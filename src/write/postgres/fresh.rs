@@ -2,11 +2,14 @@
 //! keys and versions, and the ids the page's new rows need.
 
 use super::encode::{KeyedRows, Payload, PgPage};
-use super::known::Known;
+use super::known::{Entity, Known};
 use crate::error::Result;
+use crate::time::Timestamp;
+use crate::write::batch::Version;
 use crate::write::sql::{self, FreshTable};
 use crate::write::WriteStats;
 use bytes::Bytes;
+use std::sync::{Mutex, MutexGuard};
 use tokio_postgres::Client;
 
 /// What of a page may change the store: its content rows newer than the store's (or not in
@@ -79,7 +82,7 @@ impl Fresh {
 pub(super) async fn fresh_rows(
     client: &Client,
     page: &PgPage,
-    known: &Known,
+    known: &Mutex<Known>,
     sequence: &str,
     ask_entities: bool,
     stats: &mut WriteStats,
@@ -87,19 +90,20 @@ pub(super) async fn fresh_rows(
     let none = KeyedRows::default();
     let [cr, cm, ct] =
         [&page.creators, &page.communities, &page.content].map(|r| r.as_ref().unwrap_or(&none));
-    // Creators and communities this writer does not know to be stale: asked about, or kept
+    // Creators and communities the writers do not know to be stale: asked about, or kept
     // without asking (`ask_entities` false: [`PgSink::bulk`]). Every content row is asked
     // about, and tags not known.
-    let unknown_cr: Vec<usize> = (0..cr.len()).filter(|&i| !Known::stale(&known.creators, cr, i)).collect();
-    let unknown_cm: Vec<usize> =
-        (0..cm.len()).filter(|&i| !Known::stale(&known.communities, cm, i)).collect();
+    let (unknown_cr, unknown_cm, ask_tags) = {
+        let known = lock(known);
+        let unknown = |e, rows: &KeyedRows| (0..rows.len()).filter(|&i| !known.stale(e, rows, i)).collect();
+        let tags: Vec<usize> = (0..page.tags.len()).filter(|&i| !known.tag_exists(&page.tags[i])).collect();
+        (unknown(Entity::Creators, cr), unknown(Entity::Communities, cm), tags)
+    };
     let ((ask_cr, kept_cr), (ask_cm, kept_cm)) = if ask_entities {
         ((unknown_cr, Vec::new()), (unknown_cm, Vec::new()))
     } else {
         ((Vec::new(), unknown_cr), (Vec::new(), unknown_cm))
     };
-    let ask_tags: Vec<usize> =
-        (0..page.tags.len()).filter(|&i| !known.tags.contains(&page.tags[i])).collect();
     // Ids by the page's index, as the first phase and the entity inserts learn them.
     let mut ids = PageIds {
         creators: vec![None; cr.len()],
@@ -135,6 +139,9 @@ pub(super) async fn fresh_rows(
     // Indexes into what was asked, mapped back to the page's rows, by table (absent content
     // is kept too).
     let mut keep: [Vec<usize>; 5] = Default::default();
+    // The versions the store holds of the creators and communities asked about, by the
+    // page's index: learned whether the page writes them or not.
+    let mut held: [Vec<(usize, Version)>; 2] = Default::default();
     let mut content_ids = vec![None; ct.len()];
     for row in &found {
         let tag = row.get::<_, i32>(0);
@@ -148,6 +155,16 @@ pub(super) async fn fresh_rows(
             FreshTable::Tags => ask_tags[i],
             FreshTable::Content | FreshTable::Absent => i,
         };
+        if let (Some(at), Some(scan_id)) =
+            (row.get::<_, Option<std::time::SystemTime>>(4), row.get::<_, Option<String>>(5))
+        {
+            let at = Timestamp(match at.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_micros() as i64,
+                Err(e) => -(e.duration().as_micros() as i64),
+            });
+            let entity = usize::from(table == FreshTable::Communities);
+            held[entity].push((i, Version { at, scan_id }));
+        }
         match table {
             FreshTable::Creators => ids.creators[i] = id,
             FreshTable::Communities => ids.communities[i] = id,
@@ -157,6 +174,11 @@ pub(super) async fn fresh_rows(
         if changes {
             keep[table as usize].push(i);
         }
+    }
+    {
+        let mut known = lock(known);
+        known.learn_held(Entity::Creators, cr, &held[0]);
+        known.learn_held(Entity::Communities, cm, &held[1]);
     }
     keep[FreshTable::Creators as usize].extend(kept_cr);
     keep[FreshTable::Communities as usize].extend(kept_cm);
@@ -182,4 +204,10 @@ pub(super) async fn fresh_rows(
 /// strings are not cloned to be sent).
 pub(super) fn pick<'a, T>(v: &'a [T], at: &[usize]) -> Vec<&'a T> {
     at.iter().map(|&i| &v[i]).collect()
+}
+
+/// The writers' shared [`Known`], locked between statements (a writer that panicked while
+/// holding it left nothing half-learned that matters: every entry is a fact on its own).
+pub(super) fn lock(known: &Mutex<Known>) -> MutexGuard<'_, Known> {
+    known.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -2,14 +2,15 @@
 //! rows COPYed straight in, the rest merged, and the quarantine.
 
 use super::encode::{KeyedRows, Payload, PgPage};
-use super::fresh::{pick, Fresh, PageIds};
-use super::known::{key_of, remember, Known, Pair};
+use super::fresh::{lock, pick, Fresh, PageIds};
+use super::known::{Entity, Known};
 use crate::error::{Error, Kind, Result};
 use crate::write::copy::{framed, CopyBuf};
 use crate::write::sql::{self, EntityTable};
 use crate::write::WriteStats;
 use bytes::Bytes;
 use futures_util::SinkExt;
+use std::sync::Mutex;
 use tokio_postgres::Client;
 
 /// New and newer creators and communities, and new tags, in a short transaction of their
@@ -103,7 +104,7 @@ pub(super) async fn entity_ids(
     client: &Client,
     page: &PgPage,
     fresh: &Fresh,
-    known: &mut Known,
+    known: &Mutex<Known>,
 ) -> Result<PageIds> {
     let PageIds { creators: mut creator_ids, communities: mut community_ids, tags: mut tag_ids } =
         fresh.ids.clone();
@@ -124,20 +125,21 @@ pub(super) async fn entity_ids(
         v.sort_unstable();
         v.dedup();
     }
-    ask_cr.retain(|&i| {
-        creator_ids[i] =
-            creator_ids[i].or_else(|| known.creator_ids.get(&key_of(cr, i) as &dyn Pair).copied());
-        creator_ids[i].is_none()
-    });
-    ask_cm.retain(|&i| {
-        community_ids[i] =
-            community_ids[i].or_else(|| known.community_ids.get(&key_of(cm, i) as &dyn Pair).copied());
-        community_ids[i].is_none()
-    });
-    ask_tags.retain(|&i| {
-        tag_ids[i] = tag_ids[i].or_else(|| known.tag_ids.get(&page.tags[i]).copied());
-        tag_ids[i].is_none()
-    });
+    {
+        let known = lock(known);
+        ask_cr.retain(|&i| {
+            creator_ids[i] = creator_ids[i].or_else(|| known.id(Entity::Creators, cr, i));
+            creator_ids[i].is_none()
+        });
+        ask_cm.retain(|&i| {
+            community_ids[i] = community_ids[i].or_else(|| known.id(Entity::Communities, cm, i));
+            community_ids[i].is_none()
+        });
+        ask_tags.retain(|&i| {
+            tag_ids[i] = tag_ids[i].or_else(|| known.tag_id(&page.tags[i]));
+            tag_ids[i].is_none()
+        });
+    }
     if !(ask_cr.is_empty() && ask_cm.is_empty() && ask_tags.is_empty()) {
         let found = client
             .query(
@@ -164,26 +166,20 @@ pub(super) async fn entity_ids(
     }
     // Every id the page now knows is remembered, once: the next pages' rows reference the
     // same creators, and a creator this writer knows is current is not asked about again.
-    for (i, id) in creator_ids.iter().enumerate() {
-        if let Some(id) = id {
-            remember(&mut known.creator_ids, cr, i, *id);
-        }
-    }
-    for (i, id) in community_ids.iter().enumerate() {
-        if let Some(id) = id {
-            remember(&mut known.community_ids, cm, i, *id);
-        }
-    }
-    for (i, id) in tag_ids.iter().enumerate() {
-        if let Some(id) = id {
-            match known.tag_ids.get_mut(page.tags[i].as_str()) {
-                Some(held) => *held = *id,
-                None => {
-                    known.tag_ids.insert(page.tags[i].clone(), *id);
-                }
+    let mut known = lock(known);
+    for (e, rows, ids) in [(Entity::Creators, cr, &creator_ids), (Entity::Communities, cm, &community_ids)] {
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(id) = id {
+                known.remember_id(e, rows, i, *id);
             }
         }
     }
+    for (i, id) in tag_ids.iter().enumerate() {
+        if id.is_some() {
+            known.remember_tag(&page.tags[i], *id);
+        }
+    }
+    drop(known);
     Ok(PageIds { creators: creator_ids, communities: community_ids, tags: tag_ids })
 }
 

@@ -63,6 +63,8 @@ pub struct PgSink {
     /// Pages go to the staging tables of this staged job ([`PgSink::staged`]).
     staged: Option<i64>,
     in_flight: std::sync::Arc<InFlight>,
+    /// What the writers know the store holds ([`Known`]), shared by them.
+    known: std::sync::Arc<std::sync::Mutex<Known>>,
 }
 
 impl std::fmt::Debug for PgSink {
@@ -82,6 +84,7 @@ impl PgSink {
             ask_entities: true,
             staged: None,
             in_flight: Default::default(),
+            known: Default::default(),
         })
     }
 
@@ -134,12 +137,7 @@ impl Sink for PgSink {
     }
 
     async fn writer(&self) -> Result<PgWriter> {
-        let mut w = PgWriter {
-            sink: self.clone(),
-            client: None,
-            known: Known::default(),
-            content_ids: String::new(),
-        };
+        let mut w = PgWriter { sink: self.clone(), client: None, content_ids: String::new() };
         w.ensure_connected().await?;
         Ok(w)
     }
@@ -222,7 +220,6 @@ impl PgPage {
 pub struct PgWriter {
     sink: PgSink,
     client: Option<Client>,
-    known: Known,
     /// The sequence of `content.id`, for new rows' ids ([`new_rows`]).
     content_ids: String,
 }
@@ -257,8 +254,9 @@ impl PgWriter {
                     crate::error::Error::internal("content.id has no sequence: the schema is not scansync's")
                 })?;
             self.client = Some(client);
-            // What the store held may not have survived whatever broke the last connection.
-            self.known = Known::default();
+            // What the store held may not have survived whatever broke the last connection
+            // (every writer of the sink forgets it: they share what they know).
+            *fresh::lock(&self.sink.known) = Known::default();
         }
         Ok(self.client.as_mut().expect("connected above"))
     }
@@ -303,7 +301,8 @@ impl PgWriter {
         let keys = page.content.as_ref().map_or(&[][..], |r| &r.new.hashes[..]);
         let (_in_flight, shared) = in_flight.enter(keys);
         let ask = self.sink.ask_entities;
-        let mut fresh = fresh_rows(client, page, &self.known, &self.content_ids, ask, &mut stats).await?;
+        let known = &self.sink.known;
+        let mut fresh = fresh_rows(client, page, known, &self.content_ids, ask, &mut stats).await?;
         t.lap("fresh");
         write_entities(client, page, &mut fresh, &mut stats).await?;
         t.lap("entities");
@@ -311,7 +310,7 @@ impl PgWriter {
         // payload (to COPY them in, or to merge them after all).
         let payload = page.payload(&fresh.absent);
         fresh.merge_absent(&payload, |i| shared[i]);
-        let ids = entity_ids(client, page, &fresh, &mut self.known).await?;
+        let ids = entity_ids(client, page, &fresh, known).await?;
         let mut new = new_rows(page, &payload, &fresh, &ids)?;
         let updated = updates(page, &fresh, &ids)?;
         t.lap("ids");
@@ -377,7 +376,7 @@ impl PgWriter {
             break;
         }
         t.log();
-        self.known.learn(page);
+        fresh::lock(known).learn(page);
         Ok(stats)
     }
 }
