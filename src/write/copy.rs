@@ -109,6 +109,11 @@ impl CopyBuf {
         }
     }
 
+    /// Appends a `boolean`.
+    pub fn bool(&mut self, b: bool) {
+        self.field(&[u8::from(b)]);
+    }
+
     /// Appends a `timestamptz`, or NULL.
     pub fn instant(&mut self, t: Option<Timestamp>) {
         match t {

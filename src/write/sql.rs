@@ -494,26 +494,14 @@ pub const STAGED_JOB_OPEN: &str =
 pub static COPY_BULK_CONTENT: LazyLock<String> =
     LazyLock::new(|| COPY_CONTENT.replacen("copy stage_rows", "copy bulk_content", 1));
 
-/// A page's creators, as [`UPSERT_CREATORS`] takes them, appended to `bulk_creators`.
-pub const STAGE_CREATORS: &str = "
-insert into bulk_creators
-select s.platform, s.external_id, s.at::timestamptz, s.scan, s.handle, s.display_name,
-       s.follower_count::numeric, s.deleted
-from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::bool[]) as s(platform, external_id, at, scan, handle, display_name, follower_count, deleted)
-";
+/// A staged page's creators (their newest version in the page), appended to `bulk_creators`.
+pub const COPY_BULK_CREATORS: &str = "copy bulk_creators (platform, external_id, source_updated_at, source_scan_id, handle, display_name, follower_count, deleted) from stdin with (format binary)";
 
-/// A page's communities (the parameters of [`UPSERT_COMMUNITIES`]), appended to
-/// `bulk_communities`.
-pub const STAGE_COMMUNITIES: &str = "
-insert into bulk_communities
-select s.platform, s.external_id, s.at::timestamptz, s.scan, s.name
-from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::bool[]) as s(platform, external_id, at, scan, name)
-";
+/// A staged page's communities, appended to `bulk_communities`.
+pub const COPY_BULK_COMMUNITIES: &str = "copy bulk_communities (platform, external_id, source_updated_at, source_scan_id, name) from stdin with (format binary)";
 
-/// A page's tags, appended to `bulk_tags`.
-pub const STAGE_TAGS: &str = "insert into bulk_tags select unnest($1::text[])";
+/// A staged page's tags, appended to `bulk_tags`.
+pub const COPY_BULK_TAGS: &str = "copy bulk_tags (name) from stdin with (format binary)";
 
 /// The fold of a staged load, step 1: the newest version of each staged creator, merged as
 /// [`UPSERT_CREATORS`] merges (a row another run wrote meanwhile is replaced only by a

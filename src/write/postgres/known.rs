@@ -220,7 +220,7 @@ mod tests {
     fn page(creators: &[(&str, Version)], tags: &[&str]) -> PgPage {
         let mut k = Keyed::with_capacity(creators.len());
         for (id, v) in creators {
-            k.entity("x", id, v, [None, None, None], false, true);
+            k.entity("x", id, v, [None, None, None], false);
         }
         PgPage {
             creators: k.finish(),

@@ -483,25 +483,19 @@ pub(super) async fn stage(
         copy_in(&tx, &sql::COPY_BULK_CONTENT, &page.whole_payload()).await?;
         stats.staged = rows.len() as u64;
     }
-    for (stmt, rows) in [(sql::STAGE_CREATORS, &page.creators), (sql::STAGE_COMMUNITIES, &page.communities)] {
-        let Some(rows) = rows else { continue };
-        tx.execute(
-            stmt,
-            &[
-                &rows.platform,
-                &rows.external_id,
-                &rows.at,
-                &rows.scan,
-                &rows.own[0],
-                &rows.own[1],
-                &rows.own[2],
-                &rows.deleted,
-            ],
-        )
-        .await?;
+    for (stmt, rows) in
+        [(sql::COPY_BULK_CREATORS, &page.creators), (sql::COPY_BULK_COMMUNITIES, &page.communities)]
+    {
+        copy_in(&tx, stmt, &rows.as_ref().map(|r| r.data.clone())).await?;
     }
     if !page.tags.is_empty() {
-        tx.execute(sql::STAGE_TAGS, &[&page.tags]).await?;
+        let mut tags = CopyBuf::new();
+        for t in &page.tags {
+            tags.begin_row(1);
+            tags.text(t);
+            tags.end_row();
+        }
+        copy_in(&tx, sql::COPY_BULK_TAGS, &Some(Bytes::from(tags.into_bytes()))).await?;
     }
     quarantine(&tx, page, run_id, stats).await?;
     tx.commit().await?;
