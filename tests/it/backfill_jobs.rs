@@ -279,8 +279,10 @@ async fn an_hourly_sync_during_a_running_backfill_succeeds_and_the_tables_match_
         &from,
         "--to",
         &to,
+        // Small pages keep the load running while the sync beside it runs: a staged page into
+        // the empty store costs little, and pages of 5 let the load end before the sync.
         "--page-size",
-        "5",
+        "2",
         "--fetchers",
         "1",
         "--writers",
